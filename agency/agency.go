@@ -1,0 +1,262 @@
+// Package agency is a lottery agency: it reads the bets sold at the agency,
+// uploads them to the central over one connection in pipelined batches,
+// says it is finished, and waits for its own winners. If the connection
+// is lost it reconnects with backoff and resends every unacknowledged
+// batch; the central stores each batch exactly once.
+package agency
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"lottery"
+	"lottery/logline"
+	"lottery/protocol"
+)
+
+// Config is an agency's behaviour. Zero durations and limits take the
+// defaults below.
+type Config struct {
+	ID            int
+	ServerAddress string
+	// LoopAmount caps how many batches a run sends (0: the whole file).
+	LoopAmount int
+	// LoopPeriod is the pause between batches (0: none).
+	LoopPeriod time.Duration
+	// MaxAmount caps the bets of a batch; a batch also never exceeds the
+	// 8 KiB frame.
+	MaxAmount int
+	// DataFile is the agency file to upload. When it does not exist, Bet
+	// (if set) is sent alone; otherwise there is nothing to send.
+	DataFile string
+	Bet      *lottery.Bet
+	// Window is how many batches may await their ack at once.
+	Window int
+	// BackoffInitial and BackoffMax bound the reconnection delays, which
+	// double from one to the other, with jitter.
+	BackoffInitial, BackoffMax time.Duration
+	ConnectTimeout             time.Duration
+	WriteTimeout               time.Duration
+	// ReplyTimeout is how long to wait for an ack before the connection
+	// is taken for lost.
+	ReplyTimeout time.Duration
+	// OnAck, if set, receives the round trip time of every acked batch
+	// (for benchmarks).
+	OnAck func(rtt time.Duration)
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxAmount      = 100
+	DefaultWindow         = 16
+	DefaultBackoffInitial = 100 * time.Millisecond
+	DefaultBackoffMax     = 5 * time.Second
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultReplyTimeout   = 30 * time.Second
+)
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.MaxAmount <= 0 {
+		c.MaxAmount = DefaultMaxAmount
+	}
+	if c.Window <= 0 {
+		c.Window = DefaultWindow
+	}
+	def(&c.BackoffInitial, DefaultBackoffInitial)
+	def(&c.BackoffMax, DefaultBackoffMax)
+	def(&c.ConnectTimeout, DefaultConnectTimeout)
+	def(&c.WriteTimeout, DefaultWriteTimeout)
+	def(&c.ReplyTimeout, DefaultReplyTimeout)
+	c.BackoffMax = max(c.BackoffMax, c.BackoffInitial)
+	return c
+}
+
+// Result is what a run did.
+type Result struct {
+	Sent     int      // bets acknowledged as stored
+	Batches  int      // batches acknowledged
+	Rejected int      // bets in batches the central refused
+	Invalid  int      // rows of the file skipped as invalid
+	Winners  []string // the agency's winning documents
+}
+
+// Agency runs one agency's session.
+type Agency struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New checks cfg and returns an agency.
+func New(cfg Config, log *slog.Logger) (*Agency, error) {
+	if cfg.ID < 1 || cfg.ID > lottery.MaxAgency {
+		return nil, fmt.Errorf("agency: id must be 1 to %d, got %d", lottery.MaxAgency, cfg.ID)
+	}
+	if cfg.ServerAddress == "" {
+		return nil, errors.New("agency: no server address")
+	}
+	if cfg.LoopAmount < 0 || cfg.LoopPeriod < 0 || cfg.MaxAmount < 0 {
+		return nil, errors.New("agency: loop amount, loop period and batch size must not be negative")
+	}
+	return &Agency{cfg: cfg.withDefaults(), log: log}, nil
+}
+
+// Run uploads, finishes and fetches the winners. It returns ctx's error if
+// ctx ends first, after closing everything it opened.
+func (a *Agency) Run(ctx context.Context) (Result, error) {
+	var res Result
+	src, err := a.openSource()
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		src.Close()
+		a.log.Info("shutdown", logline.Progress, "resource", "data_file", "client_id", a.cfg.ID)
+	}()
+	l, err := a.dial(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		l.close()
+		a.log.Info("shutdown", logline.Progress, "resource", "connection", "client_id", a.cfg.ID)
+	}()
+	up := uploader{a: a, src: src, l: &l}
+	err = up.run(ctx)
+	res.Sent, res.Batches, res.Rejected, res.Invalid = up.sent, up.acked, up.rejected, src.Invalid()
+	if err != nil {
+		return res, err
+	}
+	a.log.Info("loop_finished", logline.OK, "client_id", a.cfg.ID, "apuestas", res.Sent, "batches", up.seq,
+		"rechazadas", res.Rejected, "invalidas", res.Invalid)
+	if err := a.finish(ctx, &l, up.seq); err != nil {
+		return res, err
+	}
+	if res.Winners, err = a.winners(ctx, &l); err != nil {
+		return res, err
+	}
+	a.log.Info("consulta_ganadores", logline.OK, "cant_ganadores", len(res.Winners), "client_id", a.cfg.ID)
+	return res, nil
+}
+
+func (a *Agency) openSource() (source, error) {
+	if a.cfg.DataFile != "" {
+		f, err := openFile(a.cfg.DataFile, a.log)
+		if err == nil {
+			a.log.Info("leer_apuestas", logline.OK, "client_id", a.cfg.ID, "archivo", a.cfg.DataFile, "filas", f.Total())
+			return f, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("agency file: %w", err)
+		}
+	}
+	if a.cfg.Bet != nil {
+		a.log.Info("leer_apuestas", logline.OK, "client_id", a.cfg.ID, "archivo", "none", "modo", "apuesta_unica")
+		return &singleSource{bet: *a.cfg.Bet}, nil
+	}
+	a.log.Warn("leer_apuestas", logline.OK, "client_id", a.cfg.ID, "archivo", "none", "modo", "sin_apuestas")
+	return emptySource{}, nil
+}
+
+// reconnect replaces a lost connection, after a jittered pause so a central
+// that refused work is not hammered.
+func (a *Agency) reconnect(ctx context.Context, l **link, cause error) error {
+	(*l).close()
+	a.log.Warn("conexion_perdida", logline.Failed, "client_id", a.cfg.ID, "error", cause)
+	select {
+	case <-time.After(a.cfg.BackoffInitial):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	nl, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	*l = nl
+	return nil
+}
+
+// retryable reports whether a failed exchange is worth a new connection:
+// anything but a central that refuses the request itself.
+func retryable(err error) bool {
+	var ce *centralError
+	return !errors.As(err, &ce) || ce.Code.Retryable()
+}
+
+// finish tells the central the agency is done, until it is acknowledged.
+func (a *Agency) finish(ctx context.Context, l **link, lastSeq uint64) error {
+	for {
+		err := (*l).send(protocol.Finished{Agency: uint32(a.cfg.ID), LastSeq: lastSeq}, a.cfg.WriteTimeout)
+		var m protocol.Message
+		if err == nil {
+			m, err = (*l).await(ctx, a.cfg.ReplyTimeout)
+		}
+		if err == nil {
+			if _, ok := m.(protocol.FinishedAck); ok {
+				return nil
+			}
+			err = unexpected(m)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !retryable(err) {
+			a.log.Error("finalizar", logline.Failed, "client_id", a.cfg.ID, "error", err)
+			return err
+		}
+		if err := a.reconnect(ctx, l, err); err != nil {
+			return err
+		}
+	}
+}
+
+// winners asks for the agency's winners and waits, without a time limit,
+// for the draw: the central answers as soon as every agency has finished.
+func (a *Agency) winners(ctx context.Context, l **link) ([]string, error) {
+	for {
+		docs, err := a.queryWinners(ctx, *l)
+		if err == nil {
+			return docs, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !retryable(err) {
+			a.log.Error("consulta_ganadores", logline.Failed, "client_id", a.cfg.ID, "error", err)
+			return nil, err
+		}
+		if err := a.reconnect(ctx, l, err); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (a *Agency) queryWinners(ctx context.Context, l *link) ([]string, error) {
+	if err := l.send(protocol.WinnersQuery{Agency: uint32(a.cfg.ID)}, a.cfg.WriteTimeout); err != nil {
+		return nil, err
+	}
+	docs := []string{}
+	for {
+		m, err := l.await(ctx, 0)
+		if err != nil {
+			return nil, err
+		}
+		w, ok := m.(protocol.Winners)
+		if !ok {
+			return nil, unexpected(m)
+		}
+		docs = append(docs, w.Documents...)
+		if w.Final {
+			return docs, nil
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package agency
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"lottery"
+	"lottery/logline"
+	"lottery/protocol"
+)
+
+// link is one connection to the central: the agency writes on it from its
+// own goroutine and a receiver goroutine decodes what the central sends.
+type link struct {
+	conn    net.Conn
+	in      chan inbound
+	stopped chan struct{} // closed when the receiver returns
+	wbuf    []byte
+}
+
+// inbound is a decoded message or the error that ended the connection.
+type inbound struct {
+	msg protocol.Message
+	err error
+}
+
+func (l *link) receive() {
+	defer close(l.stopped)
+	r := protocol.NewReader(l.conn)
+	for {
+		f, err := r.Next()
+		var m protocol.Message
+		if err == nil {
+			m, err = protocol.Decode(f)
+		}
+		l.in <- inbound{m, err}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// write sends whole frames with a deadline.
+func (l *link) write(frame []byte, timeout time.Duration) error {
+	l.conn.SetWriteDeadline(time.Now().Add(timeout))
+	_, err := l.conn.Write(frame)
+	return err
+}
+
+func (l *link) send(m protocol.Message, timeout time.Duration) error {
+	var err error
+	if l.wbuf, err = protocol.AppendFrame(l.wbuf[:0], m); err != nil {
+		return err
+	}
+	return l.write(l.wbuf, timeout)
+}
+
+// close closes the connection and waits for the receiver, discarding what
+// it had not delivered.
+func (l *link) close() {
+	l.conn.Close()
+	for {
+		select {
+		case <-l.in:
+		case <-l.stopped:
+			return
+		}
+	}
+}
+
+// dial connects and says Hello, retrying with exponential backoff and
+// jitter until it succeeds or ctx ends. An agency started before the
+// central is listening just waits for it.
+func (a *Agency) dial(ctx context.Context) (*link, error) {
+	delay := a.cfg.BackoffInitial
+	for attempt := 1; ; attempt++ {
+		l, last, err := a.tryDial(ctx)
+		if err == nil {
+			a.log.Info("conectar", logline.OK, "server_address", a.cfg.ServerAddress, "intento", attempt, "last_batch", last)
+			return l, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		// Full jitter around the current step, so agencies that lost the
+		// central together do not come back in lockstep.
+		wait := delay/2 + rand.N(delay/2+1)
+		a.log.Warn("conectar", logline.Failed, "server_address", a.cfg.ServerAddress, "intento", attempt, "error", err, "retry_in", wait.Round(time.Millisecond))
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		delay = min(2*delay, a.cfg.BackoffMax)
+	}
+}
+
+func (a *Agency) tryDial(ctx context.Context) (*link, uint64, error) {
+	d := net.Dialer{Timeout: a.cfg.ConnectTimeout}
+	conn, err := d.DialContext(ctx, "tcp", a.cfg.ServerAddress)
+	if err != nil {
+		return nil, 0, err
+	}
+	l := &link{conn: conn, in: make(chan inbound, 64), stopped: make(chan struct{})}
+	go l.receive()
+	if err := l.send(protocol.Hello{Agency: uint32(a.cfg.ID)}, a.cfg.WriteTimeout); err != nil {
+		l.close()
+		return nil, 0, err
+	}
+	m, err := l.await(ctx, a.cfg.ReplyTimeout)
+	if err != nil {
+		l.close()
+		return nil, 0, err
+	}
+	w, ok := m.(protocol.Welcome)
+	if !ok {
+		l.close()
+		return nil, 0, unexpected(m)
+	}
+	return l, w.LastSeq, nil
+}
+
+// await returns the next message, failing after timeout (0: no limit) or
+// when ctx ends.
+func (l *link) await(ctx context.Context, timeout time.Duration) (protocol.Message, error) {
+	var expire <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expire = t.C
+	}
+	select {
+	case in := <-l.in:
+		if e, ok := in.msg.(protocol.Error); ok {
+			return nil, &centralError{Code: e.Code, Message: e.Message}
+		}
+		return in.msg, in.err
+	case <-expire:
+		return nil, fmt.Errorf("no answer from the central in %v", timeout)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// centralError is an Error message received from the central.
+type centralError struct {
+	Code    lottery.Code
+	Message string
+}
+
+func (e *centralError) Error() string {
+	return fmt.Sprintf("central answered %s: %s", e.Code, e.Message)
+}
+
+func unexpected(m protocol.Message) error {
+	return fmt.Errorf("unexpected %s from the central", m.Type())
+}

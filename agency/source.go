@@ -1,0 +1,149 @@
+package agency
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"lottery"
+	"lottery/csvrow"
+	"lottery/logline"
+	"lottery/protocol"
+)
+
+// source yields an agency's bets in order, packing them into batches.
+type source interface {
+	// Fill adds bets to b until b is full or the bets run out, and reports
+	// whether they ran out. A bet that does not fit is kept for the next
+	// batch.
+	Fill(b *protocol.BatchBuilder) (eof bool, err error)
+	// Total is how many bets the source expects to yield, for progress.
+	Total() int
+	// Invalid is how many rows were skipped as invalid so far.
+	Invalid() int
+	Close() error
+}
+
+// fileSource reads an agency file: rows first_name,last_name,document,
+// birthdate,number. Invalid rows are logged, counted and skipped.
+type fileSource struct {
+	f       *os.File
+	r       *csvrow.Reader
+	log     *slog.Logger
+	today   time.Time
+	total   int
+	invalid int
+	carry   *carried // a valid bet that did not fit the last batch
+}
+
+type carried struct {
+	fields [4][]byte
+	number int
+}
+
+// openFile opens an agency file and counts its rows for progress lines.
+func openFile(path string, log *slog.Logger) (*fileSource, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	total, err := countRows(f)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return &fileSource{f: f, r: csvrow.NewReader(f, 256<<10), log: log, today: time.Now(), total: total}, nil
+}
+
+func countRows(r io.Reader) (int, error) {
+	cr := csvrow.NewReader(r, 256<<10)
+	n := 0
+	for {
+		_, err := cr.Read()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil && !errors.Is(err, csvrow.ErrQuote) {
+			return n, err
+		}
+		n++
+	}
+}
+
+func (s *fileSource) Total() int   { return s.total }
+func (s *fileSource) Invalid() int { return s.invalid }
+func (s *fileSource) Close() error { return s.f.Close() }
+
+func (s *fileSource) Fill(b *protocol.BatchBuilder) (bool, error) {
+	if c := s.carry; c != nil {
+		if !b.Add(c.fields[0], c.fields[1], c.fields[2], c.fields[3], c.number) {
+			return false, nil
+		}
+		s.carry = nil
+	}
+	for !b.Full() {
+		fields, err := s.r.Read()
+		if err == io.EOF {
+			return true, nil
+		}
+		if err != nil && !errors.Is(err, csvrow.ErrQuote) {
+			return false, fmt.Errorf("read agency file: %w", err)
+		}
+		number, verr := 0, err
+		if verr == nil && len(fields) != lottery.BetFields {
+			verr = fmt.Errorf("row has %d fields, want %d", len(fields), lottery.BetFields)
+		}
+		if verr == nil {
+			number, verr = lottery.ParseNumber(fields[4])
+		}
+		if verr == nil {
+			verr = lottery.ValidateFields(fields[0], fields[1], fields[2], fields[3], number, s.today)
+		}
+		if verr != nil {
+			s.invalid++
+			s.log.Warn("leer_apuesta", logline.Failed, "linea", s.r.Line(), "error", verr)
+			continue
+		}
+		if !b.Add(fields[0], fields[1], fields[2], fields[3], number) {
+			c := &carried{number: number}
+			for i := range c.fields {
+				c.fields[i] = append([]byte(nil), fields[i]...)
+			}
+			s.carry = c
+			return false, nil
+		}
+	}
+	return false, nil
+}
+
+// singleSource sends one bet given in the environment (the course's
+// exercise 5 mode).
+type singleSource struct {
+	bet  lottery.Bet
+	sent bool
+}
+
+func (s *singleSource) Total() int   { return 1 }
+func (s *singleSource) Invalid() int { return 0 }
+func (s *singleSource) Close() error { return nil }
+func (s *singleSource) Fill(b *protocol.BatchBuilder) (bool, error) {
+	if !s.sent && b.AddBet(s.bet) {
+		s.sent = true
+	}
+	return s.sent, nil
+}
+
+// emptySource has nothing to send: the agency still finishes and asks for
+// its winners, so the draw is not held up.
+type emptySource struct{}
+
+func (emptySource) Total() int                                { return 0 }
+func (emptySource) Invalid() int                              { return 0 }
+func (emptySource) Close() error                              { return nil }
+func (emptySource) Fill(*protocol.BatchBuilder) (bool, error) { return true, nil }

@@ -1,0 +1,197 @@
+package agency
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"lottery/logline"
+	"lottery/protocol"
+)
+
+// uploader sends the source's batches with up to Window of them awaiting
+// their ack. Acks come back in order; on a lost connection every batch not
+// yet acked is sent again on the new one, and the central acks a batch it
+// already stored without storing it twice.
+type uploader struct {
+	a   *Agency
+	src source
+	l   **link
+
+	b        protocol.BatchBuilder
+	queue    []*inflight // sent, not acked, oldest first
+	free     [][]byte    // frame buffers to reuse
+	seq      uint64      // last batch sequence packed
+	eof      bool
+	sent     int // bets acked
+	acked    int // batches acked
+	rejected int
+	reported int // progress already logged, in tenths
+}
+
+type inflight struct {
+	seq    uint64
+	frame  []byte
+	count  int
+	sentAt time.Time
+}
+
+func (u *uploader) run(ctx context.Context) error {
+	cfg := u.a.cfg
+	var nextSend time.Time
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for !u.eof || len(u.queue) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		now := time.Now()
+		if !u.eof && len(u.queue) < cfg.Window && !now.Before(nextSend) {
+			if err := u.pack(); err != nil {
+				return err
+			}
+			if n := len(u.queue); n > 0 && u.queue[n-1].seq == u.seq && u.queue[n-1].sentAt.IsZero() {
+				b := u.queue[n-1]
+				b.sentAt = now
+				if err := (*u.l).write(b.frame, cfg.WriteTimeout); err != nil {
+					if err := u.recover(ctx, err); err != nil {
+						return err
+					}
+				}
+				if cfg.LoopPeriod > 0 {
+					nextSend = now.Add(cfg.LoopPeriod)
+				}
+			}
+			continue
+		}
+		// Wait for an ack, the next send slot, or the ack deadline.
+		wait := cfg.ReplyTimeout
+		if len(u.queue) > 0 {
+			wait = time.Until(u.queue[0].sentAt.Add(cfg.ReplyTimeout))
+		}
+		if !u.eof && len(u.queue) < cfg.Window {
+			wait = min(wait, time.Until(nextSend))
+		}
+		timer.Reset(max(wait, 0))
+		select {
+		case in := <-(*u.l).in:
+			if err := u.receive(ctx, in); err != nil {
+				return err
+			}
+		case <-timer.C:
+			if len(u.queue) > 0 && time.Since(u.queue[0].sentAt) >= cfg.ReplyTimeout {
+				if err := u.recover(ctx, errors.New("no ack in time")); err != nil {
+					return err
+				}
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// pack fills the next batch and queues it, or notes the end of the bets.
+func (u *uploader) pack() error {
+	cfg := u.a.cfg
+	if cfg.LoopAmount > 0 && u.seq >= uint64(cfg.LoopAmount) {
+		u.eof = true
+		return nil
+	}
+	u.b.Reset(uint32(cfg.ID), u.seq+1, cfg.MaxAmount)
+	done, err := u.src.Fill(&u.b)
+	if err != nil {
+		return err
+	}
+	u.eof = done
+	if u.b.Len() == 0 {
+		u.eof = true
+		return nil
+	}
+	u.seq++
+	var buf []byte
+	if n := len(u.free); n > 0 {
+		buf, u.free = u.free[n-1][:0], u.free[:n-1]
+	}
+	u.queue = append(u.queue, &inflight{seq: u.seq, frame: append(buf, u.b.Frame()...), count: u.b.Len()})
+	return nil
+}
+
+// receive handles one message from the central during the upload.
+func (u *uploader) receive(ctx context.Context, in inbound) error {
+	if in.err != nil {
+		return u.recover(ctx, in.err)
+	}
+	ack, ok := in.msg.(protocol.BatchAck)
+	if !ok {
+		if e, isErr := in.msg.(protocol.Error); isErr {
+			err := &centralError{Code: e.Code, Message: e.Message}
+			if !e.Code.Retryable() {
+				u.a.log.Error("apuesta_enviada", logline.Failed, "client_id", u.a.cfg.ID, "error", err)
+				return err
+			}
+			return u.recover(ctx, err)
+		}
+		return u.recover(ctx, unexpected(in.msg))
+	}
+	if len(u.queue) == 0 || ack.Seq != u.queue[0].seq {
+		return u.recover(ctx, errors.New("ack out of order"))
+	}
+	head := u.queue[0]
+	switch {
+	case ack.Code.Retryable():
+		return u.recover(ctx, &centralError{Code: ack.Code, Message: "batch not stored"})
+	case ack.Code != 0:
+		u.rejected += head.count
+		u.a.log.Error("apuesta_enviada", logline.Failed, "client_id", u.a.cfg.ID, "batch", head.seq, "cantidad", head.count, "code", ack.Code.String())
+	default:
+		u.sent += head.count
+		u.acked++
+		if u.a.cfg.OnAck != nil {
+			u.a.cfg.OnAck(time.Since(head.sentAt))
+		}
+		u.logAck(head)
+	}
+	u.free = append(u.free, head.frame)
+	u.queue[0] = nil
+	u.queue = u.queue[1:]
+	return nil
+}
+
+func (u *uploader) logAck(head *inflight) {
+	log, id := u.a.log, u.a.cfg.ID
+	if s, ok := u.src.(*singleSource); ok {
+		log.Info("apuesta_enviada", logline.OK, "dni", s.bet.Document, "numero", s.bet.Number)
+		return
+	}
+	log.Debug("batch_enviado", logline.OK, "client_id", id, "batch", head.seq, "cantidad", head.count)
+	if total := u.src.Total(); total > 0 {
+		if tenth := u.sent * 10 / total; tenth > u.reported && tenth < 10 {
+			u.reported = tenth
+			log.Info("progreso", logline.Progress, "client_id", id, "enviadas", u.sent, "total", total, "porcentaje", tenth*10)
+		}
+	}
+}
+
+// recover replaces a lost connection and resends every unacked batch.
+func (u *uploader) recover(ctx context.Context, cause error) error {
+	for {
+		if err := u.a.reconnect(ctx, u.l, cause); err != nil {
+			return err
+		}
+		cause = nil
+		now := time.Now()
+		for _, b := range u.queue {
+			b.sentAt = now
+			if cause = (*u.l).write(b.frame, u.a.cfg.WriteTimeout); cause != nil {
+				break
+			}
+		}
+		if cause == nil {
+			if len(u.queue) > 0 {
+				u.a.log.Info("reenviar", logline.OK, "client_id", u.a.cfg.ID, "batches", len(u.queue), "desde", u.queue[0].seq)
+			}
+			return nil
+		}
+	}
+}

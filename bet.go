@@ -1,0 +1,186 @@
+package lottery
+
+import (
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of a bet. They keep every bet far smaller than one protocol frame,
+// so a batch can always carry at least one bet.
+const (
+	MaxNameRunes      = 100  // first or last name, in characters
+	MaxDocumentDigits = 10   // a DNI has 8 digits today; 10 leaves room
+	MaxNumber         = 9999 // numbers are four digits: 0000 to 9999
+	MaxAgency         = 1<<31 - 1
+	BetFields         = 5 // fields of a row in an agency file
+	BirthdateLayout   = "2006-01-02"
+)
+
+// Bet is one ticket sold at an agency. Document and Birthdate stay text, as
+// written by the agency: leading zeros of a DNI matter.
+type Bet struct {
+	Agency    int
+	FirstName string
+	LastName  string
+	Document  string
+	Birthdate string
+	Number    int
+}
+
+// HasWon reports whether the bet played the winning number (the course's
+// has_won).
+func (b Bet) HasWon() bool { return Wins(b.Number) }
+
+// Wins reports whether a bet on number wins the draw.
+func Wins(number int) bool { return number == WinningNumber }
+
+// Validate checks every rule of a bet, with today as the latest birthdate.
+func (b Bet) Validate(today time.Time) error {
+	if b.Agency < 1 || b.Agency > MaxAgency {
+		return Errorf(EInvalidBet, "agency %d out of range", b.Agency)
+	}
+	return ValidateFields(b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number, today)
+}
+
+// ValidateFields checks the rules of a bet given as its fields. It accepts
+// strings or byte slices so the central can validate a received frame in
+// place, without copying every field into a string first.
+func ValidateFields[T string | []byte](first, last, document, birthdate T, number int, today time.Time) error {
+	if err := validateName("first name", first); err != nil {
+		return err
+	}
+	if err := validateName("last name", last); err != nil {
+		return err
+	}
+	if err := validateDocument(document); err != nil {
+		return err
+	}
+	if err := validateBirthdate(birthdate, today); err != nil {
+		return err
+	}
+	if number < 0 || number > MaxNumber {
+		return Errorf(EInvalidBet, "number %d out of range 0-%d", number, MaxNumber)
+	}
+	return nil
+}
+
+// validateName accepts 1 to MaxNameRunes characters of valid UTF-8 with no
+// control characters: a name never spans lines in the bets file.
+func validateName[T string | []byte](what string, name T) error {
+	if len(name) == 0 {
+		return Errorf(EInvalidBet, "%s is empty", what)
+	}
+	if len(name) > MaxNameRunes*utf8.UTFMax {
+		return Errorf(EInvalidBet, "%s longer than %d characters", what, MaxNameRunes)
+	}
+	n := 0
+	for i := 0; i < len(name); {
+		c := name[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				return Errorf(EInvalidBet, "%s has a control character", what)
+			}
+			i++
+		} else {
+			r, size := decodeRune(name[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return Errorf(EInvalidBet, "%s is not valid UTF-8", what)
+			}
+			if unicode.IsControl(r) {
+				return Errorf(EInvalidBet, "%s has a control character", what)
+			}
+			i += size
+		}
+		n++
+	}
+	if n > MaxNameRunes {
+		return Errorf(EInvalidBet, "%s longer than %d characters", what, MaxNameRunes)
+	}
+	return nil
+}
+
+func decodeRune[T string | []byte](s T) (rune, int) {
+	switch v := any(s).(type) {
+	case string:
+		return utf8.DecodeRuneInString(v)
+	case []byte:
+		return utf8.DecodeRune(v)
+	}
+	panic("unreachable")
+}
+
+func validateDocument[T string | []byte](doc T) error {
+	if len(doc) == 0 || len(doc) > MaxDocumentDigits {
+		return Errorf(EInvalidBet, "document must have 1 to %d digits", MaxDocumentDigits)
+	}
+	for i := 0; i < len(doc); i++ {
+		if doc[i] < '0' || doc[i] > '9' {
+			return Errorf(EInvalidBet, "document %q is not all digits", string(doc))
+		}
+	}
+	return nil
+}
+
+// validateBirthdate accepts a real calendar date written YYYY-MM-DD that is
+// not after today.
+func validateBirthdate[T string | []byte](s T, today time.Time) error {
+	bad := Errorf(EInvalidBet, "birthdate %q is not a date YYYY-MM-DD", string(s))
+	if len(s) != len(BirthdateLayout) || s[4] != '-' || s[7] != '-' {
+		return bad
+	}
+	year, ok1 := digits(s[0:4])
+	month, ok2 := digits(s[5:7])
+	day, ok3 := digits(s[8:10])
+	if !ok1 || !ok2 || !ok3 || month < 1 || month > 12 || day < 1 || day > daysIn(year, month) {
+		return bad
+	}
+	ty, tm, td := today.Date()
+	if year > ty || year == ty && (month > int(tm) || month == int(tm) && day > td) {
+		return Errorf(EInvalidBet, "birthdate %s is in the future", string(s))
+	}
+	return nil
+}
+
+func digits[T string | []byte](s T) (int, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, len(s) > 0
+}
+
+func daysIn(year, month int) int {
+	return time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+}
+
+// ParseNumber reads a bet number written in decimal (leading zeros allowed,
+// as in "0042"), checking the 0-9999 range.
+func ParseNumber[T string | []byte](s T) (int, error) {
+	if len(s) == 0 || len(s) > 8 {
+		return 0, Errorf(EInvalidBet, "number %q is not an integer 0-%d", string(s), MaxNumber)
+	}
+	n, ok := digits(s)
+	if !ok || n > MaxNumber {
+		return 0, Errorf(EInvalidBet, "number %q is not an integer 0-%d", string(s), MaxNumber)
+	}
+	return n, nil
+}
+
+// ParseBet builds and validates a bet of the given agency from the five
+// fields of an agency file row: first name, last name, document, birthdate,
+// number.
+func ParseBet(agency int, fields []string, today time.Time) (Bet, error) {
+	if len(fields) != BetFields {
+		return Bet{}, Errorf(EInvalidBet, "row has %d fields, want %d", len(fields), BetFields)
+	}
+	number, err := ParseNumber(fields[4])
+	if err != nil {
+		return Bet{}, err
+	}
+	b := Bet{Agency: agency, FirstName: fields[0], LastName: fields[1], Document: fields[2], Birthdate: fields[3], Number: number}
+	return b, b.Validate(today)
+}

@@ -1,0 +1,261 @@
+// Package central is the National Lottery's central office: a TCP server
+// that takes agencies concurrently (one session per connection), stores
+// their bets through the storage writer, waits until every agency has
+// finished, runs the draw once and answers each agency its own winners.
+// docs/concurrency.md explains which primitive protects what.
+package central
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"lottery"
+	"lottery/logline"
+	"lottery/storage"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("central: server closed")
+
+// Config is the central's behaviour. Zero durations and limits take the
+// defaults below.
+type Config struct {
+	// Agencies is how many distinct agencies (numbered 1..Agencies) must
+	// finish before the draw.
+	Agencies int
+	// MaxConnections caps concurrent connections; extra ones get an error
+	// answer and are closed.
+	MaxConnections int
+	// IdleTimeout closes a connection that sends no whole frame for that
+	// long: idle peers and slowloris trickles alike. A connection waiting
+	// for the draw is not idle.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds every write to a peer.
+	WriteTimeout time.Duration
+	// Window is how many requests of one connection may be in flight
+	// (read but not yet answered); it lets an agency pipeline batches.
+	Window int
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxConnections = 2048
+	DefaultIdleTimeout    = 30 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultWindow         = 64
+)
+
+func (c Config) withDefaults() Config {
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.Window <= 0 {
+		c.Window = DefaultWindow
+	}
+	return c
+}
+
+// Central serves agencies. Create it with New, run Serve, stop it with
+// Shutdown; the caller closes the store afterwards.
+type Central struct {
+	cfg   Config
+	store *storage.Store
+	log   *slog.Logger
+	draw  *Draw
+
+	// quit is closed by Shutdown: every blocking wait watches it.
+	quit     chan struct{}
+	quitOnce sync.Once
+
+	// mu guards listeners and sessions, the resources Shutdown releases.
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	// wg counts session goroutines, so Shutdown can wait for all of them.
+	wg sync.WaitGroup
+
+	drawOnce sync.Once
+}
+
+// New returns a central storing into store. If the store says every agency
+// had already finished (a restart after the draw), the draw is run again
+// from the stored bets at once, giving the same winners.
+func New(cfg Config, store *storage.Store, log *slog.Logger) (*Central, error) {
+	if cfg.Agencies < 1 {
+		return nil, fmt.Errorf("central: agencies must be at least 1, got %d", cfg.Agencies)
+	}
+	c := &Central{
+		cfg: cfg.withDefaults(), store: store, log: log,
+		draw:      NewDraw(cfg.Agencies, store.Finished()),
+		quit:      make(chan struct{}),
+		listeners: make(map[net.Listener]struct{}),
+		sessions:  make(map[*session]struct{}),
+	}
+	if c.draw.Complete() {
+		c.runDraw()
+	}
+	return c, nil
+}
+
+// Draw returns the central's draw barrier.
+func (c *Central) Draw() *Draw { return c.draw }
+
+// runDraw computes and publishes the winners, once.
+func (c *Central) runDraw() {
+	c.drawOnce.Do(func() {
+		winners, err := RunDraw(c.store)
+		if err != nil {
+			// The stored file cannot be read back: there is no honest
+			// answer. Publish nothing, so queries fail rather than lie.
+			c.log.Error("sorteo", logline.Failed, "error", err)
+			winners = nil
+		} else {
+			total := 0
+			for _, w := range winners {
+				total += len(w)
+			}
+			c.log.Info("sorteo", logline.OK, "ganadores", total)
+		}
+		c.draw.Publish(winners)
+	})
+}
+
+// Serve accepts connections on ln until Shutdown, one goroutine per
+// connection. It always returns a non-nil error: ErrServerClosed after
+// Shutdown.
+func (c *Central) Serve(ln net.Listener) error {
+	c.mu.Lock()
+	select {
+	case <-c.quit:
+		c.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	default:
+	}
+	c.listeners[ln] = struct{}{}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.listeners, ln)
+		c.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-c.quit:
+				return ErrServerClosed
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("accept: %w", err)
+			}
+			// Out of file descriptors and the like: back off and retry, as
+			// net/http does, instead of giving up on every agency.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			c.log.Warn("accept", logline.Failed, "error", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-c.quit:
+				return ErrServerClosed
+			}
+			continue
+		}
+		delay = 0
+		c.startSession(conn)
+	}
+}
+
+func (c *Central) startSession(conn net.Conn) {
+	s := newSession(c, conn)
+	c.mu.Lock()
+	select {
+	case <-c.quit:
+		c.mu.Unlock()
+		conn.Close()
+		return
+	default:
+	}
+	full := len(c.sessions) >= c.cfg.MaxConnections
+	if !full {
+		c.sessions[s] = struct{}{}
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	if full {
+		go func() {
+			defer c.wg.Done()
+			c.refuse(conn, lottery.ETooManyConns, "connection limit reached")
+		}()
+		return
+	}
+	go func() {
+		defer c.wg.Done()
+		s.run()
+		c.mu.Lock()
+		delete(c.sessions, s)
+		c.mu.Unlock()
+	}()
+}
+
+// refuse answers an Error and closes a connection the central will not serve.
+func (c *Central) refuse(conn net.Conn, code lottery.Code, msg string) {
+	defer conn.Close()
+	c.log.Warn("conexion", logline.Failed, "ip", remoteIP(conn), "error", code.String())
+	conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	writeError(conn, code, msg)
+}
+
+// Shutdown stops the central: it closes the listeners, stops reading new
+// requests, lets every request already read finish (a batch is stored and
+// acked, or was never submitted), answers waiting winners queries with a
+// shutting-down error, closes every connection and waits for every session
+// goroutine. If ctx ends first, it closes the remaining connections at once
+// and still waits for their goroutines, which then return promptly.
+func (c *Central) Shutdown(ctx context.Context) error {
+	c.quitOnce.Do(func() { close(c.quit) })
+	c.mu.Lock()
+	for ln := range c.listeners {
+		c.log.Info("shutdown", logline.Progress, "resource", "listener", "addr", ln.Addr().String())
+		ln.Close()
+	}
+	sessions := len(c.sessions)
+	for s := range c.sessions {
+		s.stopReading()
+	}
+	c.mu.Unlock()
+	c.log.Info("shutdown", logline.Progress, "resource", "sessions", "open", sessions)
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		for s := range c.sessions {
+			s.conn.Close()
+		}
+		c.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+func remoteIP(conn net.Conn) string {
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return conn.RemoteAddr().String()
+}

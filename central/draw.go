@@ -1,0 +1,99 @@
+package central
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"lottery"
+	"lottery/storage"
+)
+
+// Draw is the barrier between uploading and the draw: a guarded set of the
+// agencies that finished, and a channel closed once the winners are known.
+// Winners queries wait on that channel, so nobody is answered before the
+// draw, not even partially.
+type Draw struct {
+	agencies int
+
+	mu       sync.Mutex      // guards finished and winners
+	finished map[uint32]bool // agencies that said they are done
+	winners  map[uint32][]string
+
+	ready chan struct{} // closed once, when winners is final
+}
+
+// NewDraw returns a barrier waiting for agencies 1..agencies, with the
+// given ones already finished (recovered from storage).
+func NewDraw(agencies int, finished []uint32) *Draw {
+	d := &Draw{agencies: agencies, finished: make(map[uint32]bool), ready: make(chan struct{})}
+	for _, a := range finished {
+		d.finished[a] = true
+	}
+	return d
+}
+
+// Finish marks the agency finished. It returns true exactly once: to the
+// caller whose agency completed the set, who must then run the draw and
+// Publish it. Finishing an agency twice changes nothing.
+func (d *Draw) Finish(agency uint32) (last bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.finished[agency] {
+		return false
+	}
+	d.finished[agency] = true
+	return len(d.finished) == d.agencies
+}
+
+// Complete reports whether every agency has finished.
+func (d *Draw) Complete() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.finished) >= d.agencies
+}
+
+// Pending returns how many agencies the draw still waits for.
+func (d *Draw) Pending() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.agencies - len(d.finished)
+}
+
+// Publish makes the winners final and wakes every waiting query.
+func (d *Draw) Publish(winners map[uint32][]string) {
+	d.mu.Lock()
+	d.winners = winners
+	d.mu.Unlock()
+	close(d.ready)
+}
+
+// Ready is closed once the draw has been published.
+func (d *Draw) Ready() <-chan struct{} { return d.ready }
+
+// Winners waits for the draw (or ctx) and returns the agency's winning
+// documents, in the order they were stored.
+func (d *Draw) Winners(ctx context.Context, agency uint32) ([]string, error) {
+	select {
+	case <-d.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clip(d.winners[agency]), nil
+}
+
+// RunDraw streams the stored bets once (load_bets + has_won) and groups the
+// winners' documents by agency. Memory grows with the winners, not with the
+// bets.
+func RunDraw(store *storage.Store) (map[uint32][]string, error) {
+	winners := make(map[uint32][]string)
+	err := store.Scan(func(r storage.Row) error {
+		if lottery.Wins(r.Number) {
+			winners[uint32(r.Agency)] = append(winners[uint32(r.Agency)], string(r.Document))
+		}
+		return nil
+	})
+	return winners, err
+}

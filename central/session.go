@@ -1,0 +1,407 @@
+package central
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"lottery"
+	"lottery/csvrow"
+	"lottery/logline"
+	"lottery/protocol"
+	"lottery/storage"
+)
+
+// session serves one connection with two goroutines: the reader decodes and
+// validates requests and submits batches to storage without waiting, the
+// responder answers them strictly in order, waiting for each batch to be
+// durable before acking it. The replies channel between them is the
+// connection's window: it lets an agency pipeline batches so that group
+// commit has more to share, and it blocks the reader when full.
+type session struct {
+	c    *Central
+	conn net.Conn
+	ip   string
+	r    *protocol.Reader
+	log  *slog.Logger
+
+	replies chan reply
+
+	// Reader-owned state.
+	agency       uint32 // 0 until Hello
+	finishedSent bool
+
+	// waiting is set while a winners query waits for the draw: the peer is
+	// then silent on purpose and the idle timeout does not apply.
+	waiting atomic.Bool
+	// deadlineMu makes "check quit, then extend the read deadline" atomic
+	// with respect to stopReading, so a stop is never overwritten.
+	deadlineMu sync.Mutex
+	stopped    bool
+}
+
+type replyKind uint8
+
+const (
+	replyFrame   replyKind = iota // send frame as it is
+	replyBatch                    // ack commit once it completes
+	replyFinish                   // make the finish durable, then ack
+	replyWinners                  // wait for the draw, then send winners
+)
+
+// reply is one answer owed to the peer, in the order requests arrived.
+type reply struct {
+	kind   replyKind
+	frame  []byte
+	close  bool // close the connection after this reply
+	commit *storage.Commit
+	agency uint32
+	seq    uint64
+	count  int
+	bets   []betLog // logged once stored: single bets at INFO, all at DEBUG
+}
+
+type betLog struct {
+	document string
+	number   int
+}
+
+func newSession(c *Central, conn net.Conn) *session {
+	ip := remoteIP(conn)
+	return &session{
+		c: c, conn: conn, ip: ip, r: protocol.NewReader(conn),
+		log:     c.log,
+		replies: make(chan reply, c.cfg.Window),
+	}
+}
+
+func (s *session) run() {
+	s.log.Debug("conexion", logline.OK, "ip", s.ip)
+	responded := make(chan struct{})
+	go func() {
+		defer close(responded)
+		s.respond()
+	}()
+	s.read()
+	close(s.replies)
+	<-responded
+	s.conn.Close()
+	if s.quitting() {
+		s.log.Info("shutdown", logline.Progress, "resource", "connection", "ip", s.ip, "agency", s.agency)
+	} else {
+		s.log.Debug("conexion_cerrada", logline.OK, "ip", s.ip, "agency", s.agency)
+	}
+}
+
+func (s *session) quitting() bool {
+	select {
+	case <-s.c.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// stopReading makes the reader return at its next read, leaving the
+// responder to finish what was already read.
+func (s *session) stopReading() {
+	s.deadlineMu.Lock()
+	defer s.deadlineMu.Unlock()
+	s.stopped = true
+	s.conn.SetReadDeadline(time.Now())
+}
+
+func (s *session) extendDeadline() bool {
+	s.deadlineMu.Lock()
+	defer s.deadlineMu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.conn.SetReadDeadline(time.Now().Add(s.c.cfg.IdleTimeout))
+	return true
+}
+
+// read is the reader goroutine's loop.
+func (s *session) read() {
+	for s.extendDeadline() {
+		f, err := s.r.Next()
+		if err != nil {
+			if s.quitting() {
+				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) && !s.r.MidFrame() && s.waiting.Load() {
+				continue // silent while waiting for the draw: not idle
+			}
+			s.readFailed(err)
+			return
+		}
+		if !s.handle(f) {
+			return
+		}
+	}
+}
+
+// readFailed logs why a connection cannot be read any more and, when the
+// peer can still hear it, tells it why.
+func (s *session) readFailed(err error) {
+	var code lottery.Code
+	switch {
+	case errors.Is(err, io.EOF):
+		return // the peer closed between frames: a normal end
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		code = lottery.EIdle
+	case errors.Is(err, protocol.ErrVersion):
+		code = lottery.EVersion
+	case errors.Is(err, protocol.ErrUnknownType):
+		code = lottery.EUnknownType
+	case errors.Is(err, protocol.ErrTooLarge):
+		code = lottery.ETooLarge
+	case errors.Is(err, protocol.ErrTruncated):
+		code = lottery.EMalformed
+	default:
+		s.log.Warn("recibir_mensaje", logline.Failed, "ip", s.ip, "agency", s.agency, "error", err)
+		return
+	}
+	s.fail(code, err.Error())
+}
+
+// fail logs a request the central refuses and queues an Error answer after
+// which the connection is closed.
+func (s *session) fail(code lottery.Code, detail string) bool {
+	s.log.Warn("recibir_mensaje", logline.Failed, "ip", s.ip, "agency", s.agency, "code", code.String(), "error", detail)
+	s.send(reply{kind: replyFrame, frame: errorFrame(code, detail), close: true})
+	return false
+}
+
+func (s *session) send(r reply) { s.replies <- r }
+
+// handle dispatches one frame and reports whether to keep reading.
+func (s *session) handle(f protocol.Frame) bool {
+	if f.Type == protocol.TypeBatch {
+		return s.handleBatch(f.Payload)
+	}
+	m, err := protocol.Decode(f)
+	if err != nil {
+		return s.fail(lottery.EMalformed, err.Error())
+	}
+	switch m := m.(type) {
+	case protocol.Echo:
+		s.log.Info("receive_message", logline.OK, "ip", s.ip, "msg", string(m.Data))
+		s.send(reply{kind: replyFrame, frame: mustFrame(m)})
+	case protocol.Hello:
+		switch {
+		case s.agency != 0:
+			return s.fail(lottery.EUnexpectedMsg, "second hello")
+		case m.Agency < 1 || int64(m.Agency) > int64(s.c.cfg.Agencies):
+			return s.fail(lottery.EUnknownAgency, "agency outside 1.."+itoa(s.c.cfg.Agencies))
+		}
+		s.agency = m.Agency
+		last := s.c.store.LastSeq(s.agency)
+		s.log.Info("agencia_conectada", logline.OK, "agency", s.agency, "ip", s.ip, "last_batch", last)
+		s.send(reply{kind: replyFrame, frame: mustFrame(protocol.Welcome{LastSeq: last})})
+	case protocol.Finished:
+		if code, detail := s.checkAgency(m.Agency); code != lottery.OK {
+			return s.fail(code, detail)
+		}
+		if s.finishedSent {
+			return s.fail(lottery.EAlreadyFinished, "second finished on this connection")
+		}
+		s.finishedSent = true
+		s.send(reply{kind: replyFinish, agency: s.agency, seq: m.LastSeq})
+	case protocol.WinnersQuery:
+		if code, detail := s.checkAgency(m.Agency); code != lottery.OK {
+			return s.fail(code, detail)
+		}
+		s.waiting.Store(true)
+		s.send(reply{kind: replyWinners, agency: s.agency})
+	default:
+		return s.fail(lottery.EUnexpectedMsg, f.Type.String()+" is not a request")
+	}
+	return true
+}
+
+// checkAgency checks that a request names the connection's own agency.
+func (s *session) checkAgency(agency uint32) (lottery.Code, string) {
+	switch {
+	case s.agency == 0:
+		return lottery.ENotIdentified, "hello first"
+	case agency != s.agency:
+		return lottery.EWrongAgency, "agency " + itoa(int(agency)) + " on a connection of agency " + itoa(int(s.agency))
+	}
+	return lottery.OK, ""
+}
+
+// handleBatch validates a whole batch, encodes it as bets file rows and
+// submits it to storage without waiting: the responder acks it once stored.
+func (s *session) handleBatch(payload []byte) bool {
+	v, err := protocol.ParseBatch(payload)
+	if err != nil {
+		return s.fail(lottery.EMalformed, err.Error())
+	}
+	if s.agency == 0 {
+		return s.fail(lottery.ENotIdentified, "hello first")
+	}
+	reject := func(code lottery.Code, detail string) bool {
+		s.log.Warn("apuesta_recibida", logline.Failed, "cantidad", v.Count, "agency", s.agency, "batch", v.Seq, "code", code.String(), "error", detail)
+		s.send(reply{kind: replyFrame, frame: mustFrame(protocol.BatchAck{Seq: v.Seq, Code: code, Count: uint16(v.Count)})})
+		return true
+	}
+	if v.Agency != s.agency {
+		return reject(lottery.EWrongAgency, "batch of agency "+itoa(int(v.Agency)))
+	}
+	if v.Count == 0 {
+		return reject(lottery.EInvalidBet, "empty batch")
+	}
+	keepBets := v.Count == 1 || s.log.Enabled(context.Background(), slog.LevelDebug)
+	var bets []betLog
+	rows := make([]byte, 0, len(payload)+v.Count*4)
+	today, i := time.Now(), 0
+	for b := range v.Bets() {
+		i++
+		if err := lottery.ValidateFields(b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number, today); err != nil {
+			return reject(lottery.EInvalidBet, "bet "+itoa(i)+": "+err.Error())
+		}
+		rows = csvrow.AppendBetRow(rows, int(v.Agency), b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
+		if keepBets {
+			bets = append(bets, betLog{string(b.Document), b.Number})
+		}
+	}
+	commit := s.c.store.Append(v.Agency, v.Seq, v.Count, rows)
+	s.send(reply{kind: replyBatch, commit: commit, agency: v.Agency, seq: v.Seq, count: v.Count, bets: bets})
+	return true
+}
+
+// respond is the responder goroutine's loop. It is the only writer of the
+// connection.
+func (s *session) respond() {
+	w := bufio.NewWriterSize(s.conn, 2*protocol.MaxFrameSize)
+	dead := false
+	var buf []byte
+	for r := range s.replies {
+		if dead {
+			continue // the peer is gone; drain what the reader queued
+		}
+		buf = s.answer(r, buf[:0])
+		s.conn.SetWriteDeadline(time.Now().Add(s.c.cfg.WriteTimeout))
+		_, err := w.Write(buf)
+		if err == nil && (len(s.replies) == 0 || r.close) {
+			err = w.Flush() // coalesce answers that are ready together
+		}
+		if err != nil {
+			s.log.Warn("enviar_mensaje", logline.Failed, "ip", s.ip, "agency", s.agency, "error", err)
+			dead = true
+			s.conn.Close() // unblocks the reader too
+			continue
+		}
+		if r.close {
+			dead = true
+			s.closeGracefully()
+		}
+	}
+}
+
+// answer resolves one reply into the frames to send, appended to buf.
+func (s *session) answer(r reply, buf []byte) []byte {
+	switch r.kind {
+	case replyBatch:
+		err := r.commit.Wait()
+		code := lottery.ErrorCode(err)
+		switch {
+		case err != nil:
+			s.log.Warn("apuesta_recibida", logline.Failed, "cantidad", r.count, "agency", r.agency, "batch", r.seq, "code", code.String(), "error", err)
+		case r.commit.Duplicate:
+			s.log.Info("apuesta_duplicada", logline.OK, "cantidad", r.count, "agency", r.agency, "batch", r.seq)
+		default:
+			s.log.Info("apuesta_recibida", logline.OK, "cantidad", r.count, "agency", r.agency, "batch", r.seq)
+			level := slog.LevelDebug
+			if r.count == 1 {
+				level = slog.LevelInfo
+			}
+			for _, b := range r.bets {
+				s.log.Log(context.Background(), level, "apuesta_almacenada", logline.OK, "dni", b.document, "numero", b.number)
+			}
+		}
+		return appendFrame(buf, protocol.BatchAck{Seq: r.seq, Code: code, Count: uint16(r.count)})
+	case replyFinish:
+		return s.finish(r, buf)
+	case replyWinners:
+		return s.winners(r, buf)
+	}
+	return append(buf, r.frame...)
+}
+
+// finish makes an agency's "finished" durable, counts it for the draw, and
+// runs the draw when it was the last agency missing.
+func (s *session) finish(r reply, buf []byte) []byte {
+	commit := s.c.store.Finish(r.agency, r.seq)
+	if err := commit.Wait(); err != nil {
+		code := lottery.ErrorCode(err)
+		s.log.Warn("agencia_finalizada", logline.Failed, "agency", r.agency, "code", code.String(), "error", err)
+		return appendFrame(buf, protocol.Error{Code: code, Message: err.Error()})
+	}
+	if s.c.draw.Finish(r.agency) {
+		s.log.Info("agencia_finalizada", logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", 0)
+		s.c.runDraw()
+	} else {
+		s.log.Info("agencia_finalizada", logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", s.c.draw.Pending(), "repetido", commit.Duplicate)
+	}
+	return appendFrame(buf, protocol.FinishedAck{})
+}
+
+// winners waits for the draw, then answers the agency's own winners.
+func (s *session) winners(r reply, buf []byte) []byte {
+	defer s.waiting.Store(false)
+	select {
+	case <-s.c.draw.Ready():
+	case <-s.c.quit:
+		s.log.Info("consulta_ganadores", logline.Failed, "agency", r.agency, "error", "central shutting down before the draw")
+		return appendFrame(buf, protocol.Error{Code: lottery.EShuttingDown, Message: "shutting down before the draw"})
+	}
+	docs, _ := s.c.draw.Winners(context.Background(), r.agency)
+	s.log.Info("ganadores_enviados", logline.OK, "agency", r.agency, "cant_ganadores", len(docs))
+	for _, w := range protocol.SplitWinners(docs) {
+		buf = appendFrame(buf, w)
+	}
+	return buf
+}
+
+// closeGracefully closes after an error answer without losing it: it shuts
+// the write side, then drains what the peer still sends for a moment, so
+// the kernel does not reset the connection over unread bytes.
+func (s *session) closeGracefully() {
+	if tc, ok := s.conn.(*net.TCPConn); ok && !s.quitting() {
+		tc.CloseWrite()
+		tc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		io.Copy(io.Discard, io.LimitReader(tc, 1<<20))
+	}
+	s.conn.Close()
+}
+
+func appendFrame(buf []byte, m protocol.Message) []byte {
+	out, err := protocol.AppendFrame(buf, m)
+	if err != nil {
+		panic("central: a reply does not fit a frame: " + err.Error()) // sizes are bounded by construction
+	}
+	return out
+}
+
+func mustFrame(m protocol.Message) []byte { return appendFrame(nil, m) }
+
+func errorFrame(code lottery.Code, msg string) []byte {
+	return mustFrame(protocol.Error{Code: code, Message: msg})
+}
+
+func writeError(w io.Writer, code lottery.Code, msg string) error {
+	_, err := w.Write(errorFrame(code, msg))
+	return err
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

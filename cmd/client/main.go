@@ -1,0 +1,124 @@
+// Command client is a Lotería Nacional agency. It reads ./config.yaml
+// (environment variables CLI_<KEY> override it: CLI_SERVER_ADDRESS for
+// server.address), uploads .data/agency-<ID>.csv (or the single bet in
+// NOMBRE, APELLIDO, DOCUMENTO, NACIMIENTO, NUMERO), and logs its winners.
+// It stops gracefully on SIGTERM or SIGINT.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"lottery"
+	"lottery/agency"
+	"lottery/config"
+	"lottery/logline"
+)
+
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitConfig = 2
+)
+
+// singleBetVars are the course's variables for the single-bet mode.
+var singleBetVars = []string{"NOMBRE", "APELLIDO", "DOCUMENTO", "NACIMIENTO", "NUMERO"}
+
+// loadConfig reads config.yaml overridden by CLI_ variables.
+func loadConfig(path string, lookup func(string) (string, bool)) (agency.Config, slog.Level, error) {
+	file, err := config.ReadYAML(path)
+	if err != nil {
+		return agency.Config{}, 0, err
+	}
+	envKey := func(k string) string { return "CLI_" + strings.ToUpper(strings.ReplaceAll(k, ".", "_")) }
+	v := config.New(file, envKey, lookup)
+	c := agency.Config{
+		ID:             v.Int("id", 0, 1, math.MaxInt32),
+		ServerAddress:  v.String("server.address", "server:12345"),
+		LoopAmount:     v.Int("loop.amount", 0, 0, math.MaxInt32),
+		LoopPeriod:     v.Duration("loop.period", 0),
+		MaxAmount:      v.Int("batch.maxAmount", agency.DefaultMaxAmount, 1, math.MaxInt32),
+		Window:         v.Int("batch.window", agency.DefaultWindow, 1, 4096),
+		BackoffInitial: v.Duration("reconnect.initial", agency.DefaultBackoffInitial),
+		BackoffMax:     v.Duration("reconnect.max", agency.DefaultBackoffMax),
+		ReplyTimeout:   v.Duration("timeout.reply", agency.DefaultReplyTimeout),
+		WriteTimeout:   v.Duration("timeout.write", agency.DefaultWriteTimeout),
+	}
+	level := v.Level("log.level", slog.LevelInfo)
+	if _, ok := v.Raw("id"); !ok {
+		return c, level, errors.New("id (CLI_ID): missing: every agency needs its number")
+	}
+	c.DataFile = v.String("data.file", fmt.Sprintf("./.data/agency-%d.csv", c.ID))
+	bet, err := singleBet(c.ID, lookup)
+	c.Bet = bet
+	return c, level, errors.Join(v.Err(), err)
+}
+
+// singleBet reads the bet given in NOMBRE…NUMERO: all of them or none.
+func singleBet(id int, lookup func(string) (string, bool)) (*lottery.Bet, error) {
+	var fields []string
+	var missing []string
+	for _, k := range singleBetVars {
+		s, ok := lookup(k)
+		if !ok || strings.TrimSpace(s) == "" {
+			missing = append(missing, k)
+		}
+		fields = append(fields, strings.TrimSpace(s))
+	}
+	if len(missing) == len(singleBetVars) {
+		return nil, nil
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("single bet: %s not set (set all of %s or none)", strings.Join(missing, ", "), strings.Join(singleBetVars, ", "))
+	}
+	b, err := lottery.ParseBet(id, fields, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("single bet: %w", err)
+	}
+	return &b, nil
+}
+
+func main() {
+	os.Exit(run(os.Stdout, os.LookupEnv))
+}
+
+func run(out io.Writer, lookup func(string) (string, bool)) int {
+	level := new(slog.LevelVar)
+	log := logline.New(out, level)
+	cfg, lvl, err := loadConfig("config.yaml", lookup)
+	if err != nil {
+		log.Error("config", logline.Failed, "error", err)
+		return exitConfig
+	}
+	level.Set(lvl)
+	log.Info("config", logline.OK, "client_id", cfg.ID, "server_address", cfg.ServerAddress, "loop_amount", cfg.LoopAmount,
+		"loop_period", cfg.LoopPeriod, "log_level", logline.LevelName(lvl), "batch_max_amount", cfg.MaxAmount,
+		"batch_window", cfg.Window, "data_file", cfg.DataFile)
+	a, err := agency.New(cfg, log)
+	if err != nil {
+		log.Error("config", logline.Failed, "error", err)
+		return exitConfig
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	_, err = a.Run(ctx)
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		log.Info("shutdown", logline.Progress, "signal", "received", "client_id", cfg.ID)
+	default:
+		log.Error("shutdown", logline.Failed, "client_id", cfg.ID, "error", err)
+		return exitFailed
+	}
+	log.Info("shutdown", logline.OK, "client_id", cfg.ID)
+	return exitOK
+}

@@ -1,0 +1,105 @@
+// Package lottery is the domain of the Lotería Nacional: bets, the rules a
+// bet must follow, the winning number and the error codes the central answers
+// with. It does no I/O; every other package depends on it.
+package lottery
+
+import (
+	"errors"
+	"fmt"
+)
+
+// WinningNumber is the number drawn by the Lotería Nacional: a bet wins when
+// it played exactly this number (the course's has_won).
+const WinningNumber = 7574
+
+// Code classifies an error both in logs and on the wire: the central answers
+// a peer with a Code, never with its internal error text.
+type Code uint8
+
+// Codes sent in BatchAck and Error messages. Their values are part of the
+// protocol (docs/protocol.md): never renumber them.
+const (
+	OK                Code = 0  // no error
+	EInvalidBet       Code = 1  // a bet breaks the bet rules
+	EWrongAgency      Code = 2  // a message names another agency than the connection's
+	EMalformed        Code = 3  // a frame or message that cannot be decoded
+	EUnknownType      Code = 4  // a message type the central does not know
+	EVersion          Code = 5  // a protocol version the central does not speak
+	ETooLarge         Code = 6  // a frame longer than the 8 KiB limit
+	ESequence         Code = 7  // a batch out of sequence (a gap, or finished too early)
+	EStorage          Code = 8  // the bets could not be made durable; retry later
+	EAlreadyFinished  Code = 9  // a second "finished" on the same connection
+	ENotIdentified    Code = 10 // a message that needs a Hello first
+	EUnknownAgency    Code = 11 // an agency number outside 1..AGENCIES
+	EShuttingDown     Code = 12 // the central is stopping; retry later
+	ETooManyConns     Code = 13 // the connection limit is reached; retry later
+	EUnexpectedMsg    Code = 14 // a valid message in the wrong place (e.g. a second Hello)
+	EIdle             Code = 15 // the connection was idle or too slow for too long
+	EInternal         Code = 16 // anything else
+	maxCode           Code = EInternal
+)
+
+var codeNames = [...]string{
+	OK:               "ok",
+	EInvalidBet:      "invalid_bet",
+	EWrongAgency:     "wrong_agency",
+	EMalformed:       "malformed",
+	EUnknownType:     "unknown_type",
+	EVersion:         "bad_version",
+	ETooLarge:        "too_large",
+	ESequence:        "bad_sequence",
+	EStorage:         "storage",
+	EAlreadyFinished: "already_finished",
+	ENotIdentified:   "not_identified",
+	EUnknownAgency:   "unknown_agency",
+	EShuttingDown:    "shutting_down",
+	ETooManyConns:    "too_many_connections",
+	EUnexpectedMsg:   "unexpected_message",
+	EIdle:            "idle_timeout",
+	EInternal:        "internal",
+}
+
+// String returns the code's stable name, used in log lines.
+func (c Code) String() string {
+	if c <= maxCode {
+		return codeNames[c]
+	}
+	return fmt.Sprintf("code_%d", uint8(c))
+}
+
+// Retryable reports whether a peer may send the same request again later
+// and expect it to succeed: the failure was the central's state, not the
+// request's content.
+func (c Code) Retryable() bool {
+	switch c {
+	case EStorage, EShuttingDown, ETooManyConns, EIdle:
+		return true
+	}
+	return false
+}
+
+// Error is the domain's error: a Code for machines and a message for people.
+type Error struct {
+	Code    Code
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code.String() + ": " + e.Message }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the Code of the first *Error in err's chain, OK for nil
+// and EInternal for any other error.
+func ErrorCode(err error) Code {
+	if err == nil {
+		return OK
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EInternal
+}

@@ -1,0 +1,143 @@
+package protocol
+
+import (
+	"encoding/binary"
+	"fmt"
+	"iter"
+	"math"
+
+	"lottery"
+)
+
+// A batch payload is a fixed part and then Count bets:
+//
+//	agency u32 | seq u64 | count u16 | bet × count
+//	bet:  number u16 | first name str | last name str | document str | birthdate str
+//	str:  length u16 | UTF-8 bytes
+const (
+	batchFixedSize = 4 + 8 + 2
+	betFixedSize   = 2 + 4*2
+	// MaxBetsPerBatch is the most bets a frame can physically hold.
+	MaxBetsPerBatch = (MaxPayloadSize - batchFixedSize) / betFixedSize
+)
+
+// BetView is one bet of a received batch. Its fields alias the frame
+// buffer: they are valid only as long as the Frame is.
+type BetView struct {
+	FirstName, LastName, Document, Birthdate []byte
+	Number                                   int
+}
+
+// Bet copies the view into a domain Bet of the given agency.
+func (v BetView) Bet(agency int) lottery.Bet {
+	return lottery.Bet{Agency: agency, FirstName: string(v.FirstName), LastName: string(v.LastName),
+		Document: string(v.Document), Birthdate: string(v.Birthdate), Number: v.Number}
+}
+
+// BatchView is a decoded batch whose bets are read in place from the frame.
+type BatchView struct {
+	Agency uint32
+	Seq    uint64
+	Count  int
+	bets   []byte
+}
+
+// ParseBatch checks the structure of a batch payload (every length inside
+// the payload, the count matching the bets, nothing after them) without
+// copying anything. It does not check the bet rules.
+func ParseBatch(payload []byte) (BatchView, error) {
+	d := decoder{b: payload}
+	v := BatchView{Agency: d.u32(), Seq: d.u64(), Count: int(d.u16())}
+	if d.err != nil {
+		return BatchView{}, fmt.Errorf("batch: %w", d.err)
+	}
+	v.bets = d.b
+	if v.Count > len(v.bets)/betFixedSize {
+		return BatchView{}, fmt.Errorf("%w: batch: %d bets in %d bytes", ErrMalformed, v.Count, len(v.bets))
+	}
+	for i := 0; i < v.Count; i++ {
+		d.take(2)
+		for f := 0; f < 4; f++ {
+			d.str()
+		}
+	}
+	if err := d.finish(TypeBatch); err != nil {
+		return BatchView{}, err
+	}
+	return v, nil
+}
+
+// Bets iterates over the bets of a batch checked by ParseBatch.
+func (v BatchView) Bets() iter.Seq[BetView] {
+	return func(yield func(BetView) bool) {
+		d := decoder{b: v.bets}
+		for i := 0; i < v.Count; i++ {
+			b := BetView{Number: int(d.u16())}
+			b.FirstName, b.LastName, b.Document, b.Birthdate = d.str(), d.str(), d.str(), d.str()
+			if !yield(b) {
+				return
+			}
+		}
+	}
+}
+
+// BatchBuilder packs bets into one batch frame, refusing any bet that would
+// push the frame over MaxFrameSize or the batch over its bet limit. A
+// refused bet is left for the next batch: nothing is ever dropped.
+type BatchBuilder struct {
+	buf      []byte
+	maxCount int
+	count    int
+}
+
+// Reset starts a new batch of the agency with sequence number seq, holding
+// at most maxCount bets (capped at what a frame can hold), reusing the
+// builder's buffer.
+func (b *BatchBuilder) Reset(agency uint32, seq uint64, maxCount int) {
+	if maxCount <= 0 || maxCount > MaxBetsPerBatch {
+		maxCount = MaxBetsPerBatch
+	}
+	if b.buf == nil {
+		b.buf = make([]byte, 0, MaxFrameSize)
+	}
+	b.buf = append(b.buf[:0], Version, byte(TypeBatch), 0, 0)
+	b.buf = binary.BigEndian.AppendUint32(b.buf, agency)
+	b.buf = binary.BigEndian.AppendUint64(b.buf, seq)
+	b.buf = append(b.buf, 0, 0) // count, filled in by Frame
+	b.maxCount, b.count = maxCount, 0
+}
+
+// Add appends a bet if it fits and reports whether it did. The bet must
+// already be valid: Add checks only sizes.
+func (b *BatchBuilder) Add(first, last, document, birthdate []byte, number int) bool {
+	size := betFixedSize + len(first) + len(last) + len(document) + len(birthdate)
+	if b.count >= b.maxCount || len(b.buf)+size > MaxFrameSize || number < 0 || number > math.MaxUint16 {
+		return false
+	}
+	b.buf = binary.BigEndian.AppendUint16(b.buf, uint16(number))
+	for _, s := range [...][]byte{first, last, document, birthdate} {
+		b.buf = binary.BigEndian.AppendUint16(b.buf, uint16(len(s)))
+		b.buf = append(b.buf, s...)
+	}
+	b.count++
+	return true
+}
+
+// AddBet is Add for a domain Bet.
+func (b *BatchBuilder) AddBet(bet lottery.Bet) bool {
+	return b.Add([]byte(bet.FirstName), []byte(bet.LastName), []byte(bet.Document), []byte(bet.Birthdate), bet.Number)
+}
+
+// Len returns the number of bets added since Reset.
+func (b *BatchBuilder) Len() int { return b.count }
+
+// Full reports whether the batch reached its bet limit.
+func (b *BatchBuilder) Full() bool { return b.count >= b.maxCount }
+
+// Frame fills in the lengths and returns the whole frame. It aliases the
+// builder's buffer until the next Reset.
+func (b *BatchBuilder) Frame() []byte {
+	binary.BigEndian.PutUint16(b.buf[2:], uint16(len(b.buf)-HeaderSize))
+	binary.BigEndian.PutUint16(b.buf[HeaderSize+12:], uint16(b.count))
+	return b.buf
+}

@@ -1,0 +1,44 @@
+package storage
+
+import (
+	"io"
+	"os"
+)
+
+// File is what the store needs of an open file. *os.File implements it;
+// tests wrap it to inject failed writes and fsyncs and to drop unsynced
+// data as a power cut would.
+type File interface {
+	io.Reader
+	io.Writer
+	io.Closer
+	Sync() error
+	Truncate(size int64) error
+	Seek(offset int64, whence int) (int64, error)
+	Stat() (os.FileInfo, error)
+}
+
+// FS opens files and makes directory entries durable.
+type FS interface {
+	OpenFile(name string, flag int, perm os.FileMode) (File, error)
+	// SyncDir fsyncs a directory, so a file created in it survives a crash.
+	SyncDir(dir string) error
+}
+
+// OS is the real file system.
+type OS struct{}
+
+// OpenFile implements FS with os.OpenFile.
+func (OS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+	return os.OpenFile(name, flag, perm)
+}
+
+// SyncDir implements FS.
+func (OS) SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

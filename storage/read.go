@@ -1,0 +1,94 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"lottery"
+	"lottery/csvrow"
+)
+
+// Row is one row of the bets file. Its byte fields are valid only during
+// the callback that receives it.
+type Row struct {
+	Agency                                   int
+	FirstName, LastName, Document, Birthdate []byte
+	Number                                   int
+}
+
+// Bet copies the row into a domain Bet.
+func (r Row) Bet() lottery.Bet {
+	return lottery.Bet{Agency: r.Agency, FirstName: string(r.FirstName), LastName: string(r.LastName),
+		Document: string(r.Document), Birthdate: string(r.Birthdate), Number: r.Number}
+}
+
+// betsFileFields is the number of columns of the bets file.
+const betsFileFields = 6
+
+// ReadBets reads a bets file as the course's load_bets does, calling fn for
+// every row in order, and stops at the first error. It allocates nothing
+// per row, so the draw can stream millions of them.
+func ReadBets(r io.Reader, fn func(Row) error) error {
+	cr := csvrow.NewReader(r, 1<<20)
+	for {
+		fields, err := cr.Read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("bets file line %d: %w", cr.Line(), err)
+		}
+		if len(fields) != betsFileFields {
+			return fmt.Errorf("bets file line %d: %d fields, want %d", cr.Line(), len(fields), betsFileFields)
+		}
+		agency, err1 := parseAgency(fields[0])
+		number, err2 := lottery.ParseNumber(fields[5])
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("bets file line %d: %w", cr.Line(), err)
+		}
+		if err := fn(Row{agency, fields[1], fields[2], fields[3], fields[4], number}); err != nil {
+			return err
+		}
+	}
+}
+
+func parseAgency(b []byte) (int, error) {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' || n > lottery.MaxAgency/10 {
+			return 0, fmt.Errorf("agency %q is not a number", b)
+		}
+		n = n*10 + int(c-'0')
+	}
+	if len(b) == 0 {
+		return 0, errors.New("empty agency")
+	}
+	return n, nil
+}
+
+// LoadBets reads a whole bets file into memory: the course's load_bets, for
+// tests and tools. The draw uses Scan, which does not hold the bets.
+func LoadBets(path string) ([]lottery.Bet, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var bets []lottery.Bet
+	err = ReadBets(f, func(r Row) error { bets = append(bets, r.Bet()); return nil })
+	return bets, err
+}
+
+// Scan streams every committed row of the store to fn. Commits that
+// complete while it runs may or may not be seen.
+func (s *Store) Scan(fn func(Row) error) error {
+	size := s.Stats().Size
+	f, err := s.fs.OpenFile(s.path, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open bets file: %w", err)
+	}
+	defer f.Close()
+	return ReadBets(io.LimitReader(f, size), fn)
+}

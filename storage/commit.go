@@ -22,10 +22,10 @@ type groupWriter struct {
 type outcome uint8
 
 const (
-	write       outcome = iota // stored by this group
-	dupDurable                 // already committed before: succeeds whatever happens
-	dupInGroup                 // a resend of a commit of this same group
-	rejected                   // refused on its own merits (c.Err set)
+	write      outcome = iota // stored by this group
+	dupDurable                // already committed before: succeeds whatever happens
+	dupInGroup                // a resend of a commit of this same group
+	rejected                  // refused on its own merits (c.Err set)
 )
 
 func (w *groupWriter) commit() {

@@ -8,6 +8,7 @@
 package storage
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -147,18 +148,26 @@ func (s *Store) open() (Recovery, error) {
 	if err != nil {
 		return rec, err
 	}
-	jdata, err := io.ReadAll(s.journal)
+	jsize, err := fileSize(s.journal)
 	if err != nil {
+		return rec, err
+	}
+	// The journal is read as a stream: it grows with the batches stored, and
+	// the central's memory must not.
+	jr := bufio.NewReaderSize(s.journal, 64<<10)
+	magic := make([]byte, len(journalMagic))
+	n, err := io.ReadFull(jr, magic)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return rec, fmt.Errorf("read journal: %w", err)
 	}
 	var fresh []byte // what a new journal starts with
 	end := int64(0)
 	switch {
-	case len(jdata) == 0 || len(jdata) < len(journalMagic) && bytes.HasPrefix([]byte(journalMagic), jdata):
+	case n < len(journalMagic) && bytes.HasPrefix([]byte(journalMagic), magic[:n]):
 		// A new journal, or one torn before its magic was synced.
-		rec.CutJournal = int64(len(jdata))
+		rec.CutJournal = int64(n)
 		fresh = []byte(journalMagic)
-		if betsSize > 0 && rec.CutJournal == 0 {
+		if betsSize > 0 && n == 0 {
 			// A bets file written by someone else (the course's Python):
 			// adopt its complete rows as one committed base.
 			end, rec.Bets, err = s.adopt(betsSize)
@@ -168,12 +177,19 @@ func (s *Store) open() (Recovery, error) {
 			rec.Adopted = true
 			fresh = record{kind: kindBase, end: end, count: uint32(min(rec.Bets, 1<<32-1))}.append(fresh)
 		}
-	case !bytes.HasPrefix(jdata, []byte(journalMagic)):
+	case string(magic[:n]) != journalMagic:
 		return rec, fmt.Errorf("%s is not a bets journal (bad magic); refusing to touch it", jpath)
 	default:
-		off := len(journalMagic)
-		for ; off+journalRecordSize <= len(jdata); off += journalRecordSize {
-			r, ok := parseRecord(jdata[off:])
+		off := int64(len(journalMagic))
+		var buf [journalRecordSize]byte
+		for ; ; off += journalRecordSize {
+			if _, err := io.ReadFull(jr, buf[:]); err != nil {
+				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+					break
+				}
+				return rec, fmt.Errorf("read journal: %w", err)
+			}
+			r, ok := parseRecord(buf[:])
 			if !ok || r.end < end || r.end > betsSize {
 				break // torn, garbled, or pointing at bytes that never became durable
 			}
@@ -192,12 +208,12 @@ func (s *Store) open() (Recovery, error) {
 			}
 			end = r.end
 		}
-		if rec.CutJournal = int64(len(jdata) - off); rec.CutJournal > 0 {
-			if err := s.journal.Truncate(int64(off)); err != nil {
+		if rec.CutJournal = jsize - off; rec.CutJournal > 0 {
+			if err := s.journal.Truncate(off); err != nil {
 				return rec, fmt.Errorf("truncate journal: %w", err)
 			}
 		}
-		s.journalSize = int64(off)
+		s.journalSize = off
 	}
 	if end < betsSize {
 		rec.CutBetsBytes = betsSize - end

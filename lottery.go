@@ -19,24 +19,24 @@ type Code uint8
 // Codes sent in BatchAck and Error messages. Their values are part of the
 // protocol (docs/protocol.md): never renumber them.
 const (
-	OK                Code = 0  // no error
-	EInvalidBet       Code = 1  // a bet breaks the bet rules
-	EWrongAgency      Code = 2  // a message names another agency than the connection's
-	EMalformed        Code = 3  // a frame or message that cannot be decoded
-	EUnknownType      Code = 4  // a message type the central does not know
-	EVersion          Code = 5  // a protocol version the central does not speak
-	ETooLarge         Code = 6  // a frame longer than the 8 KiB limit
-	ESequence         Code = 7  // a batch out of sequence (a gap, or finished too early)
-	EStorage          Code = 8  // the bets could not be made durable; retry later
-	EAlreadyFinished  Code = 9  // a second "finished" on the same connection
-	ENotIdentified    Code = 10 // a message that needs a Hello first
-	EUnknownAgency    Code = 11 // an agency number outside 1..AGENCIES
-	EShuttingDown     Code = 12 // the central is stopping; retry later
-	ETooManyConns     Code = 13 // the connection limit is reached; retry later
-	EUnexpectedMsg    Code = 14 // a valid message in the wrong place (e.g. a second Hello)
-	EIdle             Code = 15 // the connection was idle or too slow for too long
-	EInternal         Code = 16 // anything else
-	maxCode           Code = EInternal
+	OK               Code = 0  // no error
+	EInvalidBet      Code = 1  // a bet breaks the bet rules
+	EWrongAgency     Code = 2  // a message names another agency than the connection's
+	EMalformed       Code = 3  // a frame or message that cannot be decoded
+	EUnknownType     Code = 4  // a message type the central does not know
+	EVersion         Code = 5  // a protocol version the central does not speak
+	ETooLarge        Code = 6  // a frame longer than the 8 KiB limit
+	ESequence        Code = 7  // a batch out of sequence (a gap, or finished too early)
+	EStorage         Code = 8  // the bets could not be made durable; retry later
+	EAlreadyFinished Code = 9  // a second "finished" on the same connection
+	ENotIdentified   Code = 10 // a message that needs a Hello first
+	EUnknownAgency   Code = 11 // an agency number outside 1..AGENCIES
+	EShuttingDown    Code = 12 // the central is stopping; retry later
+	ETooManyConns    Code = 13 // the connection limit is reached; retry later
+	EUnexpectedMsg   Code = 14 // a valid message in the wrong place (e.g. a second Hello)
+	EIdle            Code = 15 // the connection was idle or too slow for too long
+	EInternal        Code = 16 // anything else
+	maxCode          Code = EInternal
 )
 
 var codeNames = [...]string{

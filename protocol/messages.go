@@ -83,8 +83,10 @@ func (m Finished) appendPayload(b []byte) []byte {
 	b = binary.BigEndian.AppendUint32(b, m.Agency)
 	return binary.BigEndian.AppendUint64(b, m.LastSeq)
 }
-func (FinishedAck) appendPayload(b []byte) []byte    { return b }
-func (m WinnersQuery) appendPayload(b []byte) []byte { return binary.BigEndian.AppendUint32(b, m.Agency) }
+func (FinishedAck) appendPayload(b []byte) []byte { return b }
+func (m WinnersQuery) appendPayload(b []byte) []byte {
+	return binary.BigEndian.AppendUint32(b, m.Agency)
+}
 func (m Winners) appendPayload(b []byte) []byte {
 	b = append(b, boolByte(m.Final))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Documents)))

@@ -13,7 +13,7 @@ build: ## static binaries into bin/ (CGO disabled)
 	$(GO) build -trimpath -ldflags="-s -w" -o bin/ ./cmd/...
 
 vet: ## gofmt and go vet
-	@out=$$(gofmt -l $$(git ls-files '*.go' ':!vendor' 2>/dev/null || find . -name '*.go' -not -path './vendor/*')); \
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './vendor/*' -not -path './.git/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needs to run on: $$out"; exit 1; fi
 	$(GO) vet ./...
 

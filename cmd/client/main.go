@@ -110,8 +110,13 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	_, err = a.Run(ctx)
+	res, err := a.Run(ctx)
 	switch {
+	case err == nil && res.Rejected > 0:
+		// Every batch was answered, but some bets were refused: the run
+		// did not do its job, and a script must be able to tell.
+		log.Error("shutdown", logline.Failed, "client_id", cfg.ID, "error", "bets rejected by the central", "rechazadas", res.Rejected)
+		return exitFailed
 	case err == nil:
 	case ctx.Err() != nil:
 		log.Info("shutdown", logline.Progress, "signal", "received", "client_id", cfg.ID)

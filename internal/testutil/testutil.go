@@ -1,0 +1,171 @@
+// Package testutil holds helpers shared by the integration and end-to-end
+// tests: building the binaries once, skipping long and Docker tests, finding
+// the real dataset, parsing the log contract and running the programs as
+// processes.
+package testutil
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Binary names built by Binaries.
+const (
+	ServerBin  = "server"
+	ClientBin  = "client"
+	GendataBin = "gendata"
+)
+
+var (
+	rootOnce sync.Once
+	rootDir  string
+	rootErr  error
+
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+
+	dockerOnce sync.Once
+	dockerOK   bool
+)
+
+// goTool returns the go command that runs these tests.
+func goTool() string {
+	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
+		return p
+	}
+	return "go"
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// ModuleRoot returns the directory of the module's go.mod (`go env GOMOD`).
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	rootOnce.Do(func() {
+		out, err := exec.Command(goTool(), "env", "GOMOD").Output()
+		if err != nil {
+			rootErr = err
+			return
+		}
+		gomod := strings.TrimSpace(string(out))
+		if gomod == "" || gomod == os.DevNull {
+			rootErr = os.ErrNotExist
+			return
+		}
+		rootDir = filepath.Dir(gomod)
+	})
+	if rootErr != nil {
+		t.Fatalf("testutil: cannot find the module root: %v", rootErr)
+	}
+	return rootDir
+}
+
+// Binaries builds ./cmd/server, ./cmd/client and ./cmd/gendata (static,
+// CGO_ENABLED=0) once per test binary and returns the directory that holds
+// them. The directory lives under os.TempDir; RemoveBinaries deletes it
+// (call it from TestMain after m.Run).
+func Binaries(t testing.TB) string {
+	t.Helper()
+	root := ModuleRoot(t)
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp(os.TempDir(), "lottery-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, goTool(), "build", "-o", dir+string(filepath.Separator),
+			"./cmd/"+ServerBin, "./cmd/"+ClientBin, "./cmd/"+GendataBin)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
+			binErr = &buildError{err: err, out: string(out)}
+			return
+		}
+		binDir = dir
+	})
+	if binErr != nil {
+		t.Fatalf("testutil: building the binaries: %v", binErr)
+	}
+	return binDir
+}
+
+// RemoveBinaries deletes what Binaries built, if anything.
+func RemoveBinaries() {
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+}
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
+
+// Long skips the test unless LOTTERY_LONG=1; -short always skips it.
+func Long(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("long test: skipped with -short")
+	}
+	if os.Getenv("LOTTERY_LONG") != "1" {
+		t.Skip("long test: set LOTTERY_LONG=1 to run it")
+	}
+}
+
+// Docker skips the test unless LOTTERY_DOCKER=1, or LOTTERY_DOCKER=auto and
+// `docker info` succeeds; -short always skips it.
+func Docker(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("Docker test: skipped with -short")
+	}
+	switch os.Getenv("LOTTERY_DOCKER") {
+	case "1":
+		return
+	case "auto":
+		dockerOnce.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			dockerOK = exec.CommandContext(ctx, "docker", "info").Run() == nil
+		})
+		if dockerOK {
+			return
+		}
+		t.Skip("Docker test: LOTTERY_DOCKER=auto and no reachable Docker engine")
+	default:
+		t.Skip("Docker test: set LOTTERY_DOCKER=1 (or auto) to run it")
+	}
+}
+
+// DatasetAgencies is how many agency files the real dataset has.
+const DatasetAgencies = 5
+
+// Dataset returns the real dataset's directory (<module root>/../shared/dataset)
+// and whether agency-1.csv … agency-5.csv are all there.
+func Dataset(t testing.TB) (dir string, ok bool) {
+	t.Helper()
+	dir = filepath.Join(filepath.Dir(ModuleRoot(t)), "shared", "dataset")
+	for i := 1; i <= DatasetAgencies; i++ {
+		if !fileExists(filepath.Join(dir, "agency-"+strconv.Itoa(i)+".csv")) {
+			return dir, false
+		}
+	}
+	return dir, true
+}

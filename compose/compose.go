@@ -1,0 +1,176 @@
+// Package compose writes the Docker Compose file that runs the central and
+// its agencies: a service "server" and services "client1" … "clientN" on one
+// network, the config files and the agency data mounted read-only.
+//
+// The file is built as a value and marshalled with yaml.v3, never pasted
+// together as text, so names and values are always quoted correctly, and the
+// output is deterministic: the same options give the same bytes.
+package compose
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Names the course's harness relies on.
+const (
+	ServerService  = "server"        // the central's service, container and host name
+	ClientPrefix   = "client"        // agency N is service and container "clientN"
+	ServerImage    = "server:latest" // built by server/Dockerfile
+	ClientImage    = "client:latest" // built by client/Dockerfile
+	DefaultNetwork = "lottery_net"   // the one network every service joins
+	ServerConfig   = "/config.ini"   // where the central reads ./config.ini (its WORKDIR is /)
+	ClientConfig   = "/config.yaml"  // where an agency reads ./config.yaml (its WORKDIR is /)
+	DataDir        = "/.data"        // where an agency finds ./.data/agency-N.csv
+	hostServerConf = "./server/config.ini"
+	hostClientConf = "./client/config.yaml"
+	hostDataDir    = "./.data"
+)
+
+// MaxAgencies bounds N: agencies are numbered with a uint32 on the wire, but
+// a compose file with more services than this is a typo, not a lottery.
+const MaxAgencies = 10000
+
+// SampleBet is the single bet every agency is given in NOMBRE … NUMERO, the
+// course's example. An agency sends it only when it has no data file.
+var SampleBet = []EnvVar{
+	{"NOMBRE", "Santiago Lionel"},
+	{"APELLIDO", "Lorca"},
+	{"DOCUMENTO", "30904465"},
+	{"NACIMIENTO", "1999-03-17"},
+	{"NUMERO", "7574"},
+}
+
+// ErrAgencies reports an agency count outside 0..MaxAgencies.
+var ErrAgencies = errors.New("compose: agencies must be between 0 and " + strconv.Itoa(MaxAgencies))
+
+// Options say what to generate.
+type Options struct {
+	// Agencies is N, the number of agency services; 0 gives a central alone.
+	Agencies int
+	// NamePrefix is put before every container name (not service name).
+	// Empty for the course's names; tests use it so that their containers
+	// never collide with a deployment that is already running.
+	NamePrefix string
+	// Network is the network's name inside the file; DefaultNetwork if empty.
+	Network string
+}
+
+// EnvVar is one environment variable, kept in order in the file.
+type EnvVar struct{ Name, Value string }
+
+// File is a compose file.
+type File struct {
+	Services Services           `yaml:"services"`
+	Networks map[string]Network `yaml:"networks"`
+}
+
+// Service is one compose service.
+type Service struct {
+	Name          string   `yaml:"-"`
+	ContainerName string   `yaml:"container_name"`
+	Image         string   `yaml:"image"`
+	Environment   []string `yaml:"environment,omitempty"`
+	Networks      []string `yaml:"networks"`
+	Volumes       []string `yaml:"volumes"`
+	DependsOn     []string `yaml:"depends_on,omitempty"`
+}
+
+// Services keeps the services in order (server, client1, client2, …):
+// a Go map would sort client10 before client2.
+type Services []Service
+
+// MarshalYAML writes the services as a mapping in slice order.
+func (s Services) MarshalYAML() (any, error) {
+	n := &yaml.Node{Kind: yaml.MappingNode}
+	for _, svc := range s {
+		var v yaml.Node
+		if err := v.Encode(svc); err != nil {
+			return nil, fmt.Errorf("compose: service %s: %w", svc.Name, err)
+		}
+		n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: svc.Name}, &v)
+	}
+	return n, nil
+}
+
+// Network is one compose network.
+type Network struct {
+	Driver string `yaml:"driver"`
+}
+
+// New builds the compose file for opt.
+func New(opt Options) (File, error) {
+	if opt.Agencies < 0 || opt.Agencies > MaxAgencies {
+		return File{}, fmt.Errorf("%w, got %d", ErrAgencies, opt.Agencies)
+	}
+	network := opt.Network
+	if network == "" {
+		network = DefaultNetwork
+	}
+	server := Service{
+		Name:          ServerService,
+		ContainerName: opt.NamePrefix + ServerService,
+		Image:         ServerImage,
+		Networks:      []string{network},
+		Volumes:       []string{readOnly(hostServerConf, ServerConfig)},
+	}
+	// With no agency there is nothing to wait for: the central keeps the
+	// AGENCIES of its config.ini (AGENCIES=0 is not a valid central).
+	if opt.Agencies > 0 {
+		server.Environment = []string{env("AGENCIES", strconv.Itoa(opt.Agencies))}
+	}
+	f := File{
+		Services: Services{server},
+		Networks: map[string]Network{network: {Driver: "bridge"}},
+	}
+	for id := 1; id <= opt.Agencies; id++ {
+		name := ClientPrefix + strconv.Itoa(id)
+		vars := []string{env("CLI_ID", strconv.Itoa(id))}
+		for _, v := range SampleBet {
+			vars = append(vars, env(v.Name, v.Value))
+		}
+		f.Services = append(f.Services, Service{
+			Name:          name,
+			ContainerName: opt.NamePrefix + name,
+			Image:         ClientImage,
+			Environment:   vars,
+			Networks:      []string{network},
+			Volumes:       []string{readOnly(hostClientConf, ClientConfig), readOnly(hostDataDir, DataDir)},
+			DependsOn:     []string{ServerService},
+		})
+	}
+	return f, nil
+}
+
+func env(name, value string) string { return name + "=" + value }
+
+func readOnly(host, container string) string { return host + ":" + container + ":ro" }
+
+// header is written first: the file says where it comes from.
+const header = "# Generated by generar-compose.sh (cmd/gencompose): edit the generator, not this file.\n"
+
+// Write writes the compose file for opt to w.
+func Write(w io.Writer, opt Options) error {
+	f, err := New(opt)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	buf.WriteString(header)
+	buf.WriteString("# The central and " + strconv.Itoa(opt.Agencies) + " agencies.\n")
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(f); err != nil {
+		return fmt.Errorf("compose: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("compose: %w", err)
+	}
+	_, err = w.Write(buf.Bytes())
+	return err
+}

@@ -1,0 +1,167 @@
+package compose_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"lottery/compose"
+)
+
+// parsed is the part of a compose file the tests read back.
+type parsed struct {
+	Services map[string]struct {
+		ContainerName string   `yaml:"container_name"`
+		Image         string   `yaml:"image"`
+		Environment   []string `yaml:"environment"`
+		Networks      []string `yaml:"networks"`
+		Volumes       []string `yaml:"volumes"`
+		DependsOn     []string `yaml:"depends_on"`
+	} `yaml:"services"`
+	Networks map[string]map[string]string `yaml:"networks"`
+}
+
+func generate(t *testing.T, opt compose.Options) ([]byte, parsed) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := compose.Write(&buf, opt); err != nil {
+		t.Fatalf("Write(%+v): %v", opt, err)
+	}
+	var p parsed
+	if err := yaml.Unmarshal(buf.Bytes(), &p); err != nil {
+		t.Fatalf("the output is not YAML: %v\n%s", err, buf.String())
+	}
+	return buf.Bytes(), p
+}
+
+func TestWrite_Services(t *testing.T) {
+	for _, n := range []int{0, 1, 3, 5, 10} {
+		t.Run("N="+strconv.Itoa(n), func(t *testing.T) {
+			out, p := generate(t, compose.Options{Agencies: n})
+			if len(p.Services) != n+1 {
+				t.Fatalf("%d services, want %d:\n%s", len(p.Services), n+1, out)
+			}
+			if len(p.Networks) != 1 {
+				t.Fatalf("networks %v, want exactly one", p.Networks)
+			}
+			server, ok := p.Services["server"]
+			if !ok {
+				t.Fatalf("no service server:\n%s", out)
+			}
+			if server.ContainerName != "server" || server.Image != "server:latest" {
+				t.Errorf("server: container %q image %q", server.ContainerName, server.Image)
+			}
+			wantEnv := []string{"AGENCIES=" + strconv.Itoa(n)}
+			if n == 0 {
+				wantEnv = nil // AGENCIES=0 is not a valid central: it keeps config.ini's
+			}
+			if !slices.Equal(server.Environment, wantEnv) {
+				t.Errorf("server environment %q, want %q", server.Environment, wantEnv)
+			}
+			if !slices.Equal(server.Volumes, []string{"./server/config.ini:/config.ini:ro"}) {
+				t.Errorf("server volumes %q", server.Volumes)
+			}
+			for id := 1; id <= n; id++ {
+				name := "client" + strconv.Itoa(id)
+				c, ok := p.Services[name]
+				if !ok {
+					t.Fatalf("no service %s:\n%s", name, out)
+				}
+				if c.ContainerName != name || c.Image != "client:latest" {
+					t.Errorf("%s: container %q image %q", name, c.ContainerName, c.Image)
+				}
+				want := []string{"CLI_ID=" + strconv.Itoa(id), "NOMBRE=Santiago Lionel", "APELLIDO=Lorca",
+					"DOCUMENTO=30904465", "NACIMIENTO=1999-03-17", "NUMERO=7574"}
+				if !slices.Equal(c.Environment, want) {
+					t.Errorf("%s environment %q, want %q", name, c.Environment, want)
+				}
+				if !slices.Equal(c.Volumes, []string{"./client/config.yaml:/config.yaml:ro", "./.data:/.data:ro"}) {
+					t.Errorf("%s volumes %q", name, c.Volumes)
+				}
+				if !slices.Equal(c.DependsOn, []string{"server"}) {
+					t.Errorf("%s depends_on %q", name, c.DependsOn)
+				}
+				if !slices.Equal(c.Networks, server.Networks) || len(c.Networks) != 1 {
+					t.Errorf("%s networks %q, server's %q", name, c.Networks, server.Networks)
+				}
+				if _, ok := p.Networks[c.Networks[0]]; !ok {
+					t.Errorf("%s joins undeclared network %q", name, c.Networks[0])
+				}
+			}
+		})
+	}
+}
+
+func TestWrite_ServiceOrder(t *testing.T) {
+	out, _ := generate(t, compose.Options{Agencies: 10})
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "   ") && strings.HasSuffix(line, ":") {
+			names = append(names, strings.TrimSuffix(strings.TrimSpace(line), ":"))
+		}
+	}
+	want := []string{"server"}
+	for i := 1; i <= 10; i++ {
+		want = append(want, "client"+strconv.Itoa(i))
+	}
+	want = append(want, compose.DefaultNetwork)
+	if !slices.Equal(names, want) {
+		t.Errorf("services in order %q, want %q", names, want)
+	}
+}
+
+func TestWrite_Deterministic(t *testing.T) {
+	a, _ := generate(t, compose.Options{Agencies: 7})
+	b, _ := generate(t, compose.Options{Agencies: 7})
+	if !bytes.Equal(a, b) {
+		t.Errorf("two runs differ:\n%s\n---\n%s", a, b)
+	}
+}
+
+func TestWrite_Options(t *testing.T) {
+	_, p := generate(t, compose.Options{Agencies: 2, NamePrefix: "t1-", Network: "other"})
+	for name, svc := range p.Services {
+		if svc.ContainerName != "t1-"+name {
+			t.Errorf("service %s: container %q, want %q", name, svc.ContainerName, "t1-"+name)
+		}
+		if !slices.Equal(svc.Networks, []string{"other"}) {
+			t.Errorf("service %s: networks %q", name, svc.Networks)
+		}
+	}
+	if _, ok := p.Networks["other"]; !ok || len(p.Networks) != 1 {
+		t.Errorf("networks %v, want only other", p.Networks)
+	}
+}
+
+func TestWrite_ErrAgencies(t *testing.T) {
+	for _, n := range []int{-1, compose.MaxAgencies + 1} {
+		var buf bytes.Buffer
+		err := compose.Write(&buf, compose.Options{Agencies: n})
+		if !errors.Is(err, compose.ErrAgencies) {
+			t.Errorf("Write(%d) = %v, want ErrAgencies", n, err)
+		}
+		if buf.Len() != 0 {
+			t.Errorf("Write(%d) wrote %d bytes", n, buf.Len())
+		}
+	}
+}
+
+// TestCommittedFile keeps the committed docker-compose-dev.yaml in step with
+// the generator.
+func TestCommittedFile(t *testing.T) {
+	committed, err := os.ReadFile(filepath.Join("..", "docker-compose-dev.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := generate(t, compose.Options{Agencies: 5})
+	if !bytes.Equal(committed, want) {
+		t.Errorf("docker-compose-dev.yaml is stale: run ./generar-compose.sh docker-compose-dev.yaml 5")
+	}
+}

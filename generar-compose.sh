@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# generar-compose.sh <output-file> <N>: writes a Docker Compose file with the
+# central ("server") and N agencies ("client1" … "clientN").
+# The work is done by the Go generator in cmd/gencompose (package compose);
+# this script only builds and runs it. Bad arguments: usage, exit 2, and the
+# output file is left as it was.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+if command -v go >/dev/null 2>&1; then
+  # Built from the current code every time (Go caches the build).
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/gencompose.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$root" && CGO_ENABLED=0 go build -o "$tmp/gencompose" ./cmd/gencompose)
+  gen="$tmp/gencompose"
+elif [ -x "$root/bin/gencompose" ]; then
+  gen="$root/bin/gencompose" # from make build, on a machine without Go
+else
+  echo "generar-compose.sh: needs Go (or bin/gencompose from make build)" >&2
+  exit 1
+fi
+"$gen" "$@"

@@ -1,0 +1,273 @@
+package lottery_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"lottery"
+)
+
+// today is a fixed "today" so the birthdate rules do not depend on the clock.
+var today = time.Date(2024, time.March, 15, 13, 45, 0, 0, time.UTC)
+
+// okBet is a valid bet; each case below breaks one field of it.
+var okBet = lottery.Bet{Agency: 1, FirstName: "Santiago Lionel", LastName: "Lorca", Document: "30904465", Birthdate: "1999-03-17", Number: 7574}
+
+// validate runs ValidateFields on both the string and the []byte form and
+// fails the test if their verdicts differ.
+func validate(t *testing.T, b lottery.Bet, today time.Time) error {
+	t.Helper()
+	errS := lottery.ValidateFields(b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number, today)
+	errB := lottery.ValidateFields([]byte(b.FirstName), []byte(b.LastName), []byte(b.Document), []byte(b.Birthdate), b.Number, today)
+	if (errS == nil) != (errB == nil) {
+		t.Fatalf("string verdict %v, []byte verdict %v", errS, errB)
+	}
+	if errS != nil && errS.Error() != errB.Error() {
+		t.Fatalf("string error %q, []byte error %q", errS, errB)
+	}
+	return errS
+}
+
+func TestValidateFields(t *testing.T) {
+	with := func(f func(*lottery.Bet)) lottery.Bet { b := okBet; f(&b); return b }
+	tests := []struct {
+		name string
+		bet  lottery.Bet
+		ok   bool
+	}{
+		{"OK", okBet, true},
+
+		// Names.
+		{"OK/NameOneChar", with(func(b *lottery.Bet) { b.FirstName = "A" }), true},
+		{"OK/NameAccents", with(func(b *lottery.Bet) { b.FirstName, b.LastName = "Zoë Renée", "Muñoz Ibáñez" }), true},
+		{"OK/NameCommaQuoteApostrophe", with(func(b *lottery.Bet) { b.FirstName, b.LastName = `Juan "Tito", hijo`, "D'Alessandro" }), true},
+		{"OK/Name100ASCII", with(func(b *lottery.Bet) { b.FirstName = strings.Repeat("a", 100) }), true},
+		{"OK/Name100TwoByte", with(func(b *lottery.Bet) { b.LastName = strings.Repeat("á", 100) }), true},
+		{"OK/Name100FourByte", with(func(b *lottery.Bet) { b.LastName = strings.Repeat("𝄞", 100) }), true},
+		{"OK/NameLeadingSpace", with(func(b *lottery.Bet) { b.FirstName = " Ana" }), true},
+		{"ErrFirstNameEmpty", with(func(b *lottery.Bet) { b.FirstName = "" }), false},
+		{"ErrLastNameEmpty", with(func(b *lottery.Bet) { b.LastName = "" }), false},
+		{"ErrName101ASCII", with(func(b *lottery.Bet) { b.FirstName = strings.Repeat("a", 101) }), false},
+		{"ErrName101TwoByte", with(func(b *lottery.Bet) { b.LastName = strings.Repeat("ñ", 101) }), false},
+		{"ErrName101FourByte", with(func(b *lottery.Bet) { b.LastName = strings.Repeat("𝄞", 101) }), false},
+		{"ErrNameTab", with(func(b *lottery.Bet) { b.FirstName = "Ana\tMaría" }), false},
+		{"ErrNameNewline", with(func(b *lottery.Bet) { b.LastName = "Pérez\n" }), false},
+		{"ErrNameCR", with(func(b *lottery.Bet) { b.LastName = "Pérez\rX" }), false},
+		{"ErrNameNUL", with(func(b *lottery.Bet) { b.FirstName = "A\x00" }), false},
+		{"ErrNameDEL", with(func(b *lottery.Bet) { b.FirstName = "A\x7f" }), false},
+		{"ErrNameC1Control", with(func(b *lottery.Bet) { b.FirstName = "A\u0085B" }), false},
+		{"ErrNameInvalidUTF8", with(func(b *lottery.Bet) { b.FirstName = "A\xffB" }), false},
+		{"ErrNameTruncatedUTF8", with(func(b *lottery.Bet) { b.LastName = "Pe\xc3" }), false},
+		{"ErrNameSurrogate", with(func(b *lottery.Bet) { b.LastName = "\xed\xa0\x80" }), false},
+
+		// Document.
+		{"OK/DocumentOneDigit", with(func(b *lottery.Bet) { b.Document = "7" }), true},
+		{"OK/DocumentLeadingZeros", with(func(b *lottery.Bet) { b.Document = "00012345" }), true},
+		{"OK/DocumentTenDigits", with(func(b *lottery.Bet) { b.Document = "1234567890" }), true},
+		{"OK/DocumentZero", with(func(b *lottery.Bet) { b.Document = "0" }), true},
+		{"ErrDocumentEmpty", with(func(b *lottery.Bet) { b.Document = "" }), false},
+		{"ErrDocumentElevenDigits", with(func(b *lottery.Bet) { b.Document = "12345678901" }), false},
+		{"ErrDocumentLetter", with(func(b *lottery.Bet) { b.Document = "1234a678" }), false},
+		{"ErrDocumentSpace", with(func(b *lottery.Bet) { b.Document = " 1234567" }), false},
+		{"ErrDocumentSign", with(func(b *lottery.Bet) { b.Document = "-1234567" }), false},
+		{"ErrDocumentDots", with(func(b *lottery.Bet) { b.Document = "30.904.465" }), false},
+		{"ErrDocumentNonASCIIDigits", with(func(b *lottery.Bet) { b.Document = "١٢٣" }), false},
+
+		// Birthdate.
+		{"OK/BirthdateLeapDay2000", with(func(b *lottery.Bet) { b.Birthdate = "2000-02-29" }), true},
+		{"OK/BirthdateLeapDay2024", with(func(b *lottery.Bet) { b.Birthdate = "2024-02-29" }), true},
+		{"OK/BirthdateToday", with(func(b *lottery.Bet) { b.Birthdate = "2024-03-15" }), true},
+		{"OK/BirthdateOld", with(func(b *lottery.Bet) { b.Birthdate = "1900-01-01" }), true},
+		{"OK/BirthdateDec31", with(func(b *lottery.Bet) { b.Birthdate = "2023-12-31" }), true},
+		{"ErrBirthdateTomorrow", with(func(b *lottery.Bet) { b.Birthdate = "2024-03-16" }), false},
+		{"ErrBirthdateNextMonth", with(func(b *lottery.Bet) { b.Birthdate = "2024-04-01" }), false},
+		{"ErrBirthdateNextYear", with(func(b *lottery.Bet) { b.Birthdate = "2025-01-01" }), false},
+		{"ErrBirthdateLeapDay1900", with(func(b *lottery.Bet) { b.Birthdate = "1900-02-29" }), false},
+		{"ErrBirthdateLeapDay2023", with(func(b *lottery.Bet) { b.Birthdate = "2023-02-29" }), false},
+		{"ErrBirthdateMonth13", with(func(b *lottery.Bet) { b.Birthdate = "2024-13-01" }), false},
+		{"ErrBirthdateMonth0", with(func(b *lottery.Bet) { b.Birthdate = "2020-00-10" }), false},
+		{"ErrBirthdateDay0", with(func(b *lottery.Bet) { b.Birthdate = "2020-01-00" }), false},
+		{"ErrBirthdateApril31", with(func(b *lottery.Bet) { b.Birthdate = "2020-04-31" }), false},
+		{"ErrBirthdateDay32", with(func(b *lottery.Bet) { b.Birthdate = "2020-01-32" }), false},
+		{"ErrBirthdateShortMonth", with(func(b *lottery.Bet) { b.Birthdate = "2020-1-01" }), false},
+		{"ErrBirthdateSlashes", with(func(b *lottery.Bet) { b.Birthdate = "2020/01/01" }), false},
+		{"ErrBirthdateDayFirst", with(func(b *lottery.Bet) { b.Birthdate = "01-01-2020" }), false},
+		{"ErrBirthdateWithTime", with(func(b *lottery.Bet) { b.Birthdate = "2020-01-01T00:00" }), false},
+		{"ErrBirthdateSpace", with(func(b *lottery.Bet) { b.Birthdate = " 2020-01-1" }), false},
+		{"ErrBirthdateSign", with(func(b *lottery.Bet) { b.Birthdate = "2020-+1-01" }), false},
+		{"ErrBirthdateEmpty", with(func(b *lottery.Bet) { b.Birthdate = "" }), false},
+
+		// Number.
+		{"OK/Number0", with(func(b *lottery.Bet) { b.Number = 0 }), true},
+		{"OK/Number9998", with(func(b *lottery.Bet) { b.Number = 9998 }), true},
+		{"OK/Number9999", with(func(b *lottery.Bet) { b.Number = 9999 }), true},
+		{"ErrNumber10000", with(func(b *lottery.Bet) { b.Number = 10000 }), false},
+		{"ErrNumberNegative", with(func(b *lottery.Bet) { b.Number = -1 }), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := validate(t, tt.bet, today)
+			if tt.ok && err != nil {
+				t.Fatalf("ValidateFields(%+v) = %v, want nil", tt.bet, err)
+			}
+			if !tt.ok {
+				if err == nil {
+					t.Fatalf("ValidateFields(%+v) = nil, want an error", tt.bet)
+				}
+				if c := lottery.ErrorCode(err); c != lottery.EInvalidBet {
+					t.Fatalf("ErrorCode(%v) = %v, want %v", err, c, lottery.EInvalidBet)
+				}
+			}
+			// Bet.Validate applies the same rules.
+			if err := tt.bet.Validate(today); (err == nil) != tt.ok {
+				t.Fatalf("Bet.Validate = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestValidateFields_RealToday(t *testing.T) {
+	now := time.Now()
+	b := okBet
+	b.Birthdate = now.Format(lottery.BirthdateLayout)
+	if err := validate(t, b, now); err != nil {
+		t.Errorf("birthdate today %s: %v", b.Birthdate, err)
+	}
+	b.Birthdate = now.AddDate(0, 0, 1).Format(lottery.BirthdateLayout)
+	if err := validate(t, b, now); err == nil {
+		t.Errorf("birthdate tomorrow %s accepted", b.Birthdate)
+	}
+}
+
+func TestBet_Validate(t *testing.T) {
+	tests := []struct {
+		name   string
+		agency int
+		ok     bool
+	}{
+		{"OK/Agency1", 1, true},
+		{"OK/AgencyMax", lottery.MaxAgency, true},
+		{"ErrAgency0", 0, false},
+		{"ErrAgencyNegative", -3, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := okBet
+			b.Agency = tt.agency
+			err := b.Validate(today)
+			if (err == nil) != tt.ok {
+				t.Fatalf("Validate with agency %d = %v, want ok=%v", tt.agency, err, tt.ok)
+			}
+			if err != nil && lottery.ErrorCode(err) != lottery.EInvalidBet {
+				t.Fatalf("code %v, want invalid_bet", lottery.ErrorCode(err))
+			}
+		})
+	}
+}
+
+func TestParseNumber(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"0042", 42, true},
+		{"42", 42, true},
+		{"7574", 7574, true},
+		{"9998", 9998, true},
+		{"9999", 9999, true},
+		{"00009999", 9999, true},
+		{"10000", 0, false},
+		{"99999999", 0, false},
+		{"-1", 0, false},
+		{"+5", 0, false},
+		{"1.5", 0, false},
+		{"1e3", 0, false},
+		{"", 0, false},
+		{" 5", 0, false},
+		{"5 ", 0, false},
+		{"0x10", 0, false},
+		{"١٢", 0, false},
+		{"123456789012345678901234567890", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			n, err := lottery.ParseNumber(tt.in)
+			nb, errb := lottery.ParseNumber([]byte(tt.in))
+			if n != nb || (err == nil) != (errb == nil) {
+				t.Fatalf("string gives %d, %v; []byte gives %d, %v", n, err, nb, errb)
+			}
+			if tt.ok {
+				if err != nil || n != tt.want {
+					t.Fatalf("ParseNumber(%q) = %d, %v; want %d", tt.in, n, err, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("ParseNumber(%q) = %d, nil; want an error", tt.in, n)
+			}
+			if lottery.ErrorCode(err) != lottery.EInvalidBet {
+				t.Fatalf("ParseNumber(%q) code %v, want invalid_bet", tt.in, lottery.ErrorCode(err))
+			}
+		})
+	}
+}
+
+func TestParseBet(t *testing.T) {
+	tests := []struct {
+		name   string
+		fields []string
+		want   lottery.Bet
+		ok     bool
+	}{
+		{"OK", []string{"Santiago Lionel", "Lorca", "30904465", "1999-03-17", "7574"},
+			lottery.Bet{Agency: 4, FirstName: "Santiago Lionel", LastName: "Lorca", Document: "30904465", Birthdate: "1999-03-17", Number: 7574}, true},
+		{"OK/LeadingZerosKept", []string{"Ana", "Núñez", "00012345", "2000-02-29", "0042"},
+			lottery.Bet{Agency: 4, FirstName: "Ana", LastName: "Núñez", Document: "00012345", Birthdate: "2000-02-29", Number: 42}, true},
+		{"OK/Number9999", []string{"Ana", "Díaz", "1", "1950-12-31", "9999"},
+			lottery.Bet{Agency: 4, FirstName: "Ana", LastName: "Díaz", Document: "1", Birthdate: "1950-12-31", Number: 9999}, true},
+		{"ErrFourFields", []string{"Ana", "Díaz", "1", "1950-12-31"}, lottery.Bet{}, false},
+		{"ErrSixFields", []string{"Ana", "Díaz", "1", "1950-12-31", "5", "x"}, lottery.Bet{}, false},
+		{"ErrNoFields", nil, lottery.Bet{}, false},
+		{"ErrNumberEmpty", []string{"Ana", "Díaz", "1", "1950-12-31", ""}, lottery.Bet{}, false},
+		{"ErrNumberSpace", []string{"Ana", "Díaz", "1", "1950-12-31", " 5"}, lottery.Bet{}, false},
+		{"ErrNumber10000", []string{"Ana", "Díaz", "1", "1950-12-31", "10000"}, lottery.Bet{}, false},
+		{"ErrNumberFraction", []string{"Ana", "Díaz", "1", "1950-12-31", "1.5"}, lottery.Bet{}, false},
+		{"ErrNumberNegative", []string{"Ana", "Díaz", "1", "1950-12-31", "-1"}, lottery.Bet{}, false},
+		{"ErrBadDate", []string{"Ana", "Díaz", "1", "2023-02-29", "5"}, lottery.Bet{}, false},
+		{"ErrEmptyName", []string{"", "Díaz", "1", "1950-12-31", "5"}, lottery.Bet{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := lottery.ParseBet(4, tt.fields, today)
+			if !tt.ok {
+				if err == nil {
+					t.Fatalf("ParseBet(%q) = %+v, nil; want an error", tt.fields, got)
+				}
+				if lottery.ErrorCode(err) != lottery.EInvalidBet {
+					t.Fatalf("ParseBet(%q) code %v, want invalid_bet", tt.fields, lottery.ErrorCode(err))
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseBet(%q) = %+v, %v; want %+v", tt.fields, got, err, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzValidateFields checks that the string and []byte forms of the rules
+// always agree, and never panic.
+func FuzzValidateFields(f *testing.F) {
+	f.Add("Ana", "Núñez", "00012345", "2000-02-29", 42)
+	f.Add("", "x", "1", "1900-02-29", 9999)
+	f.Add("a\xff", "b\u0085", "١٢٣", "2024-13-01", -1)
+	f.Fuzz(func(t *testing.T, first, last, doc, birth string, number int) {
+		b := lottery.Bet{Agency: 1, FirstName: first, LastName: last, Document: doc, Birthdate: birth, Number: number}
+		if err := validate(t, b, today); err != nil && lottery.ErrorCode(err) != lottery.EInvalidBet {
+			t.Fatalf("code %v for %v", lottery.ErrorCode(err), err)
+		}
+	})
+}

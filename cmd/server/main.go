@@ -113,6 +113,11 @@ func serve(cfg Config, store *storage.Store, log *slog.Logger) int {
 		log.Error("config", logline.Failed, "error", err)
 		return exitConfig
 	}
+	// Catch signals before the escuchar line: whoever waits for it may
+	// send SIGTERM at once.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
 	ln, err := listen(cfg.IP, cfg.Port, cfg.Backlog)
 	if err != nil {
 		log.Error("escuchar", logline.Failed, "port", cfg.Port, "error", err)
@@ -120,9 +125,6 @@ func serve(cfg Config, store *storage.Store, log *slog.Logger) int {
 	}
 	log.Info("escuchar", logline.OK, "addr", ln.Addr().String())
 
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(signals)
 	served := make(chan error, 1)
 	go func() { served <- c.Serve(ln) }()
 

@@ -83,7 +83,8 @@ func validateName[T string | []byte](what string, name T) error {
 			}
 			i++
 		} else {
-			r, size := decodeRune(name[i:])
+			// At most 4 bytes: converting them to a string does not allocate.
+			r, size := utf8.DecodeRuneInString(string(name[i:min(i+utf8.UTFMax, len(name))]))
 			if r == utf8.RuneError && size <= 1 {
 				return Errorf(EInvalidBet, "%s is not valid UTF-8", what)
 			}
@@ -98,16 +99,6 @@ func validateName[T string | []byte](what string, name T) error {
 		return Errorf(EInvalidBet, "%s longer than %d characters", what, MaxNameRunes)
 	}
 	return nil
-}
-
-func decodeRune[T string | []byte](s T) (rune, int) {
-	switch v := any(s).(type) {
-	case string:
-		return utf8.DecodeRuneInString(v)
-	case []byte:
-		return utf8.DecodeRune(v)
-	}
-	panic("unreachable")
 }
 
 func validateDocument[T string | []byte](doc T) error {
@@ -125,15 +116,15 @@ func validateDocument[T string | []byte](doc T) error {
 // validateBirthdate accepts a real calendar date written YYYY-MM-DD that is
 // not after today.
 func validateBirthdate[T string | []byte](s T, today time.Time) error {
-	bad := Errorf(EInvalidBet, "birthdate %q is not a date YYYY-MM-DD", string(s))
+	bad := func() error { return Errorf(EInvalidBet, "birthdate %q is not a date YYYY-MM-DD", string(s)) }
 	if len(s) != len(BirthdateLayout) || s[4] != '-' || s[7] != '-' {
-		return bad
+		return bad()
 	}
 	year, ok1 := digits(s[0:4])
 	month, ok2 := digits(s[5:7])
 	day, ok3 := digits(s[8:10])
 	if !ok1 || !ok2 || !ok3 || month < 1 || month > 12 || day < 1 || day > daysIn(year, month) {
-		return bad
+		return bad()
 	}
 	ty, tm, td := today.Date()
 	if year > ty || year == ty && (month > int(tm) || month == int(tm) && day > td) {
@@ -154,7 +145,16 @@ func digits[T string | []byte](s T) (int, bool) {
 }
 
 func daysIn(year, month int) int {
-	return time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // ParseNumber reads a bet number written in decimal (leading zeros allowed,

@@ -116,10 +116,10 @@ func (c *Central) runDraw() {
 	c.drawOnce.Do(func() {
 		winners, err := RunDraw(c.store)
 		if err != nil {
-			// The stored file cannot be read back: there is no honest
-			// answer. Publish nothing, so queries fail rather than lie.
+			// The stored file cannot be read back: there is no honest answer,
+			// so queries get an error rather than a wrong list.
 			c.log.Error("sorteo", logline.Failed, "error", err)
-			winners = nil
+			err = lottery.Errorf(lottery.EInternal, "the draw failed: %v", err)
 		} else {
 			total := 0
 			for _, w := range winners {
@@ -127,7 +127,7 @@ func (c *Central) runDraw() {
 			}
 			c.log.Info("sorteo", logline.OK, "ganadores", total)
 		}
-		c.draw.Publish(winners)
+		c.draw.Publish(winners, err)
 	})
 }
 

@@ -19,6 +19,7 @@ type Draw struct {
 	mu       sync.Mutex      // guards finished and winners
 	finished map[uint32]bool // agencies that said they are done
 	winners  map[uint32][]string
+	err      error // why the draw has no result, if it failed
 
 	ready chan struct{} // closed once, when winners is final
 }
@@ -28,7 +29,9 @@ type Draw struct {
 func NewDraw(agencies int, finished []uint32) *Draw {
 	d := &Draw{agencies: agencies, finished: make(map[uint32]bool), ready: make(chan struct{})}
 	for _, a := range finished {
-		d.finished[a] = true
+		if a >= 1 && int64(a) <= int64(agencies) { // a restart with fewer agencies ignores the others
+			d.finished[a] = true
+		}
 	}
 	return d
 }
@@ -60,10 +63,11 @@ func (d *Draw) Pending() int {
 	return d.agencies - len(d.finished)
 }
 
-// Publish makes the winners final and wakes every waiting query.
-func (d *Draw) Publish(winners map[uint32][]string) {
+// Publish makes the draw's outcome final and wakes every waiting query: the
+// winners, or the error that made the draw impossible.
+func (d *Draw) Publish(winners map[uint32][]string, err error) {
 	d.mu.Lock()
-	d.winners = winners
+	d.winners, d.err = winners, err
 	d.mu.Unlock()
 	close(d.ready)
 }
@@ -81,6 +85,9 @@ func (d *Draw) Winners(ctx context.Context, agency uint32) ([]string, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.err != nil {
+		return nil, d.err
+	}
 	return slices.Clip(d.winners[agency]), nil
 }
 

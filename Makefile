@@ -40,3 +40,47 @@ data: build ## generated agency files into .data/ (existing files are kept)
 
 clean: ## remove build outputs
 	rm -rf bin
+
+# ---- Docker (docs/docker.md) ----------------------------------------------
+# `docker compose` when the plugin is installed, else docker-compose (v1).
+DOCKER_COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
+COMPOSE_DEV ?= docker-compose-dev.yaml
+NETCAT_IMAGE ?= netcat:latest
+BUSYBOX_DEB ?= busybox-static
+
+.PHONY: docker-image docker-netcat-image docker-compose-up docker-compose-down docker-compose-logs
+
+docker-image: build ## the server:latest and client:latest images (FROM scratch: nothing is pulled)
+	docker build -f ./server/Dockerfile -t server:latest .
+	docker build -f ./client/Dockerfile -t client:latest .
+
+docker-netcat-image: bin/busybox ## the netcat image validar-echo-server.sh uses (a static busybox)
+	docker build -f ./netcat/Dockerfile -t $(NETCAT_IMAGE) .
+
+# Debian's busybox-static package, downloaded and unpacked here (never
+# installed on the host); the lists are refreshed only when they are missing.
+bin/busybox:
+	@set -euo pipefail; mkdir -p bin; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; cd "$$tmp"; \
+	  if ! apt-get download $(BUSYBOX_DEB) >apt.log 2>&1; then \
+	    echo "apt-get download $(BUSYBOX_DEB) failed: refreshing the package lists"; \
+	    apt-get update -qq && apt-get download $(BUSYBOX_DEB) >apt.log 2>&1 || { cat apt.log >&2; exit 1; }; \
+	  fi; \
+	  dpkg-deb -x ./*.deb pkg && install -m 0755 pkg/bin/busybox "$(CURDIR)/bin/busybox"; \
+	  echo "bin/busybox from $$(ls ./*.deb)"
+
+docker-compose-up: docker-image ## build the images, write docker-compose-dev.yaml (5 agencies) if missing, start it
+	@[ -f $(COMPOSE_DEV) ] || ./generar-compose.sh $(COMPOSE_DEV) 5
+	@mkdir -p .data
+	$(DOCKER_COMPOSE) -f $(COMPOSE_DEV) up -d
+
+docker-compose-down: ## stop (1 s grace) and remove the containers and network
+	$(DOCKER_COMPOSE) -f $(COMPOSE_DEV) stop -t 1
+	$(DOCKER_COMPOSE) -f $(COMPOSE_DEV) down
+
+docker-compose-logs: ## follow the containers' logs
+	$(DOCKER_COMPOSE) -f $(COMPOSE_DEV) logs -f
+
+BENCH_ARGS ?= -agencies 5 -bets 20000 -runs 3
+.PHONY: bench
+bench: build ## end-to-end benchmark, medians of 3 runs (BENCH_ARGS to change; bin/bench -h lists the flags)
+	bin/bench $(BENCH_ARGS)

@@ -1,0 +1,437 @@
+// Package bench measures the lottery end to end: a real central (this
+// process's central code, or the server binary as a child process) with
+// real TCP on loopback and the real durable storage in a temporary
+// directory, and many agencies uploading generated files at once. It is the
+// engine of cmd/bench; docs/performance.md records what it measured.
+//
+// Definitions of the figures (Result):
+//
+//   - e2e_seconds: from starting the agencies (after the data was generated
+//     and the central is listening) until the last agency has its winners.
+//   - upload_seconds: from starting the agencies until the last batch ack
+//     reaches its agency. It includes connecting, Hello and reading the
+//     files, but not Finished, the draw or the winners answers.
+//   - bets_per_second (ingest): agencies × bets / upload_seconds.
+//   - ack_p50_ms, ack_p99_ms: percentiles of the time from writing a batch
+//     frame to receiving its ack, over every batch of the run (agency
+//     Config.OnAck). With a window, this includes the time a batch waits
+//     behind the ones sent before it.
+//   - central_peak_rss_bytes: VmHWM of the server process with -server-bin;
+//     in-process it is this whole process (central and agencies), reset
+//     after the data generation, which is why go_heap_peak_bytes (the Go
+//     heap, sampled every 10 ms) is also given.
+//   - cpu_seconds: user+system CPU of the server process, or of this whole
+//     process in-process.
+//   - fsyncs: fsync calls of the store (2 per group commit: bets file and
+//     journal); -1 with -server-bin, where the process does not report it.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"lottery/agency"
+	"lottery/logline"
+)
+
+// Scenario is one benchmark configuration.
+type Scenario struct {
+	Agencies  int
+	Bets      int // per agency
+	Winners   int // winning bets in each agency file
+	MaxAmount int // bets per batch; 0 is the agency's default
+	Window    int // batches in flight per agency; 0 is the agency's default
+	NoSync    bool
+	// ServerBin, if set, is the server binary to run as a child process;
+	// otherwise the central runs in this process.
+	ServerBin      string
+	ServerLogLevel string // LOGGING_LEVEL of the child; default INFO
+	// Preload is how many bets the store already holds when the central
+	// starts (under agency numbers above Agencies, so they do not clash).
+	Preload int64
+	Seed    uint64
+	// Dir is where data and stores go; empty means a temporary directory
+	// removed by Close.
+	Dir     string
+	Timeout time.Duration // per run; 0 means 10 minutes
+	// Progress, if set, receives a progress line every ProgressEvery.
+	Progress      io.Writer
+	ProgressEvery time.Duration
+}
+
+// Result is what one run measured (or the medians of several runs).
+type Result struct {
+	Agencies      int     `json:"agencies"`
+	BetsPerAgency int     `json:"bets_per_agency"`
+	TotalBets     int64   `json:"total_bets"`
+	MaxAmount     int     `json:"max_amount"`
+	Window        int     `json:"window"`
+	NoSync        bool    `json:"nosync"`
+	Central       string  `json:"central"`
+	Preloaded     int64   `json:"preloaded_bets"`
+	Runs          int     `json:"runs"`
+	E2ESeconds    float64 `json:"e2e_seconds"`
+	UploadSeconds float64 `json:"upload_seconds"`
+	BetsPerSecond float64 `json:"bets_per_second"`
+	Batches       int64   `json:"batches"`
+	AckP50Ms      float64 `json:"ack_p50_ms"`
+	AckP99Ms      float64 `json:"ack_p99_ms"`
+	AckMaxMs      float64 `json:"ack_max_ms"`
+	PeakRSS       int64   `json:"central_peak_rss_bytes"`
+	RSSScope      string  `json:"rss_scope"`
+	GoHeapPeak    int64   `json:"go_heap_peak_bytes"`
+	GoMappedPeak  int64   `json:"go_mapped_peak_bytes"`
+	CPUSeconds    float64 `json:"cpu_seconds"`
+	CPUScope      string  `json:"cpu_scope"`
+	Fsyncs        int64   `json:"fsyncs"`
+	StoredBets    int64   `json:"stored_bets"`
+	Winners       int     `json:"winners"`
+}
+
+// Defaults of Scenario.
+const (
+	DefaultWinners       = 3
+	DefaultSeed          = 1
+	DefaultTimeout       = 10 * time.Minute
+	DefaultProgressEvery = 500 * time.Millisecond
+)
+
+// Bench is a prepared scenario: its data is generated once and reused by
+// every run; each run gets a fresh store.
+type Bench struct {
+	sc        Scenario
+	dir       string
+	ownDir    bool
+	files     []agencyFile
+	preloaded string // a store holding the preloaded bets, copied per run
+	preWins   int64
+}
+
+// Prepare checks the scenario and generates its data. None of this is
+// measured.
+func Prepare(sc Scenario) (*Bench, error) {
+	if sc.Agencies < 1 || sc.Bets < 1 || sc.Preload < 0 || sc.MaxAmount < 0 || sc.Window < 0 {
+		return nil, errors.New("bench: agencies and bets must be at least 1; preload, maxamount and window not negative")
+	}
+	if sc.Winners == 0 {
+		sc.Winners = DefaultWinners
+	}
+	sc.Winners = min(max(sc.Winners, 0), sc.Bets)
+	if sc.Seed == 0 {
+		sc.Seed = DefaultSeed
+	}
+	if sc.Timeout <= 0 {
+		sc.Timeout = DefaultTimeout
+	}
+	if sc.ProgressEvery <= 0 {
+		sc.ProgressEvery = DefaultProgressEvery
+	}
+	if sc.ServerLogLevel == "" {
+		sc.ServerLogLevel = "INFO"
+	}
+	b := &Bench{sc: sc, dir: sc.Dir}
+	var err error
+	if b.dir == "" {
+		if b.dir, err = os.MkdirTemp("", "lottery-bench-"); err != nil {
+			return nil, err
+		}
+		b.ownDir = true
+	}
+	data := filepath.Join(b.dir, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if b.files, err = writeAgencyFiles(data, sc.Agencies, sc.Bets, sc.Winners, sc.Seed); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("generate agency files: %w", err)
+	}
+	if sc.Preload > 0 {
+		b.preloaded = filepath.Join(data, "preloaded.csv")
+		if b.preWins, err = preload(b.preloaded, sc.Preload, sc.Agencies+1, sc.Seed); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("preload: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// Dir returns the directory holding the data and the runs' stores.
+func (b *Bench) Dir() string { return b.dir }
+
+// Close removes the temporary directory, if Prepare made it.
+func (b *Bench) Close() error {
+	if b.ownDir {
+		return os.RemoveAll(b.dir)
+	}
+	return nil
+}
+
+// Run runs the scenario once (run numbers runs for progress lines and the
+// store's directory). It returns the result even when the verification
+// failed, with an error saying what was wrong.
+func (b *Bench) Run(ctx context.Context, run int) (Result, error) {
+	sc := b.sc
+	ctx, cancel := context.WithTimeout(ctx, sc.Timeout)
+	defer cancel()
+	runDir := filepath.Join(b.dir, fmt.Sprintf("run-%d", run))
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return Result{}, err
+	}
+	defer os.RemoveAll(runDir) // a store of millions of bets is big
+	betsPath := filepath.Join(runDir, "bets.csv")
+	if b.preloaded != "" {
+		if err := copyStore(b.preloaded, betsPath); err != nil {
+			return Result{}, fmt.Errorf("copy the preloaded store: %w", err)
+		}
+	}
+	window := orDefault(sc.Window, agency.DefaultWindow)
+	res := Result{
+		Agencies: sc.Agencies, BetsPerAgency: sc.Bets, TotalBets: int64(sc.Agencies) * int64(sc.Bets),
+		MaxAmount: orDefault(sc.MaxAmount, agency.DefaultMaxAmount), Window: window, NoSync: sc.NoSync,
+		Central: "in-process", Preloaded: sc.Preload, Runs: 1,
+	}
+	var cut centralUnderTest
+	var err error
+	if sc.ServerBin != "" {
+		res.Central = sc.ServerBin
+		cut, err = startChild(sc.ServerBin, runDir, betsPath, sc.Agencies, sc.NoSync, sc.ServerLogLevel)
+	} else {
+		cut, err = startInProcess(betsPath, sc.Agencies, window, sc.NoSync)
+	}
+	if err != nil {
+		return res, fmt.Errorf("start the central: %w", err)
+	}
+
+	var (
+		acked   atomic.Int64
+		lastAck atomic.Int64 // unix nanoseconds of the latest ack
+		rtts    = make([][]time.Duration, sc.Agencies)
+		results = make([]agency.Result, sc.Agencies)
+		errs    = make([]error, sc.Agencies)
+		wg      sync.WaitGroup
+	)
+	stopProgress := b.progress(run, &acked, cut)
+	start := time.Now()
+	for i := range sc.Agencies {
+		cfg := agency.Config{
+			ID: i + 1, ServerAddress: cut.Addr(), DataFile: b.files[i].path,
+			MaxAmount: sc.MaxAmount, Window: sc.Window,
+			OnAck: func(rtt time.Duration) { // called by this agency's goroutine only
+				rtts[i] = append(rtts[i], rtt)
+				acked.Add(1)
+				now := time.Now().UnixNano()
+				for old := lastAck.Load(); now > old && !lastAck.CompareAndSwap(old, now); old = lastAck.Load() {
+				}
+			},
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := agency.New(cfg, logline.Discard())
+			if err == nil {
+				results[i], err = a.Run(ctx)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	end := time.Now()
+	stopProgress()
+	st, stopErr := cut.Stop()
+
+	res.E2ESeconds = end.Sub(start).Seconds()
+	if la := lastAck.Load(); la > 0 {
+		res.UploadSeconds = time.Unix(0, la).Sub(start).Seconds()
+		res.BetsPerSecond = float64(res.TotalBets) / res.UploadSeconds
+	}
+	all := slices.Concat(rtts...)
+	slices.Sort(all)
+	res.Batches = int64(len(all))
+	res.AckP50Ms, res.AckP99Ms, res.AckMaxMs = ms(percentile(all, 50)), ms(percentile(all, 99)), ms(percentile(all, 100))
+	res.PeakRSS, res.RSSScope, res.GoHeapPeak, res.GoMappedPeak = st.PeakRSS, st.RSSScope, st.HeapPeak, st.MappedPeak
+	res.CPUSeconds, res.CPUScope, res.Fsyncs, res.StoredBets = st.CPUSeconds, st.CPUScope, st.Fsyncs, st.StoredBets
+	for _, r := range results {
+		res.Winners += len(r.Winners)
+	}
+	return res, errors.Join(stopErr, b.verify(res, results, errs))
+}
+
+// verify checks that every agency got exactly its generated winners and
+// that the store holds every bet once.
+func (b *Bench) verify(res Result, results []agency.Result, errs []error) error {
+	const maxProblems = 10
+	var problems []error
+	add := func(err error) {
+		if len(problems) < maxProblems {
+			problems = append(problems, err)
+		} else if len(problems) == maxProblems {
+			problems = append(problems, errors.New("(more problems not shown)"))
+		}
+	}
+	for i, r := range results {
+		id := i + 1
+		if errs[i] != nil {
+			add(fmt.Errorf("agency %d: %w", id, errs[i]))
+			continue
+		}
+		if r.Sent != b.sc.Bets || r.Rejected != 0 || r.Invalid != 0 {
+			add(fmt.Errorf("agency %d: %d bets stored, %d rejected, %d invalid; want %d stored", id, r.Sent, r.Rejected, r.Invalid, b.sc.Bets))
+		}
+		got := slices.Sorted(slices.Values(r.Winners))
+		if !slices.Equal(got, b.files[i].winners) {
+			add(fmt.Errorf("agency %d: winners %v, want %v", id, got, b.files[i].winners))
+		}
+	}
+	if want := b.sc.Preload + res.TotalBets; res.StoredBets != want {
+		add(fmt.Errorf("store holds %d bets, want %d", res.StoredBets, want))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("verification failed: %w", errors.Join(problems...))
+	}
+	return nil
+}
+
+// progress prints a line every ProgressEvery until the returned stop is
+// called.
+func (b *Bench) progress(run int, acked *atomic.Int64, cut centralUnderTest) (stop func()) {
+	if b.sc.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	start := time.Now()
+	total := int64(b.sc.Agencies) * int64(b.sc.Bets)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(b.sc.ProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				line := fmt.Sprintf("bench: run %d  %5.1fs  batches acked %d", run, time.Since(start).Seconds(), acked.Load())
+				if stored := cut.StoredBets(); stored >= 0 {
+					stored -= b.sc.Preload
+					line += fmt.Sprintf("  bets stored %d/%d (%.0f%%)", stored, total, 100*float64(stored)/float64(total))
+				}
+				fmt.Fprintln(b.sc.Progress, line)
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// Median returns the median of each figure over several runs of the same
+// scenario.
+func Median(rs []Result) Result {
+	if len(rs) == 0 {
+		return Result{}
+	}
+	m := rs[0]
+	m.Runs = len(rs)
+	f := func(get func(Result) float64) float64 {
+		xs := make([]float64, len(rs))
+		for i, r := range rs {
+			xs[i] = get(r)
+		}
+		return median(xs)
+	}
+	i := func(get func(Result) int64) int64 { return int64(f(func(r Result) float64 { return float64(get(r)) })) }
+	m.E2ESeconds = f(func(r Result) float64 { return r.E2ESeconds })
+	m.UploadSeconds = f(func(r Result) float64 { return r.UploadSeconds })
+	m.BetsPerSecond = f(func(r Result) float64 { return r.BetsPerSecond })
+	m.AckP50Ms = f(func(r Result) float64 { return r.AckP50Ms })
+	m.AckP99Ms = f(func(r Result) float64 { return r.AckP99Ms })
+	m.AckMaxMs = f(func(r Result) float64 { return r.AckMaxMs })
+	m.CPUSeconds = f(func(r Result) float64 { return r.CPUSeconds })
+	m.Batches = i(func(r Result) int64 { return r.Batches })
+	m.PeakRSS = i(func(r Result) int64 { return r.PeakRSS })
+	m.GoHeapPeak = i(func(r Result) int64 { return r.GoHeapPeak })
+	m.GoMappedPeak = i(func(r Result) int64 { return r.GoMappedPeak })
+	m.Fsyncs = i(func(r Result) int64 { return r.Fsyncs })
+	m.StoredBets = i(func(r Result) int64 { return r.StoredBets })
+	return m
+}
+
+// Report writes a human-readable summary of a result.
+func (r Result) Report(w io.Writer) {
+	runs := "1 run"
+	if r.Runs > 1 {
+		runs = fmt.Sprintf("median of %d runs", r.Runs)
+	}
+	durability := "durable"
+	if r.NoSync {
+		durability = "nosync"
+	}
+	fmt.Fprintf(w, "scenario     %d agencies x %d bets = %d bets, maxamount %d, window %d, %s, central %s, preloaded %d (%s)\n",
+		r.Agencies, r.BetsPerAgency, r.TotalBets, r.MaxAmount, r.Window, durability, r.Central, r.Preloaded, runs)
+	fmt.Fprintf(w, "end to end   %.3f s (agencies start to last winners answer)\n", r.E2ESeconds)
+	fmt.Fprintf(w, "ingest       %.0f bets/s (upload phase %.3f s)\n", r.BetsPerSecond, r.UploadSeconds)
+	fmt.Fprintf(w, "batch ack    p50 %.2f ms  p99 %.2f ms  max %.2f ms  (%d batches)\n", r.AckP50Ms, r.AckP99Ms, r.AckMaxMs, r.Batches)
+	fmt.Fprintf(w, "peak RSS     %s (%s)", fmtBytes(r.PeakRSS), r.RSSScope)
+	if r.GoHeapPeak >= 0 {
+		fmt.Fprintf(w, "; Go heap peak %s, Go mapped peak %s", fmtBytes(r.GoHeapPeak), fmtBytes(r.GoMappedPeak))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "CPU          %.2f s (%s)\n", r.CPUSeconds, r.CPUScope)
+	if r.Fsyncs >= 0 {
+		fmt.Fprintf(w, "fsyncs       %d (%.1f batches per group commit)\n", r.Fsyncs, groupShare(r))
+	} else {
+		fmt.Fprintln(w, "fsyncs       n/a (the server binary does not report them)")
+	}
+	fmt.Fprintf(w, "verified     %d bets stored, %d winners answered\n", r.StoredBets, r.Winners)
+}
+
+// groupShare is batches per group commit: every group makes two fsyncs
+// (bets file and journal), plus a few for Finished marks.
+func groupShare(r Result) float64 {
+	if r.Fsyncs < 2 {
+		return 0
+	}
+	return float64(r.Batches) / (float64(r.Fsyncs) / 2)
+}
+
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// copyStore copies a store's bets file and journal.
+func copyStore(from, to string) error {
+	for _, suffix := range []string{"", ".journal"} {
+		if err := copyFile(from+suffix, to+suffix); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -1,0 +1,224 @@
+// Command bench measures the lottery end to end: a real central (in this
+// process, or the server binary with -server-bin) on loopback with durable
+// storage in a temporary directory, and many agencies uploading generated
+// files at once. It prints end-to-end time, ingest throughput, batch ack
+// latency, the central's peak RSS and CPU, and fsyncs, checks that every
+// agency got exactly its winners, and exits 1 if not. With -draw-only it
+// times the draw over a store of -bets rows instead. Package bench defines
+// every figure precisely.
+//
+//	bin/bench -agencies 64 -bets 100000 -runs 3 -json
+//	bin/bench -draw-only -bets 10000000
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"lottery/bench"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1 // a run failed or its verification did
+	exitUsage  = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type options struct {
+	sc         bench.Scenario
+	runs       int
+	drawOnly   bool
+	json       bool
+	quiet      bool
+	cpuProfile string
+	memProfile string
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.sc.Agencies, "agencies", 5, "agencies uploading at once")
+	fs.IntVar(&o.sc.Bets, "bets", 20000, "bets per agency file (with -draw-only: bets stored for the draw)")
+	fs.IntVar(&o.sc.Winners, "winners", bench.DefaultWinners, "winning bets per agency file")
+	fs.IntVar(&o.sc.MaxAmount, "maxamount", 0, "bets per batch (0: the agency's default)")
+	fs.IntVar(&o.sc.Window, "window", 0, "batches in flight per agency (0: the agency's default)")
+	fs.BoolVar(&o.sc.NoSync, "nosync", false, "store without fsync (shows what durability costs)")
+	fs.StringVar(&o.sc.ServerBin, "server-bin", "", "run this server binary as a child process instead of the central in-process")
+	fs.StringVar(&o.sc.ServerLogLevel, "server-log-level", "INFO", "LOGGING_LEVEL of the -server-bin child (its log goes to a file in the run directory)")
+	fs.Int64Var(&o.sc.Preload, "preload", 0, "bets already stored when the central starts (to measure RSS against stored bets)")
+	fs.Uint64Var(&o.sc.Seed, "seed", bench.DefaultSeed, "seed of the generated data")
+	fs.StringVar(&o.sc.Dir, "dir", "", "directory for data and stores (default: a temporary directory, removed at the end)")
+	fs.DurationVar(&o.sc.Timeout, "timeout", bench.DefaultTimeout, "limit of one run")
+	fs.IntVar(&o.runs, "runs", 1, "runs; the report gives the medians")
+	fs.BoolVar(&o.drawOnly, "draw-only", false, "time the draw over a store of -bets rows instead")
+	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object on the last line")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured runs to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile (pprof allocs) after the runs to this file")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if o.runs < 1 || o.sc.Agencies < 1 || o.sc.Bets < 1 || o.sc.Preload < 0 || o.sc.MaxAmount < 0 || o.sc.Window < 0 {
+		return o, errors.New("-runs, -agencies and -bets must be at least 1; -preload, -maxamount and -window not negative")
+	}
+	if !o.quiet {
+		o.sc.Progress = stderr
+	}
+	return o, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "bench:", err)
+		}
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if o.drawOnly {
+		err = runDraw(o, stdout, stderr)
+	} else {
+		err = runScenario(ctx, o, stdout, stderr)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+func runScenario(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	logf(o, stderr, "bench: generating %d agency files of %d bets (not measured)", o.sc.Agencies, o.sc.Bets)
+	if o.sc.Preload > 0 {
+		logf(o, stderr, "bench: preloading %d stored bets (not measured)", o.sc.Preload)
+	}
+	b, err := bench.Prepare(o.sc)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	var results []bench.Result
+	err = profiled(o, func() error {
+		for i := 1; i <= o.runs; i++ {
+			r, err := b.Run(ctx, i)
+			if err != nil {
+				r.Report(stderr)
+				return fmt.Errorf("run %d: %w", i, err)
+			}
+			if o.runs > 1 {
+				fmt.Fprintf(stdout, "run %d: %.3f s end to end, %.0f bets/s, ack p99 %.2f ms\n", i, r.E2ESeconds, r.BetsPerSecond, r.AckP99Ms)
+			}
+			results = append(results, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m := bench.Median(results)
+	m.Report(stdout)
+	if o.json {
+		return printJSON(stdout, m)
+	}
+	return nil
+}
+
+func runDraw(o options, stdout, stderr io.Writer) error {
+	logf(o, stderr, "bench: writing a store of %d bets (not measured)", o.sc.Bets)
+	start := time.Now()
+	d, err := bench.PrepareDraw(bench.DrawScenario{Bets: int64(o.sc.Bets), Seed: o.sc.Seed, Dir: o.sc.Dir})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	logf(o, stderr, "bench: store written in %.1f s; drawing", time.Since(start).Seconds())
+	var results []bench.DrawResult
+	err = profiled(o, func() error {
+		for i := 1; i <= o.runs; i++ {
+			r, err := d.Run()
+			if err != nil {
+				return fmt.Errorf("draw %d: %w", i, err)
+			}
+			if o.runs > 1 {
+				fmt.Fprintf(stdout, "draw %d: %.3f s\n", i, r.DrawSeconds)
+			}
+			results = append(results, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m := bench.MedianDraw(results)
+	m.Report(stdout)
+	if o.json {
+		return printJSON(stdout, m)
+	}
+	return nil
+}
+
+// profiled runs fn under the CPU profile and writes the allocation profile
+// after it, as the flags ask.
+func profiled(o options, fn func() error) error {
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := fn(); err != nil {
+		return err
+	}
+	if o.memProfile != "" {
+		f, err := os.Create(o.memProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	return nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	line, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", line)
+	return err
+}
+
+func logf(o options, w io.Writer, format string, args ...any) {
+	if !o.quiet {
+		fmt.Fprintf(w, format+"\n", args...)
+	}
+}

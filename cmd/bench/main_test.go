@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// lastJSON parses the last line of out as a JSON object.
+func lastJSON(t *testing.T, out string) map[string]any {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &m); err != nil {
+		t.Fatalf("last line %q is not a JSON object: %v", lines[len(lines)-1], err)
+	}
+	return m
+}
+
+func TestRun(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		fields []string
+		want   map[string]float64
+	}{
+		{
+			name:   "OKScenario",
+			args:   []string{"-agencies", "2", "-bets", "500", "-runs", "2"},
+			fields: []string{"bets_per_second", "e2e_seconds", "ack_p50_ms", "ack_p99_ms", "central_peak_rss_bytes", "fsyncs", "cpu_seconds"},
+			want:   map[string]float64{"total_bets": 1000, "stored_bets": 1000, "runs": 2, "winners": 6},
+		},
+		{
+			name:   "OKNoSync",
+			args:   []string{"-agencies", "1", "-bets", "300", "-maxamount", "50", "-window", "2", "-nosync"},
+			fields: []string{"bets_per_second", "e2e_seconds"},
+			want:   map[string]float64{"total_bets": 300, "fsyncs": 0, "max_amount": 50, "window": 2, "batches": 6},
+		},
+		{
+			name:   "OKDrawOnly",
+			args:   []string{"-draw-only", "-bets", "3000"},
+			fields: []string{"draw_seconds", "rows_per_second", "go_heap_peak_bytes", "peak_rss_bytes"},
+			want:   map[string]float64{"stored_bets": 3000, "winners": 3},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"-json", "-quiet", "-dir", t.TempDir()}, tc.args...)
+			if code := run(args, &stdout, &stderr); code != exitOK {
+				t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+			}
+			m := lastJSON(t, stdout.String())
+			for _, f := range tc.fields {
+				if v, ok := m[f].(float64); !ok || v < 0 {
+					t.Errorf("field %s = %v, want a number >= 0", f, m[f])
+				}
+			}
+			for f, want := range tc.want {
+				if m[f] != want {
+					t.Errorf("field %s = %v, want %v", f, m[f], want)
+				}
+			}
+		})
+	}
+}
+
+func TestRun_ErrUsage(t *testing.T) {
+	for name, args := range map[string][]string{
+		"UnknownFlag":  {"-nope"},
+		"ZeroAgencies": {"-agencies", "0"},
+		"ZeroRuns":     {"-runs", "0"},
+		"NegWindow":    {"-window", "-1"},
+		"ExtraArg":     {"extra"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(args, &stdout, &stderr); code != exitUsage {
+				t.Errorf("exit %d, want %d", code, exitUsage)
+			}
+		})
+	}
+}
+
+func TestRun_ErrServerFails(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"-quiet", "-agencies", "1", "-bets", "10", "-dir", t.TempDir(), "-server-bin", "/nonexistent/server"}
+	if code := run(args, &stdout, &stderr); code != exitFailed {
+		t.Errorf("exit %d, want %d; stderr:\n%s", code, exitFailed, stderr.String())
+	}
+}

@@ -84,8 +84,3 @@ BENCH_ARGS ?= -agencies 5 -bets 20000 -runs 3
 .PHONY: bench
 bench: build ## end-to-end benchmark, medians of 3 runs (BENCH_ARGS to change; bin/bench -h lists the flags)
 	bin/bench $(BENCH_ARGS)
-
-BENCH_ARGS ?= -agencies 5 -bets 20000 -runs 3
-.PHONY: bench
-bench: build ## end-to-end benchmark, medians of 3 runs (BENCH_ARGS to change; bin/bench -h lists the flags)
-	bin/bench $(BENCH_ARGS)

@@ -16,9 +16,12 @@ import (
 //
 // A batch record says that agency's batch number sequence, of count bets,
 // ends at that offset of the bets file. A finished record says the agency
-// finished after batch sequence. A base record adopts a bets file that
-// existed without a journal. The CRC covers bytes 0-27: a torn or garbled
-// record ends the journal.
+// finished after batch sequence. A base record is always the first: it
+// adopts the rows of a bets file that existed without a journal (count and
+// end 0 for a new file). A journal without it was torn while being
+// created, so the next Open creates it again, adopting the bets file's
+// complete rows. The CRC covers bytes 0-27: a torn or garbled record ends
+// the journal.
 const (
 	journalMagic      = "LOTJRNL1"
 	journalRecordSize = 32

@@ -155,35 +155,44 @@ func (s *Store) open() (Recovery, error) {
 	// The journal is read as a stream: it grows with the batches stored, and
 	// the central's memory must not.
 	jr := bufio.NewReaderSize(s.journal, 64<<10)
-	magic := make([]byte, len(journalMagic))
-	n, err := io.ReadFull(jr, magic)
+	head := make([]byte, len(journalMagic)+journalRecordSize) // the magic and the first record
+	n, err := io.ReadFull(jr, head)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return rec, fmt.Errorf("read journal: %w", err)
+	}
+	magic := head[:min(n, len(journalMagic))]
+	// A journal always starts with a base record, written and synced before
+	// any batch: one without a complete first record was torn while being
+	// created, before it covered any batch of ours.
+	started := n == len(head) && string(magic) == journalMagic
+	if started {
+		_, started = parseRecord(head[len(journalMagic):])
 	}
 	var fresh []byte // what a new journal starts with
 	end := int64(0)
 	switch {
-	case n < len(journalMagic) && bytes.HasPrefix([]byte(journalMagic), magic[:n]):
-		// A new journal, or one torn before its magic was synced.
-		rec.CutJournal = int64(n)
-		fresh = []byte(journalMagic)
-		if betsSize > 0 && n == 0 {
-			// A bets file written by someone else (the course's Python):
-			// adopt its complete rows as one committed base.
+	case !started && bytes.HasPrefix([]byte(journalMagic), magic):
+		// A new journal, or one torn before its base record was synced.
+		rec.CutJournal = jsize
+		if betsSize > 0 {
+			// A bets file written by someone else (the course's Python),
+			// or one whose adoption a crash interrupted: adopt its
+			// complete rows as one committed base.
 			end, rec.Bets, err = s.adopt(betsSize)
 			if err != nil {
 				return rec, err
 			}
 			rec.Adopted = true
-			fresh = record{kind: kindBase, end: end, count: uint32(min(rec.Bets, 1<<32-1))}.append(fresh)
 		}
-	case string(magic[:n]) != journalMagic:
+		fresh = record{kind: kindBase, end: end, count: uint32(min(rec.Bets, 1<<32-1))}.append([]byte(journalMagic))
+	case string(magic) != journalMagic:
 		return rec, fmt.Errorf("%s is not a bets journal (bad magic); refusing to touch it", jpath)
 	default:
 		off := int64(len(journalMagic))
+		records := io.MultiReader(bytes.NewReader(head[len(journalMagic):]), jr)
 		var buf [journalRecordSize]byte
 		for ; ; off += journalRecordSize {
-			if _, err := io.ReadFull(jr, buf[:]); err != nil {
+			if _, err := io.ReadFull(records, buf[:]); err != nil {
 				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 					break
 				}

@@ -195,8 +195,10 @@ func (r *Reader) Read() ([][]byte, error) {
 func (r *Reader) record() ([]byte, error) {
 	r.buf = r.buf[:0]
 	r.line = r.next
+	quotes := 0 // quotes in the record so far, counted chunk by chunk (not quadratic)
 	for {
 		chunk, err := r.r.ReadSlice('\n')
+		quotes += bytes.Count(chunk, []byte{'"'})
 		r.offset += int64(len(chunk))
 		if err == bufio.ErrBufferFull {
 			r.buf = append(r.buf, chunk...)
@@ -216,11 +218,14 @@ func (r *Reader) record() ([]byte, error) {
 		if !r.started {
 			r.started = true
 			whole = bytes.TrimPrefix(whole, []byte("\xef\xbb\xbf"))
+			if len(r.buf) > 0 {
+				r.buf = whole // a long first record keeps growing r.buf: drop the BOM there too
+			}
 		}
 		if len(chunk) > 0 && chunk[len(chunk)-1] == '\n' {
 			r.next++
 		}
-		if err == nil && oddQuotes(whole) { // a quoted field goes on in the next line
+		if err == nil && quotes%2 == 1 { // a quoted field goes on in the next line
 			if len(r.buf) == 0 {
 				r.buf = append(r.buf, whole...)
 			}
@@ -229,8 +234,6 @@ func (r *Reader) record() ([]byte, error) {
 		return trimEOL(whole), nil
 	}
 }
-
-func oddQuotes(b []byte) bool { return bytes.Count(b, []byte{'"'})%2 == 1 }
 
 func trimEOL(b []byte) []byte {
 	if n := len(b); n > 0 && b[n-1] == '\n' {

@@ -98,6 +98,16 @@ func (s Services) MarshalYAML() (any, error) {
 	return n, nil
 }
 
+// Service returns the service called name, nil if there is none.
+func (f *File) Service(name string) *Service {
+	for i := range f.Services {
+		if f.Services[i].Name == name {
+			return &f.Services[i]
+		}
+	}
+	return nil
+}
+
 // Network is one compose network.
 type Network struct {
 	Driver string `yaml:"driver"`
@@ -160,9 +170,20 @@ func Write(w io.Writer, opt Options) error {
 	if err != nil {
 		return err
 	}
+	return f.Encode(w)
+}
+
+// Encode writes f as YAML, after a header saying where it comes from.
+func (f File) Encode(w io.Writer) error {
+	agencies := 0
+	for _, s := range f.Services {
+		if s.Name != ServerService {
+			agencies++
+		}
+	}
 	var buf bytes.Buffer
 	buf.WriteString(header)
-	buf.WriteString("# The central and " + strconv.Itoa(opt.Agencies) + " agencies.\n")
+	buf.WriteString("# The central and " + strconv.Itoa(agencies) + " agencies.\n")
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(f); err != nil {
@@ -171,6 +192,6 @@ func Write(w io.Writer, opt Options) error {
 	if err := enc.Close(); err != nil {
 		return fmt.Errorf("compose: %w", err)
 	}
-	_, err = w.Write(buf.Bytes())
+	_, err := w.Write(buf.Bytes())
 	return err
 }

@@ -165,3 +165,25 @@ func TestCommittedFile(t *testing.T) {
 		t.Errorf("docker-compose-dev.yaml is stale: run ./generar-compose.sh docker-compose-dev.yaml 5")
 	}
 }
+
+func TestFile_Service(t *testing.T) {
+	f, err := compose.New(compose.Options{Agencies: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := f.Service("client2")
+	if c2 == nil || c2.ContainerName != "client2" {
+		t.Fatalf("Service(client2) = %+v", c2)
+	}
+	c2.Environment = append(c2.Environment, "CLI_LOOP_PERIOD=1s")
+	var buf bytes.Buffer
+	if err := f.Encode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "- CLI_LOOP_PERIOD=1s") {
+		t.Errorf("an edit through Service is not in the file:\n%s", buf.String())
+	}
+	if f.Service("client3") != nil {
+		t.Error("Service(client3) of a 2-agency file is not nil")
+	}
+}

@@ -101,6 +101,12 @@ func (d *DrawBench) Run() (DrawResult, error) {
 	return res, nil
 }
 
+// Store returns the prepared store, open, for benchmarks of their own.
+func (d *DrawBench) Store() *storage.Store { return d.store }
+
+// Winners returns how many of the stored bets win.
+func (d *DrawBench) Winners() int64 { return d.winners }
+
 // Close closes the store and removes the temporary directory.
 func (d *DrawBench) Close() error {
 	var err error

@@ -1,0 +1,285 @@
+package agency_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"lottery"
+	"lottery/agency"
+	"lottery/logline"
+	"lottery/protocol"
+)
+
+const (
+	waitLong  = 60 * time.Second
+	waitShort = 10 * time.Second
+)
+
+// fakeCentral speaks the protocol as the central does, with the knobs a
+// test needs: it stores batches in sequence (acking a repeated one as the
+// real central does), can drop a connection once, and can hold back the
+// winners.
+type fakeCentral struct {
+	t    testing.TB
+	ln   net.Listener
+	addr string
+
+	// dropAt: the first time batch dropAt arrives, it is stored but the
+	// connection is closed before its ack.
+	dropAt uint64
+	// holdWinners: never answer a WinnersQuery.
+	holdWinners bool
+	// winners is the answer to a WinnersQuery.
+	winners []string
+
+	mu          sync.Mutex
+	conns       map[net.Conn]bool
+	connections int
+	dropped     bool
+	batches     []fakeBatch // stored, in sequence
+	frameSizes  []int       // every batch frame received, in order
+	duplicates  int
+	finished    []protocol.Finished
+	queries     int
+	queried     chan struct{} // closed at the first WinnersQuery
+
+	wg sync.WaitGroup
+}
+
+type fakeBatch struct {
+	seq  uint64
+	bets []lottery.Bet
+}
+
+func newFake(t testing.TB, configure func(*fakeCentral)) *fakeCentral {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeCentral{t: t, ln: ln, addr: ln.Addr().String(), conns: map[net.Conn]bool{}, queried: make(chan struct{})}
+	if configure != nil {
+		configure(f)
+	}
+	f.wg.Add(1)
+	go f.accept()
+	t.Cleanup(f.close)
+	return f
+}
+
+func (f *fakeCentral) accept() {
+	defer f.wg.Done()
+	for {
+		conn, err := f.ln.Accept()
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.conns[conn] = true
+		f.connections++
+		f.mu.Unlock()
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			defer conn.Close()
+			f.serve(conn)
+		}()
+	}
+}
+
+func (f *fakeCentral) close() {
+	f.ln.Close()
+	f.mu.Lock()
+	for c := range f.conns {
+		c.Close()
+	}
+	f.mu.Unlock()
+	f.wg.Wait()
+}
+
+func (f *fakeCentral) lastSeq() uint64 {
+	if n := len(f.batches); n > 0 {
+		return f.batches[n-1].seq
+	}
+	return 0
+}
+
+func (f *fakeCentral) serve(conn net.Conn) {
+	r := protocol.NewReader(conn)
+	send := func(m protocol.Message) bool {
+		b, _ := protocol.AppendFrame(nil, m)
+		conn.SetWriteDeadline(time.Now().Add(waitShort))
+		_, err := conn.Write(b)
+		return err == nil
+	}
+	for {
+		fr, err := r.Next()
+		if err != nil {
+			return
+		}
+		if fr.Type == protocol.TypeBatch {
+			if !f.batch(conn, fr, send) {
+				return
+			}
+			continue
+		}
+		m, err := protocol.Decode(fr)
+		if err != nil {
+			f.t.Errorf("fake central: %v", err)
+			return
+		}
+		var ok bool
+		switch m := m.(type) {
+		case protocol.Hello:
+			f.mu.Lock()
+			last := f.lastSeq()
+			f.mu.Unlock()
+			ok = send(protocol.Welcome{LastSeq: last})
+		case protocol.Finished:
+			f.mu.Lock()
+			f.finished = append(f.finished, m)
+			f.mu.Unlock()
+			ok = send(protocol.FinishedAck{})
+		case protocol.WinnersQuery:
+			f.mu.Lock()
+			if f.queries == 0 {
+				close(f.queried)
+			}
+			f.queries++
+			f.mu.Unlock()
+			ok = f.holdWinners || send(protocol.Winners{Final: true, Documents: f.winners})
+		case protocol.Echo:
+			ok = send(m)
+		default:
+			f.t.Errorf("fake central: unexpected %T", m)
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+// batch stores a batch in sequence and acks it; it reports whether to keep
+// the connection.
+func (f *fakeCentral) batch(conn net.Conn, fr protocol.Frame, send func(protocol.Message) bool) bool {
+	v, err := protocol.ParseBatch(fr.Payload)
+	if err != nil {
+		f.t.Errorf("fake central: %v", err)
+		return false
+	}
+	var bets []lottery.Bet
+	for b := range v.Bets() {
+		bets = append(bets, b.Bet(int(v.Agency)))
+	}
+	f.mu.Lock()
+	f.frameSizes = append(f.frameSizes, protocol.HeaderSize+len(fr.Payload))
+	code := lottery.OK
+	switch last := f.lastSeq(); {
+	case v.Seq <= last:
+		f.duplicates++
+	case v.Seq == last+1:
+		f.batches = append(f.batches, fakeBatch{seq: v.Seq, bets: bets})
+	default:
+		code = lottery.ESequence
+		f.t.Errorf("fake central: batch %d after %d", v.Seq, last)
+	}
+	drop := f.dropAt == v.Seq && !f.dropped
+	if drop {
+		f.dropped = true
+	}
+	f.mu.Unlock()
+	if drop {
+		return false
+	}
+	return send(protocol.BatchAck{Seq: v.Seq, Code: code, Count: uint16(v.Count)})
+}
+
+// stored returns every stored bet in order.
+func (f *fakeCentral) stored() []lottery.Bet {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []lottery.Bet
+	for _, b := range f.batches {
+		out = append(out, b.bets...)
+	}
+	return out
+}
+
+// snapshot is the fake's counters at one moment.
+type snapshot struct {
+	connections, duplicates, frames int
+	finished                        []protocol.Finished
+}
+
+func (f *fakeCentral) snapshot() snapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return snapshot{connections: f.connections, duplicates: f.duplicates, frames: len(f.frameSizes),
+		finished: slices.Clone(f.finished)}
+}
+
+// sizes returns the size of every batch frame received.
+func (f *fakeCentral) sizes() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.frameSizes)
+}
+
+// batchCounts returns the number of bets of each stored batch.
+func (f *fakeCentral) batchCounts() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []int
+	for _, b := range f.batches {
+		out = append(out, len(b.bets))
+	}
+	return out
+}
+
+// logBuffer collects log lines written concurrently.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// runAgency runs an agency to its end (or the test's deadline) and returns
+// its result, error and log.
+func runAgency(t testing.TB, ctx context.Context, cfg agency.Config) (agency.Result, error, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	a, err := agency.New(cfg, logline.New(logs, slog.LevelDebug))
+	if err != nil {
+		t.Fatalf("agency.New: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, waitLong)
+	defer cancel()
+	res, err := a.Run(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("agency did not finish in %v:\n%s", waitLong, logs.String())
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("agency %d log:\n%s", cfg.ID, logs.String())
+		}
+	})
+	return res, err, logs
+}

@@ -106,12 +106,21 @@ loop:
 	}
 	checkStored(t, serverEnv["STORAGE_FILEPATH"], d.rows)
 
-	resent := 0
+	resent, lateLosses := 0, 0
 	for _, p := range agencies {
-		resent += len(testutil.Find(p.Lines(), "reenviar", "success"))
+		lines := p.Lines()
+		resent += len(testutil.Find(lines, "reenviar", "success"))
+		// Connections lost after the upload: while finishing or waiting
+		// for the winners.
+		for i, l := range lines {
+			if l.Action == "loop_finished" {
+				lateLosses += len(testutil.Find(lines[i:], "conexion_perdida", ""))
+			}
+		}
 	}
-	t.Logf("survived %d SIGKILLs; %d recoveries cut a torn or unacked tail; agencies resent unacked batches %d times; %d bets stored once each",
-		kills, len(recovered), resent, len(d.rows))
+	t.Logf("survived %d SIGKILLs; %d recoveries cut a torn or unacked tail; agencies resent unacked batches %d times "+
+		"and lost the central %d times while finishing or waiting for the draw; %d bets stored once each",
+		kills, len(recovered), resent, lateLosses, len(d.rows))
 	if kills == 0 {
 		t.Error("the central was never killed: the test proved nothing")
 	}

@@ -1,6 +1,7 @@
 package reliability
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -110,10 +111,13 @@ func validRows(t *testing.T, path string, agency int) []lottery.Bet {
 	}
 }
 
-func sortBets(bets []lottery.Bet) {
-	slices.SortFunc(bets, func(a, b lottery.Bet) int {
-		return strings.Compare(betKey(a), betKey(b))
-	})
+func sortBets(bets []lottery.Bet) { slices.SortFunc(bets, compareBets) }
+
+// compareBets orders bets by agency, document and then every other field.
+func compareBets(a, b lottery.Bet) int {
+	return cmp.Or(cmp.Compare(a.Agency, b.Agency), strings.Compare(a.Document, b.Document),
+		strings.Compare(a.FirstName, b.FirstName), strings.Compare(a.LastName, b.LastName),
+		strings.Compare(a.Birthdate, b.Birthdate), cmp.Compare(a.Number, b.Number))
 }
 
 func betKey(b lottery.Bet) string {
@@ -136,10 +140,10 @@ func checkStored(t *testing.T, path string, want []lottery.Bet) {
 	i, j := 0, 0
 	for (i < len(want) || j < len(got)) && len(missing)+len(extra) < 10 {
 		switch {
-		case j >= len(got) || i < len(want) && betKey(want[i]) < betKey(got[j]):
+		case j >= len(got) || i < len(want) && compareBets(want[i], got[j]) < 0:
 			missing = append(missing, betKey(want[i]))
 			i++
-		case i >= len(want) || betKey(got[j]) < betKey(want[i]):
+		case i >= len(want) || compareBets(got[j], want[i]) < 0:
 			extra = append(extra, betKey(got[j]))
 			j++
 		default:

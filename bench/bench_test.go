@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"lottery/agency"
 )
@@ -213,6 +216,9 @@ var (
 	serverErr  error
 )
 
+// TestMain also fails the package if a goroutine (a session, an agency, a
+// sampler) outlives the tests: cmd/bench runs scenarios back to back, and
+// a leftover would load the next run.
 func TestMain(m *testing.M) {
 	var err error
 	if binDir, err = os.MkdirTemp("", "bench-test-bin-"); err != nil {
@@ -220,6 +226,12 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(binDir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

@@ -40,7 +40,7 @@ func TestRun(t *testing.T) {
 		{
 			name:   "OKDrawOnly",
 			args:   []string{"-draw-only", "-bets", "3000"},
-			fields: []string{"draw_seconds", "rows_per_second", "go_heap_peak_bytes", "peak_rss_bytes"},
+			fields: []string{"draw_seconds", "draw_cpu_seconds", "rows_per_second", "go_heap_peak_bytes", "peak_rss_bytes"},
 			want:   map[string]float64{"stored_bets": 3000, "winners": 3},
 		},
 	} {

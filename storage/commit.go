@@ -48,6 +48,8 @@ func (w *groupWriter) commit() {
 		_, done := s.finished[c.agency]
 		var o outcome
 		switch {
+		case c.kind == kindBatch && c.seq == 0: // not a duplicate of anything: never ack it
+			o, c.Err = rejected, lottery.Errorf(lottery.ESequence, "batch 0: sequences start at 1")
 		case c.kind == kindBatch && c.seq <= last:
 			o = dupDurable
 			if inGroup && c.seq > s.lastSeq[c.agency] {

@@ -61,6 +61,9 @@ func parseRecord(b []byte) (record, bool) {
 	if len(b) < journalRecordSize || crc32.Checksum(b[:28], castagnoli) != binary.BigEndian.Uint32(b[28:32]) {
 		return record{}, false
 	}
+	if b[1]|b[2]|b[3] != 0 { // the zero bytes: anything else is not a record this code wrote
+		return record{}, false
+	}
 	r := record{
 		kind:   recordKind(b[0]),
 		agency: binary.BigEndian.Uint32(b[4:8]),

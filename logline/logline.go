@@ -71,9 +71,10 @@ func LevelName(l slog.Level) string {
 // Handler formats records as contract lines. It is safe for concurrent use;
 // each line is one Write.
 type Handler struct {
-	out   *output
-	level slog.Leveler
-	attrs string // preformatted " | k: v" of WithAttrs
+	out    *output
+	level  slog.Leveler
+	attrs  string // preformatted " | k: v" of WithAttrs
+	result string // a result given to WithAttrs: it still goes right after the action
 }
 
 type output struct {
@@ -99,10 +100,15 @@ func (h *Handler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.
 func (h *Handler) WithAttrs(as []slog.Attr) slog.Handler {
 	var b strings.Builder
 	b.WriteString(h.attrs)
+	result := h.result
 	for _, a := range as {
+		if a.Key == "result" {
+			result = a.Value.String()
+			continue
+		}
 		writeAttr(&b, "", a)
 	}
-	return &Handler{out: h.out, level: h.level, attrs: b.String()}
+	return &Handler{out: h.out, level: h.level, attrs: b.String(), result: result}
 }
 
 // WithGroup implements slog.Handler; groups are flattened, the contract has
@@ -121,7 +127,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	}
 	b.WriteString(t.Format("2006-01-02 15:04:05"))
 	fmt.Fprintf(b, " %-8s action: %s", LevelName(r.Level), clean(r.Message))
-	result := ""
+	result := h.result
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key == "result" {
 			result = a.Value.String()

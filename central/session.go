@@ -67,6 +67,9 @@ type reply struct {
 	seq    uint64
 	count  int
 	bets   []betLog // logged once stored: single bets at INFO, all at DEBUG
+	// refused is the code of a batch refused on its merits (an invalid
+	// bet): it is acked with that code once its sequence number is used up.
+	refused lottery.Code
 }
 
 type betLog struct {
@@ -257,8 +260,16 @@ func (s *session) handleBatch(payload []byte) bool {
 	if v.Agency != s.agency {
 		return reject(lottery.EWrongAgency, "batch of agency "+itoa(int(v.Agency)))
 	}
+	// A batch refused for its bets still uses up its sequence number (an
+	// empty commit), or every later batch of the agency would be a gap.
+	refuse := func(detail string) bool {
+		s.log.Warn("apuesta_recibida", logline.Failed, "cantidad", v.Count, "agency", s.agency, "batch", v.Seq, "code", lottery.EInvalidBet.String(), "error", detail)
+		commit := s.c.store.Append(v.Agency, v.Seq, 0, nil)
+		s.send(reply{kind: replyBatch, commit: commit, agency: v.Agency, seq: v.Seq, count: v.Count, refused: lottery.EInvalidBet})
+		return true
+	}
 	if v.Count == 0 {
-		return reject(lottery.EInvalidBet, "empty batch")
+		return refuse("empty batch")
 	}
 	keepBets := v.Count == 1 || s.log.Enabled(context.Background(), slog.LevelDebug)
 	var bets []betLog
@@ -267,7 +278,7 @@ func (s *session) handleBatch(payload []byte) bool {
 	for b := range v.Bets() {
 		i++
 		if err := lottery.ValidateFields(b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number, today); err != nil {
-			return reject(lottery.EInvalidBet, "bet "+itoa(i)+": "+err.Error())
+			return refuse("bet " + itoa(i) + ": " + err.Error())
 		}
 		rows = csvrow.AppendBetRow(rows, int(v.Agency), b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
 		if keepBets {
@@ -317,6 +328,8 @@ func (s *session) answer(r reply, buf []byte) []byte {
 		switch {
 		case err != nil:
 			s.log.Warn("apuesta_recibida", logline.Failed, "cantidad", r.count, "agency", r.agency, "batch", r.seq, "code", code.String(), "error", err)
+		case r.refused != lottery.OK:
+			code = r.refused // logged when read
 		case r.commit.Duplicate:
 			s.log.Info("apuesta_duplicada", logline.OK, "cantidad", r.count, "agency", r.agency, "batch", r.seq)
 		default:

@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -139,10 +140,28 @@ func TestCentral_HostileFrames(t *testing.T) {
 			}
 		})
 	}
-	// The central still serves: an agency stores a bet and is acked.
-	frames, err := exchange(addr, 30*time.Second, cat(hello(1), okBatch))
-	if err != nil || len(frames) != 2 || len(errorCodes(frames)) != 0 {
-		t.Fatalf("a good batch after the hostile ones: frames %v, err %v", frames, err)
+	// The central still serves, and a batch refused on its merits uses up
+	// its sequence number: the agency's next batches are stored and it can
+	// finish (otherwise one bad bet would fail all the rest as out of
+	// sequence). Sent again, the refused batch is refused again.
+	frames, err := exchange(addr, 30*time.Second, cat(hello(1), batchFrame(1, 1, badDate),
+		batchFrame(1, 2, goodBet), batchFrame(1, 1, badDate), frame(t, protocol.Finished{Agency: 1, LastSeq: 2})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range frames {
+		m, _ := protocol.Decode(f)
+		switch m := m.(type) {
+		case protocol.BatchAck:
+			got = append(got, fmt.Sprintf("ack %d %v", m.Seq, m.Code))
+		default:
+			got = append(got, f.Type.String())
+		}
+	}
+	want := []string{"welcome", "ack 1 invalid_bet", "ack 2 ok", "ack 1 invalid_bet", "finished_ack"}
+	if !slices.Equal(got, want) {
+		t.Errorf("after a refused batch the central answered %q, want %q", got, want)
 	}
 	stopCentral(t, server)
 	if n := testutil.CountLines(t, betsPath); n != 1 {

@@ -69,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object on the last line")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured runs to this file")
-	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile (pprof allocs) after the runs to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile (pprof allocs, cumulative since start: data generation shows as gendata) after the runs to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -416,12 +416,12 @@ func TestOpen_SyncsDirectoryOnCreate(t *testing.T) {
 // cut is what Recovery reports. At the end the agencies finish and the
 // file holds every batch once.
 func TestStore_PowerLoss(t *testing.T) {
-	iterations := 15
+	iterations := 40
 	switch {
 	case testing.Short():
-		iterations = 5
+		iterations = 10
 	case os.Getenv("LOTTERY_LONG") == "1":
-		iterations = 100
+		iterations = 300
 	}
 	const (
 		agencies = 4

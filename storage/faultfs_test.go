@@ -80,6 +80,7 @@ func (fs *faultFS) OpenFile(name string, flag int, perm os.FileMode) (storage.Fi
 	return &faultFile{fs: fs, name: name, f: f}, nil
 }
 
+// SyncDir records the call (there is no real fsync, as in Sync).
 func (fs *faultFS) SyncDir(dir string) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
@@ -212,9 +213,8 @@ func (f *faultFile) Sync() error {
 		// and the dirty data may or may not reach the disk.
 		return errInjected
 	}
-	if err := f.f.Sync(); err != nil {
-		return err
-	}
+	// The real fsync is skipped: PowerLoss decides what survives from the
+	// lengths recorded here, and the tests run many crashes quickly.
 	fi, err := f.f.Stat()
 	if err != nil {
 		return err

@@ -96,10 +96,9 @@ func (d *Draw) Winners(ctx context.Context, agency uint32) ([]string, error) {
 // bets.
 func RunDraw(store *storage.Store) (map[uint32][]string, error) {
 	winners := make(map[uint32][]string)
-	err := store.Scan(func(r storage.Row) error {
-		if lottery.Wins(r.Number) {
-			winners[uint32(r.Agency)] = append(winners[uint32(r.Agency)], string(r.Document))
-		}
+	wins := func(_, number int) bool { return lottery.Wins(number) }
+	err := store.ScanWhere(wins, func(r storage.Row) error {
+		winners[uint32(r.Agency)] = append(winners[uint32(r.Agency)], string(r.Document))
 		return nil
 	})
 	return winners, err

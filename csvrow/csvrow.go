@@ -176,17 +176,25 @@ func (r *Reader) Offset() int64 { return r.offset }
 // returns io.EOF after the last record. A record with bad quoting returns
 // its fields so far and an error wrapping ErrQuote; reading can go on.
 func (r *Reader) Read() ([][]byte, error) {
+	rec, err := r.ReadRecord()
+	if err != nil {
+		return nil, err
+	}
+	var serr error
+	r.fields, r.scratch, serr = Split(rec, r.fields, r.scratch)
+	return r.fields, serr
+}
+
+// ReadRecord returns the next record's bytes, not split into fields and
+// without its line ending, valid until the next call; blank lines are
+// skipped. It returns io.EOF after the last record. A caller that needs a
+// field or two of most records can find them without splitting them all.
+func (r *Reader) ReadRecord() ([]byte, error) {
 	for {
 		rec, err := r.record()
-		if err != nil {
-			return nil, err
+		if err != nil || len(rec) > 0 {
+			return rec, err
 		}
-		if len(rec) == 0 {
-			continue // a blank line
-		}
-		var serr error
-		r.fields, r.scratch, serr = Split(rec, r.fields, r.scratch)
-		return r.fields, serr
 	}
 }
 

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -29,24 +30,47 @@ const betsFileFields = 6
 
 // ReadBets reads a bets file as the course's load_bets does, calling fn for
 // every row in order, and stops at the first error. It allocates nothing
-// per row, so the draw can stream millions of them.
+// per row, so millions of rows can be streamed.
 func ReadBets(r io.Reader, fn func(Row) error) error {
+	return ReadBetsWhere(r, nil, fn)
+}
+
+// ReadBetsWhere is ReadBets calling fn only for the rows whose agency and
+// number satisfy keep (every row if keep is nil). The agency (first column)
+// and the number (last column) are never quoted, so they are read straight
+// from the row; only the rows kept are split into fields. This is what makes
+// the draw over millions of rows cheap: almost no row wins.
+func ReadBetsWhere(r io.Reader, keep func(agency, number int) bool, fn func(Row) error) error {
 	cr := csvrow.NewReader(r, 1<<20)
+	var fields [][]byte
+	var scratch []byte
 	for {
-		fields, err := cr.Read()
+		rec, err := cr.ReadRecord()
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("bets file line %d: %w", cr.Line(), err)
 		}
-		if len(fields) != betsFileFields {
-			return fmt.Errorf("bets file line %d: %d fields, want %d", cr.Line(), len(fields), betsFileFields)
+		first := bytes.IndexByte(rec, ',')
+		last := bytes.LastIndexByte(rec, ',')
+		if first < 0 {
+			return fmt.Errorf("bets file line %d: 1 field, want %d", cr.Line(), betsFileFields)
 		}
-		agency, err1 := parseAgency(fields[0])
-		number, err2 := lottery.ParseNumber(fields[5])
+		agency, err1 := parseAgency(rec[:first])
+		number, err2 := lottery.ParseNumber(rec[last+1:])
 		if err := errors.Join(err1, err2); err != nil {
 			return fmt.Errorf("bets file line %d: %w", cr.Line(), err)
+		}
+		if keep != nil && !keep(agency, number) {
+			continue
+		}
+		fields, scratch, err = csvrow.Split(rec, fields, scratch)
+		if err != nil {
+			return fmt.Errorf("bets file line %d: %w", cr.Line(), err)
+		}
+		if len(fields) != betsFileFields {
+			return fmt.Errorf("bets file line %d: %d fields, want %d", cr.Line(), len(fields), betsFileFields)
 		}
 		if err := fn(Row{agency, fields[1], fields[2], fields[3], fields[4], number}); err != nil {
 			return err
@@ -83,12 +107,16 @@ func LoadBets(path string) ([]lottery.Bet, error) {
 
 // Scan streams every committed row of the store to fn. Commits that
 // complete while it runs may or may not be seen.
-func (s *Store) Scan(fn func(Row) error) error {
+func (s *Store) Scan(fn func(Row) error) error { return s.ScanWhere(nil, fn) }
+
+// ScanWhere is Scan calling fn only for the rows whose agency and number
+// satisfy keep (see ReadBetsWhere).
+func (s *Store) ScanWhere(keep func(agency, number int) bool, fn func(Row) error) error {
 	size := s.Stats().Size
 	f, err := s.fs.OpenFile(s.path, os.O_RDONLY, 0)
 	if err != nil {
 		return fmt.Errorf("open bets file: %w", err)
 	}
 	defer f.Close()
-	return ReadBets(io.LimitReader(f, size), fn)
+	return ReadBetsWhere(io.LimitReader(f, size), keep, fn)
 }

@@ -1,6 +1,7 @@
 package agency
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -61,18 +62,40 @@ func openFile(path string, log *slog.Logger) (*fileSource, error) {
 	return &fileSource{f: f, r: csvrow.NewReader(f, 256<<10), log: log, today: time.Now(), total: total}, nil
 }
 
+// countRows counts the non-blank lines of an agency file, for progress
+// lines. It counts bytes, not fields: a full parse would double the cost of
+// reading the file, and progress needs no more than lines.
 func countRows(r io.Reader) (int, error) {
-	cr := csvrow.NewReader(r, 256<<10)
-	n := 0
+	buf := make([]byte, 256<<10)
+	rows, blank := 0, true // blank: nothing but line endings since the last '\n'
 	for {
-		_, err := cr.Read()
+		n, err := r.Read(buf)
+		for chunk := buf[:n]; len(chunk) > 0; {
+			i := bytes.IndexByte(chunk, '\n')
+			line := chunk
+			if i >= 0 {
+				line = chunk[:i]
+			}
+			if len(bytes.TrimRight(line, "\r")) > 0 {
+				blank = false
+			}
+			if i < 0 {
+				break
+			}
+			if !blank {
+				rows++
+			}
+			blank, chunk = true, chunk[i+1:]
+		}
 		if err == io.EOF {
-			return n, nil
+			if !blank {
+				rows++ // a last line without a line ending
+			}
+			return rows, nil
 		}
-		if err != nil && !errors.Is(err, csvrow.ErrQuote) {
-			return n, err
+		if err != nil {
+			return rows, err
 		}
-		n++
 	}
 }
 

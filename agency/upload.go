@@ -19,6 +19,7 @@ type uploader struct {
 	l   **link
 
 	b        protocol.BatchBuilder
+	out      []byte      // frames packed together, sent with one write
 	queue    []*inflight // sent, not acked, oldest first
 	free     [][]byte    // frame buffers to reuse
 	seq      uint64      // last batch sequence packed
@@ -28,6 +29,9 @@ type uploader struct {
 	rejected int
 	reported int // progress already logged, in tenths
 }
+
+// maxWrite bounds how many bytes of frames one write carries.
+const maxWrite = 64 << 10
 
 type inflight struct {
 	seq    uint64
@@ -45,24 +49,33 @@ func (u *uploader) run(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// Pack every batch the window and the period allow and send them
+		// with one write: fewer system calls on both sides.
 		now := time.Now()
-		if !u.eof && len(u.queue) < cfg.Window && !now.Before(nextSend) {
+		u.out = u.out[:0]
+		for !u.eof && len(u.queue) < cfg.Window && !now.Before(nextSend) && len(u.out) < maxWrite {
 			if err := u.pack(); err != nil {
 				return err
 			}
-			if n := len(u.queue); n > 0 && u.queue[n-1].seq == u.seq && u.queue[n-1].sentAt.IsZero() {
+			if n := len(u.queue); n > 0 && u.queue[n-1].sentAt.IsZero() {
 				b := u.queue[n-1]
 				b.sentAt = now
-				if err := (*u.l).write(b.frame, cfg.WriteTimeout); err != nil {
-					if err := u.recover(ctx, err); err != nil {
-						return err
-					}
-				}
+				u.out = append(u.out, b.frame...)
 				if cfg.LoopPeriod > 0 {
 					nextSend = now.Add(cfg.LoopPeriod)
 				}
 			}
+		}
+		if len(u.out) > 0 {
+			if err := (*u.l).write(u.out, cfg.WriteTimeout); err != nil {
+				if err := u.recover(ctx, err); err != nil {
+					return err
+				}
+			}
 			continue
+		}
+		if u.eof && len(u.queue) == 0 {
+			break
 		}
 		// Wait for an ack, the next send slot, or the ack deadline.
 		wait := cfg.ReplyTimeout
@@ -76,6 +89,9 @@ func (u *uploader) run(ctx context.Context) error {
 		select {
 		case in := <-(*u.l).in:
 			if err := u.receive(ctx, in); err != nil {
+				return err
+			}
+			if err := u.receiveReady(ctx); err != nil {
 				return err
 			}
 		case <-timer.C:
@@ -115,6 +131,25 @@ func (u *uploader) pack() error {
 	}
 	u.queue = append(u.queue, &inflight{seq: u.seq, frame: append(buf, u.b.Frame()...), count: u.b.Len()})
 	return nil
+}
+
+// receiveReady handles the messages already received, without waiting, so
+// the freed window is refilled with one write rather than one per ack.
+func (u *uploader) receiveReady(ctx context.Context) error {
+	for {
+		l := *u.l
+		select {
+		case in := <-l.in:
+			if err := u.receive(ctx, in); err != nil {
+				return err
+			}
+			if *u.l != l {
+				return nil // reconnected: the new link's messages wait for the main loop
+			}
+		default:
+			return nil
+		}
+	}
 }
 
 // receive handles one message from the central during the upload.

@@ -22,7 +22,7 @@ func TestCrashLoop_SIGKILL(t *testing.T) {
 	testutil.Long(t)
 	d := loadDataset(t, 4000)
 	dir := t.TempDir()
-	port := testutil.FreePort(t)
+	port := restartablePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	serverEnv := map[string]string{
 		"SERVER_PORT":           strconv.Itoa(port),

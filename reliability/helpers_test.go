@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -257,4 +258,22 @@ func errorCodes(frames []protocol.Frame) []lottery.Code {
 		}
 	}
 	return codes
+}
+
+// restartablePort returns a free TCP port below the kernel's ephemeral range
+// (32768 and up by default), for a central restarted many times on the same
+// port: while it is down, no outgoing connection of this or another test
+// can take the port as its local end and make the next bind fail.
+func restartablePort(t *testing.T) int {
+	t.Helper()
+	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))
+	for range 100 {
+		port := 20000 + rnd.IntN(12000)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	return testutil.FreePort(t)
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"lottery"
 	"lottery/agency"
 	"lottery/central"
@@ -390,6 +392,13 @@ func TestCentral_ShutdownMidUpload(t *testing.T) {
 		default:
 		}
 	}
+	for _, r := range runs {
+		if _, err := r.stop(t); !errors.Is(err, context.Canceled) {
+			t.Errorf("agency %d: Run returned %v after cancel, want context.Canceled", r.id, err)
+		}
+	}
+	// Central, store and agencies are all down: nothing may be left running.
+	goleak.VerifyNone(t)
 	acked := 0
 	for _, l := range testutil.Find(lines, "apuesta_recibida", "success") {
 		n, _ := l.Int("cantidad")
@@ -468,6 +477,7 @@ func TestCentral_ShutdownWhileWaiting(t *testing.T) {
 	if err := srv.store.Close(); err != nil {
 		t.Fatal(err)
 	}
+	goleak.VerifyNone(t)
 	if n := len(testutil.Find(srv.log.lines(t), "shutdown", "in_progress")); n < 3 {
 		t.Errorf("central logged %d shutdown lines, want listener, sessions and connections", n)
 	}

@@ -329,11 +329,12 @@ func (d dataset) winners(agency int) []string {
 
 // run is one agency running in the background.
 type run struct {
-	id   int
-	log  *logBuffer
-	done chan struct{}
-	res  agency.Result
-	err  error
+	id     int
+	log    *logBuffer
+	cancel context.CancelFunc
+	done   chan struct{}
+	res    agency.Result
+	err    error
 }
 
 // startAgency runs a real agency against addr until it ends or ctx ends.
@@ -347,6 +348,7 @@ func startAgency(t testing.TB, ctx context.Context, cfg agency.Config) *run {
 		t.Fatalf("agency.New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	r.cancel = cancel
 	go func() {
 		defer close(r.done)
 		r.res, r.err = a.Run(ctx)
@@ -363,6 +365,13 @@ func startAgency(t testing.TB, ctx context.Context, cfg agency.Config) *run {
 		}
 	})
 	return r
+}
+
+// stop cancels the agency's context and waits for Run to return.
+func (r *run) stop(t testing.TB) (agency.Result, error) {
+	t.Helper()
+	r.cancel()
+	return r.wait(t)
 }
 
 // wait waits for the agency's Run to return.

@@ -92,6 +92,10 @@ func main() {
 }
 
 func run(out io.Writer, lookup func(string) (string, bool)) int {
+	// Catch the signals first, so that one arriving during start-up is a
+	// graceful stop too.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	level := new(slog.LevelVar)
 	log := logline.New(out, level)
 	cfg, lvl, err := loadConfig("config.yaml", lookup)
@@ -108,8 +112,6 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 		log.Error("config", logline.Failed, "error", err)
 		return exitConfig
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	res, err := a.Run(ctx)
 	switch {
 	case err == nil && res.Rejected > 0:

@@ -11,16 +11,48 @@ import (
 	"lottery/internal/testutil"
 )
 
-// TestCrashLoop_SIGKILL kills the built central with SIGKILL every ~100 ms
-// and restarts it on the same files while five agencies upload in small
-// batches (some pipelined, some one at a time). The agencies were started before the first central listens and
-// reconnect on their own; at the end every agency exits 0 with its right
-// winners and the bets file holds exactly the valid input rows, once each.
-// A central killed after the draw answers the winners again at once, and
-// agencies that upload everything again store nothing twice.
-func TestCrashLoop_SIGKILL(t *testing.T) {
+// TestCentral_RestartLoop stops the built central every ~100 ms, with
+// SIGKILL (a crash) or SIGTERM (a graceful stop, which must exit 0), and
+// restarts it on the same files while five agencies upload in small batches
+// (some pipelined, some one at a time). The agencies were started before
+// the first central listens and reconnect on their own; at the end every
+// agency exits 0 with its right winners and the bets file holds exactly the
+// valid input rows, once each. A central stopped after the draw answers the
+// winners again at once, and agencies that upload everything again store
+// nothing twice.
+func TestCentral_RestartLoop(t *testing.T) {
 	testutil.Long(t)
 	d := loadDataset(t, 4000)
+	tests := []struct {
+		name     string
+		budget   time.Duration // how long to keep stopping the central
+		graceful bool          // every stop leaves whole files: recovery never cuts
+		stop     func(t *testing.T, p *testutil.Proc)
+	}{
+		{"SIGKILL", 25 * time.Second, false, func(t *testing.T, p *testutil.Proc) { p.Kill() }},
+		{"SIGTERM", 15 * time.Second, true, func(t *testing.T, p *testutil.Proc) {
+			t.Helper()
+			if err := p.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.Wait(t, testutil.ExitTimeout); code != 0 {
+				t.Fatalf("the central exited %d after SIGTERM, want 0:\n%s", code, tail(p.Output(), 30))
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recovered := restartLoop(t, d, tt.budget, tt.stop)
+			if tt.graceful && len(recovered) > 0 {
+				t.Errorf("after graceful stops, recovery cut bytes %d times: %q", len(recovered), recovered)
+			}
+		})
+	}
+}
+
+// restartLoop runs the agencies while stopping and restarting the central,
+// checks the outcome, and returns the recovery lines that cut something.
+func restartLoop(t *testing.T, d dataset, killBudget time.Duration, stop func(*testing.T, *testutil.Proc)) (recovered []string) {
 	dir := t.TempDir()
 	port := restartablePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
@@ -57,12 +89,11 @@ func TestCrashLoop_SIGKILL(t *testing.T) {
 
 	// Kill for at most killBudget, so the test stays bounded on a loaded
 	// machine; then the last central lets the agencies finish.
-	const killBudget, finishBudget = 25 * time.Second, 2 * time.Minute
+	const finishBudget = 2 * time.Minute
 	rnd := rand.New(rand.NewPCG(4, 4))
 	stopKilling := time.After(killBudget)
 	kills := 0
 	var server *testutil.Proc
-	var recovered []string // recovery lines that cut something
 loop:
 	for {
 		server = testutil.StartServer(t, dir, serverEnv)
@@ -77,14 +108,14 @@ loop:
 			select {
 			case <-allDone:
 			case <-time.After(finishBudget):
-				t.Fatalf("the agencies did not finish %v after the last of %d SIGKILLs", finishBudget, kills)
+				t.Fatalf("the agencies did not finish %v after the last of %d stops", finishBudget, kills)
 			}
 			break loop
 		case <-server.Done():
 			t.Fatalf("the central exited on its own (code %d):\n%s", server.ExitCode(), tail(server.Output(), 30))
 		case <-time.After(time.Duration(50+rnd.IntN(100)) * time.Millisecond):
 		}
-		server.Kill()
+		stop(t, server)
 		kills++
 	}
 	if server.Exited() {
@@ -98,7 +129,7 @@ loop:
 	// draw again from the stored bets before it listens, and agencies run
 	// again from scratch get every batch acked as a duplicate and their
 	// winners at once.
-	server.Kill()
+	stop(t, server)
 	kills++
 	server = testutil.StartServer(t, dir, serverEnv)
 	if _, ok := testutil.FindOne(server.Lines(), "sorteo", "success"); !ok {
@@ -128,10 +159,11 @@ loop:
 			}
 		}
 	}
-	t.Logf("survived %d SIGKILLs; %d recoveries cut a torn or unacked tail; agencies resent unacked batches %d times "+
+	t.Logf("survived %d stops; %d recoveries cut a torn or unacked tail; agencies resent unacked batches %d times "+
 		"and lost the central %d times while finishing or waiting for the draw; %d bets stored once each",
 		kills, len(recovered), resent, lateLosses, len(d.rows))
 	if kills == 0 {
-		t.Error("the central was never killed: the test proved nothing")
+		t.Error("the central was never stopped: the test proved nothing")
 	}
+	return recovered
 }

@@ -298,7 +298,13 @@ func (s *session) respond() {
 	var buf []byte
 	for r := range s.replies {
 		if dead {
-			continue // the peer is gone; drain what the reader queued
+			// The peer is gone; drain what the reader queued. A batch
+			// already submitted is still stored: wait for it and log it,
+			// so the log accounts for every stored batch.
+			if r.kind == replyBatch {
+				s.answer(r, nil)
+			}
+			continue
 		}
 		buf = s.answer(r, buf[:0])
 		s.conn.SetWriteDeadline(time.Now().Add(s.c.cfg.WriteTimeout))

@@ -52,15 +52,6 @@ func betSize(b lottery.Bet) int {
 	return 2 + 4*2 + len(b.FirstName) + len(b.LastName) + len(b.Document) + len(b.Birthdate)
 }
 
-func parseLog(t testing.TB, logs *logBuffer) []testutil.Line {
-	t.Helper()
-	lines, err := testutil.ParseAll(logs.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return lines
-}
-
 func TestAgency_Packing(t *testing.T) {
 	long := gendata.Bets(1, 300, 3, seed)
 	for i := range long {
@@ -140,7 +131,7 @@ func TestAgency_InvalidRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	var failed []int
-	for _, l := range testutil.Find(parseLog(t, logs), "leer_apuesta", "fail") {
+	for _, l := range testutil.Find(logs.Lines(t), "leer_apuesta", "fail") {
 		n, ok := l.Int("linea")
 		if !ok || !l.Has("error") {
 			t.Errorf("leer_apuesta line without linea or error: %s", l.Raw)
@@ -218,7 +209,7 @@ func TestAgency_SingleBet(t *testing.T) {
 	if got := f.stored(); !slices.Equal(got, []lottery.Bet{bet}) {
 		t.Fatalf("sent %+v, want the single bet", got)
 	}
-	lines := parseLog(t, logs)
+	lines := logs.Lines(t)
 	l, ok := testutil.FindOne(lines, "apuesta_enviada", "success")
 	if !ok || l.Get("dni") != "00012345" || l.Get("numero") != "7574" {
 		t.Errorf("want one `apuesta_enviada | result: success | dni: 00012345 | numero: 7574`, got %q", l.Raw)
@@ -245,7 +236,7 @@ func TestAgency_NothingToSend(t *testing.T) {
 	if want := []protocol.Finished{{Agency: 2, LastSeq: 0}}; !slices.Equal(snap.finished, want) {
 		t.Errorf("finished %v, want %v", snap.finished, want)
 	}
-	lines := parseLog(t, logs)
+	lines := logs.Lines(t)
 	if l, ok := testutil.FindOne(lines, "loop_finished", "success"); !ok || l.Get("client_id") != "2" {
 		t.Errorf("loop_finished line = %q", l.Raw)
 	}
@@ -304,7 +295,7 @@ func TestAgency_Reconnect(t *testing.T) {
 	if res.Sent != len(bets) {
 		t.Errorf("result says %d bets sent, want %d", res.Sent, len(bets))
 	}
-	if l, ok := testutil.FindOne(parseLog(t, logs), "reenviar", "success"); !ok {
+	if l, ok := testutil.FindOne(logs.Lines(t), "reenviar", "success"); !ok {
 		t.Errorf("no reenviar line: %q", l.Raw)
 	}
 }
@@ -389,7 +380,7 @@ func realCentral(t testing.TB, agencies int, path, addr string) (string, *storag
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := testutil.NewBuffer()
 	c, err := central.New(central.Config{Agencies: agencies}, store, logline.New(logs, slog.LevelInfo))
 	if err != nil {
 		t.Fatal(err)
@@ -455,7 +446,7 @@ func TestAgency_ReconnectRealCentral(t *testing.T) {
 func TestAgency_StartBeforeCentral(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
 	bets := gendata.Bets(1, 200, 2, seed)
-	logs := &logBuffer{}
+	logs := testutil.NewBuffer()
 	a, err := agency.New(agency.Config{ID: 1, ServerAddress: addr, DataFile: writeBets(t, bets),
 		BackoffInitial: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond}, logline.New(logs, slog.LevelInfo))
 	if err != nil {
@@ -501,11 +492,11 @@ func TestAgency_Cancel(t *testing.T) {
 		// setup returns the central's address and waits (in ready) until
 		// the agency is in the stage under test.
 		fake   func(*fakeCentral)
-		ready  func(f *fakeCentral, logs *logBuffer) bool
+		ready  func(f *fakeCentral, logs *testutil.Buffer) bool
 		noFake bool
 	}{
 		{name: "waiting for the draw", fake: func(f *fakeCentral) { f.holdWinners = true },
-			ready: func(f *fakeCentral, _ *logBuffer) bool {
+			ready: func(f *fakeCentral, _ *testutil.Buffer) bool {
 				select {
 				case <-f.queried:
 					return true
@@ -513,8 +504,8 @@ func TestAgency_Cancel(t *testing.T) {
 					return false
 				}
 			}},
-		{name: "mid-upload", ready: func(f *fakeCentral, _ *logBuffer) bool { return len(f.batchCounts()) >= 2 }},
-		{name: "dialing", noFake: true, ready: func(_ *fakeCentral, logs *logBuffer) bool {
+		{name: "mid-upload", ready: func(f *fakeCentral, _ *testutil.Buffer) bool { return len(f.batchCounts()) >= 2 }},
+		{name: "dialing", noFake: true, ready: func(_ *fakeCentral, logs *testutil.Buffer) bool {
 			return len(testutil.Find(testutil.Lines(logs.String()), "conectar", "fail")) >= 1
 		}},
 	}
@@ -526,7 +517,7 @@ func TestAgency_Cancel(t *testing.T) {
 				f = newFake(t, tt.fake)
 				addr = f.addr
 			}
-			logs := &logBuffer{}
+			logs := testutil.NewBuffer()
 			a, err := agency.New(agency.Config{ID: 1, ServerAddress: addr, DataFile: writeBets(t, gendata.Bets(1, 100, 1, seed)),
 				MaxAmount: 5, LoopPeriod: 20 * time.Millisecond, BackoffInitial: 20 * time.Millisecond}, logline.New(logs, slog.LevelInfo))
 			if err != nil {
@@ -555,7 +546,7 @@ func TestAgency_Cancel(t *testing.T) {
 			case <-time.After(waitShort):
 				t.Fatalf("Run did not return after cancel:\n%s", logs.String())
 			}
-			lines := parseLog(t, logs)
+			lines := logs.Lines(t)
 			var resources []string
 			for _, l := range testutil.Find(lines, "shutdown", "in_progress") {
 				resources = append(resources, l.Get("resource"))

@@ -1,10 +1,10 @@
 package agency_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
+	"lottery/internal/testutil"
 	"net"
 	"slices"
 	"sync"
@@ -243,29 +243,11 @@ func (f *fakeCentral) batchCounts() []int {
 	return out
 }
 
-// logBuffer collects log lines written concurrently.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // runAgency runs an agency to its end (or the test's deadline) and returns
 // its result, error and log.
-func runAgency(t testing.TB, ctx context.Context, cfg agency.Config) (agency.Result, error, *logBuffer) {
+func runAgency(t testing.TB, ctx context.Context, cfg agency.Config) (agency.Result, error, *testutil.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := testutil.NewBuffer()
 	a, err := agency.New(cfg, logline.New(logs, slog.LevelDebug))
 	if err != nil {
 		t.Fatalf("agency.New: %v", err)

@@ -47,7 +47,7 @@ func TestCentral_Draw(t *testing.T) {
 			checkWinners(t, d, runs)
 			srv.stop()
 
-			lines := srv.log.lines(t)
+			lines := srv.log.Lines(t)
 			total := 0
 			for a := 1; a <= tt.agencies; a++ {
 				total += len(d.winners(a))
@@ -102,12 +102,12 @@ func TestCentral_EarlyWinnersQuery(t *testing.T) {
 	// there the query before it has been read too.
 	c.send(protocol.Echo{Data: []byte("after-query")})
 	waitFor(t, "the echo sent after the query", func() bool {
-		return len(testutil.Find(srv.log.lines(t), "receive_message", "success")) == 1
+		return len(testutil.Find(srv.log.Lines(t), "receive_message", "success")) == 1
 	})
 
 	r2 := runAgencies(t, srv.addr, d, []int{2}, nil)
 	waitFor(t, "agency 2 finished", func() bool {
-		for _, l := range testutil.Find(srv.log.lines(t), "agencia_finalizada", "success") {
+		for _, l := range testutil.Find(srv.log.Lines(t), "agencia_finalizada", "success") {
 			if l.Get("agency") == "2" {
 				return true
 			}
@@ -119,13 +119,13 @@ func TestCentral_EarlyWinnersQuery(t *testing.T) {
 	if f, err := c.next(2*idle + idle/2); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("before the draw: got frame %v, error %v; want nothing", f.Type, err)
 	}
-	if n := len(testutil.Find(srv.log.lines(t), "sorteo", "")); n != 0 {
+	if n := len(testutil.Find(srv.log.Lines(t), "sorteo", "")); n != 0 {
 		t.Fatalf("draw ran with agency 3 missing")
 	}
 
 	r3 := runAgencies(t, srv.addr, d, []int{3}, nil)
 	docs := c.readWinners()
-	if len(testutil.Find(srv.log.lines(t), "sorteo", "success")) != 1 {
+	if len(testutil.Find(srv.log.Lines(t), "sorteo", "success")) != 1 {
 		t.Errorf("winners answered before the sorteo line")
 	}
 	want := []string{}
@@ -184,7 +184,7 @@ func TestCentral_BadFrames(t *testing.T) {
 			c.expectError(tt.code)
 			c.expectClosed()
 			waitFor(t, "the failure logged", func() bool {
-				for _, l := range testutil.Find(srv.log.lines(t), "recibir_mensaje", "fail") {
+				for _, l := range testutil.Find(srv.log.Lines(t), "recibir_mensaje", "fail") {
 					if l.Get("code") == tt.code.String() {
 						return true
 					}
@@ -244,7 +244,7 @@ func TestCentral_WrongAgencyBatch(t *testing.T) {
 	if _, rows := storedByAgency(t, srv.path); rows != 0 {
 		t.Errorf("bets file has %d rows, want 0", rows)
 	}
-	l, ok := testutil.FindOne(srv.log.lines(t), "apuesta_recibida", "fail")
+	l, ok := testutil.FindOne(srv.log.Lines(t), "apuesta_recibida", "fail")
 	if !ok || l.Get("cantidad") != strconv.Itoa(len(d.bets[2])) || l.Get("code") != "wrong_agency" {
 		t.Errorf("want one `apuesta_recibida | result: fail | cantidad: %d` line with code wrong_agency, got %q", len(d.bets[2]), l.Raw)
 	}
@@ -350,7 +350,7 @@ func TestCentral_Echo(t *testing.T) {
 			}
 		})
 	}
-	if found := testutil.Find(srv.log.lines(t), "receive_message", "success"); len(found) != len(tests) || found[0].Get("msg") != "hola central" || found[0].Get("ip") != "127.0.0.1" {
+	if found := testutil.Find(srv.log.Lines(t), "receive_message", "success"); len(found) != len(tests) || found[0].Get("msg") != "hola central" || found[0].Get("ip") != "127.0.0.1" {
 		t.Errorf("receive_message lines = %v, want %d, the first with ip: 127.0.0.1 and msg: hola central", found, len(tests))
 	}
 }
@@ -366,7 +366,7 @@ func TestCentral_ShutdownMidUpload(t *testing.T) {
 		c.LoopPeriod = 20 * time.Millisecond
 	})
 	waitFor(t, "ten batches stored", func() bool {
-		return len(testutil.Find(srv.log.lines(t), "apuesta_recibida", "success")) >= 10
+		return len(testutil.Find(srv.log.Lines(t), "apuesta_recibida", "success")) >= 10
 	})
 	shutdownErr, serveErr := srv.shutdown(waitLong)
 	if shutdownErr != nil {
@@ -379,7 +379,7 @@ func TestCentral_ShutdownMidUpload(t *testing.T) {
 	if err := srv.store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	lines := srv.log.lines(t)
+	lines := srv.log.Lines(t)
 	if len(testutil.Find(lines, "sorteo", "")) != 0 {
 		t.Fatal("the draw ran although no agency finished")
 	}
@@ -444,7 +444,7 @@ func TestCentral_ShutdownWhileWaiting(t *testing.T) {
 	defer cancel()
 	r := startAgency(t, ctx, agency.Config{ID: 2, ServerAddress: srv.addr, DataFile: d.file(2)})
 	waitFor(t, "the query read and agency 2 finished", func() bool {
-		lines := srv.log.lines(t)
+		lines := srv.log.Lines(t)
 		return len(testutil.Find(lines, "receive_message", "success")) == 1 &&
 			len(testutil.Find(lines, "agencia_finalizada", "success")) == 2
 	})
@@ -478,7 +478,7 @@ func TestCentral_ShutdownWhileWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 	goleak.VerifyNone(t)
-	if n := len(testutil.Find(srv.log.lines(t), "shutdown", "in_progress")); n < 3 {
+	if n := len(testutil.Find(srv.log.Lines(t), "shutdown", "in_progress")); n < 3 {
 		t.Errorf("central logged %d shutdown lines, want listener, sessions and connections", n)
 	}
 }
@@ -494,7 +494,7 @@ func TestCentral_Restart(t *testing.T) {
 		srv.stop()
 
 		srv2 := startServer(t, central.Config{Agencies: 2}, path)
-		if _, ok := testutil.FindOne(srv2.log.lines(t), "sorteo", "success"); !ok {
+		if _, ok := testutil.FindOne(srv2.log.Lines(t), "sorteo", "success"); !ok {
 			t.Errorf("restarted central did not run the draw at start")
 		}
 		for a := uint32(1); a <= 2; a++ {
@@ -513,7 +513,7 @@ func TestCentral_Restart(t *testing.T) {
 		srv := startServer(t, central.Config{Agencies: 3}, path)
 		r1 := runAgencies(t, srv.addr, d, []int{1}, nil)
 		waitFor(t, "agency 1 finished", func() bool {
-			return len(testutil.Find(srv.log.lines(t), "agencia_finalizada", "success")) == 1
+			return len(testutil.Find(srv.log.Lines(t), "agencia_finalizada", "success")) == 1
 		})
 		srv.stop()
 
@@ -530,7 +530,7 @@ func TestCentral_Restart(t *testing.T) {
 			t.Errorf("agency 1 across the restart: winners %v, error %v; want %v", res.Winners, err, d.winners(1))
 		}
 		srv2.stop()
-		if n := len(testutil.Find(srv2.log.lines(t), "sorteo", "success")); n != 1 {
+		if n := len(testutil.Find(srv2.log.Lines(t), "sorteo", "success")); n != 1 {
 			t.Errorf("restarted central ran the draw %d times, want 1", n)
 		}
 		if _, rows := storedByAgency(t, path); rows != 3*300 {

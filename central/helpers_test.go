@@ -1,7 +1,6 @@
 package central_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,35 +32,8 @@ const (
 	seed      = 20240917
 )
 
-// logBuffer collects log lines written concurrently.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // lines parses the log strictly: a line that breaks the contract fails the
 // test.
-func (b *logBuffer) lines(t testing.TB) []testutil.Line {
-	t.Helper()
-	ls, err := testutil.ParseAll(b.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ls
-}
-
 // waitFor polls cond until it holds or waitLong passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
@@ -82,7 +53,7 @@ type server struct {
 	store  *storage.Store
 	path   string
 	addr   string
-	log    *logBuffer
+	log    *testutil.Buffer
 	served chan error
 	closed bool
 }
@@ -100,7 +71,7 @@ func startServerAt(t testing.TB, cfg central.Config, path, addr string) *server 
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	logs := &logBuffer{}
+	logs := testutil.NewBuffer()
 	c, err := central.New(cfg, store, logline.New(logs, slog.LevelDebug))
 	if err != nil {
 		store.Close()
@@ -330,7 +301,7 @@ func (d dataset) winners(agency int) []string {
 // run is one agency running in the background.
 type run struct {
 	id     int
-	log    *logBuffer
+	log    *testutil.Buffer
 	cancel context.CancelFunc
 	done   chan struct{}
 	res    agency.Result
@@ -340,7 +311,7 @@ type run struct {
 // startAgency runs a real agency against addr until it ends or ctx ends.
 func startAgency(t testing.TB, ctx context.Context, cfg agency.Config) *run {
 	t.Helper()
-	r := &run{id: cfg.ID, log: &logBuffer{}, done: make(chan struct{})}
+	r := &run{id: cfg.ID, log: testutil.NewBuffer(), done: make(chan struct{})}
 	cfg.BackoffInitial = max(cfg.BackoffInitial, 10*time.Millisecond)
 	cfg.BackoffMax = max(cfg.BackoffMax, 200*time.Millisecond)
 	a, err := agency.New(cfg, logline.New(r.log, slog.LevelDebug))

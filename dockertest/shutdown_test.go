@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -167,8 +166,8 @@ func TestSIGTERM_ComposeDown(t *testing.T) {
 	cc := composeCommand()
 	follow := exec.CommandContext(ctx, cc[0], append(cc[1:], "-p", d.project, "-f", d.path("docker-compose.yaml"), "logs", "-f", "--no-color")...)
 	follow.Dir = d.dir
-	var out lockedBuffer
-	follow.Stdout, follow.Stderr = &out, &out
+	out := testutil.NewBuffer()
+	follow.Stdout, follow.Stderr = out, out
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -205,22 +204,4 @@ func TestSIGTERM_ComposeDown(t *testing.T) {
 		wantShutdown(t, s.Name, lines)
 		noFail(t, s.Name, lines)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer a command writes while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,14 +1,12 @@
 package reliability
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -60,24 +58,6 @@ func (f *sickFile) Sync() error {
 		return errors.New("injected: fsync: input/output error")
 	}
 	return f.File.Sync()
-}
-
-// logBuffer collects a logger's lines for a test.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // runCentral serves a central on ln over store until it is shut down.
@@ -150,8 +130,8 @@ func TestCentral_SickDisk(t *testing.T) {
 				t.Fatal(err)
 			}
 			addr := ln.Addr().String()
-			var logs logBuffer
-			log := logline.New(&logs, slog.LevelInfo)
+			logs := testutil.NewBuffer()
+			log := logline.New(logs, slog.LevelInfo)
 			shutdown := runCentral(t, store, ln, agencies, log)
 
 			tt.sicken(disk)

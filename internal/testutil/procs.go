@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,35 +32,10 @@ type Proc struct {
 	Port int
 
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *Buffer
 	done chan struct{} // closed when the process has exited
 	code int
 	err  error
-}
-
-// syncBuffer is a buffer written by the process's output copier and read
-// by the test; changed is signalled on every write.
-type syncBuffer struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{}
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n, err := b.buf.Write(p)
-	select {
-	case b.changed <- struct{}{}:
-	default:
-	}
-	return n, err
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // baseEnv is the environment every process starts from: only what a program
@@ -82,7 +56,7 @@ func baseEnv() []string {
 // test failed, its output is logged.
 func Start(t testing.TB, name, bin, dir string, env map[string]string) *Proc {
 	t.Helper()
-	p := &Proc{Name: name, Dir: dir, out: &syncBuffer{changed: make(chan struct{}, 1)}, done: make(chan struct{})}
+	p := &Proc{Name: name, Dir: dir, out: NewBuffer(), done: make(chan struct{})}
 	p.cmd = exec.Command(bin)
 	p.cmd.Dir = dir
 	p.cmd.Env = baseEnv()
@@ -180,7 +154,7 @@ func (p *Proc) WaitOutput(timeout time.Duration, cond func(out string) bool) boo
 			return true
 		}
 		select {
-		case <-p.out.changed:
+		case <-p.out.Changed():
 		case <-p.done:
 			return cond(p.Output())
 		case <-deadline.C:

@@ -144,6 +144,9 @@ func (s *Store) open() (Recovery, error) {
 	if s.journal, err = s.fs.OpenFile(jpath, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
 		return rec, fmt.Errorf("open journal: %w", err)
 	}
+	if err := lock(s.journal); err != nil {
+		return rec, fmt.Errorf("%s: %w", s.path, err)
+	}
 	betsSize, err := fileSize(s.bets)
 	if err != nil {
 		return rec, err

@@ -564,3 +564,16 @@ func TestAgency_Cancel(t *testing.T) {
 		})
 	}
 }
+
+// TestAgency_ErrUnknownAgency: a central that refuses the agency's number
+// ends the run at once with its error, instead of retrying forever.
+func TestAgency_ErrUnknownAgency(t *testing.T) {
+	addr, _ := realCentral(t, 2, filepath.Join(t.TempDir(), "bets.csv"), "127.0.0.1:0")
+	_, err, logs := runAgency(t, context.Background(), agency.Config{ID: 3, ServerAddress: addr, BackoffInitial: 10 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), lottery.EUnknownAgency.String()) {
+		t.Fatalf("Run: err = %v, want the central's %s", err, lottery.EUnknownAgency)
+	}
+	if n := len(testutil.Find(logs.Lines(t), "conectar", "fail")); n != 1 {
+		t.Errorf("%d conectar fail lines, want 1 (no retry)", n)
+	}
+}

@@ -85,6 +85,12 @@ func (a *Agency) dial(ctx context.Context) (*link, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if !retryable(err) {
+			// The central refuses this agency itself (say, a number
+			// outside 1..AGENCIES): retrying cannot help.
+			a.log.Error("conectar", logline.Failed, "server_address", a.cfg.ServerAddress, "intento", attempt, "error", err)
+			return nil, err
+		}
 		// Full jitter around the current step, so agencies that lost the
 		// central together do not come back in lockstep.
 		wait := delay/2 + rand.N(delay/2+1)

@@ -170,7 +170,7 @@ func TestCentral_BadFrames(t *testing.T) {
 		{name: "bad version", frame: []byte{7, byte(protocol.TypeHello), 0, 4, 0, 0, 0, 1}, code: lottery.EVersion},
 		{name: "unknown type", frame: []byte{protocol.Version, 0x7F, 0, 0}, code: lottery.EUnknownType},
 		{name: "batch before hello", frame: batchFrame(t, 1, 1, d.bets[1][:1]), code: lottery.ENotIdentified},
-		{name: "reply type as request", hello: true, frame: frame(t, protocol.FinishedAck{}), code: lottery.EUnexpectedMsg},
+		{name: "reply type as request", hello: true, frame: testutil.Frame(t, protocol.FinishedAck{}), code: lottery.EUnexpectedMsg},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -199,15 +199,6 @@ func TestCentral_BadFrames(t *testing.T) {
 	if rows != 5*1200 {
 		t.Errorf("bets file has %d rows, want %d", rows, 5*1200)
 	}
-}
-
-func frame(t testing.TB, m protocol.Message) []byte {
-	t.Helper()
-	b, err := protocol.AppendFrame(nil, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func batchFrame(t testing.TB, agency uint32, seq uint64, bets []lottery.Bet) []byte {
@@ -338,7 +329,7 @@ func TestCentral_Echo(t *testing.T) {
 	c := dialRaw(t, srv.addr) // no Hello needed: echo is a health check
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sent := frame(t, protocol.Echo{Data: tt.data})
+			sent := testutil.Frame(t, protocol.Echo{Data: tt.data})
 			c.write(sent)
 			got := make([]byte, len(sent))
 			c.conn.SetReadDeadline(time.Now().Add(waitLong))

@@ -233,16 +233,6 @@ func isReset(err error) bool {
 	return err != nil && (strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe"))
 }
 
-// frame encodes a message.
-func frame(t testing.TB, m protocol.Message) []byte {
-	t.Helper()
-	b, err := protocol.AppendFrame(nil, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // errorCodes returns the codes of the Error frames and of the BatchAck
 // frames that refused a batch.
 func errorCodes(frames []protocol.Frame) []lottery.Code {

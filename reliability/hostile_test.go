@@ -81,7 +81,7 @@ func TestCentral_HostileFrames(t *testing.T) {
 	}
 	badDate := goodBet
 	badDate.Birthdate = "1999-02-30"
-	hello := func(a uint32) []byte { return frame(t, protocol.Hello{Agency: a}) }
+	hello := func(a uint32) []byte { return testutil.Frame(t, protocol.Hello{Agency: a}) }
 	okBatch := batchFrame(1, 1, goodBet)
 	// A batch whose first name claims 200 bytes where there are 15.
 	lying := slices.Clone(okBatch)
@@ -110,16 +110,16 @@ func TestCentral_HostileFrames(t *testing.T) {
 		{"batch out of sequence", cat(hello(1), batchFrame(1, 7, goodBet)), []lottery.Code{lottery.ESequence}},
 		{"invalid bet", cat(hello(1), batchFrame(1, 1, badDate)), []lottery.Code{lottery.EInvalidBet}},
 		{"empty batch", cat(hello(1), batchFrame(1, 1)), []lottery.Code{lottery.EInvalidBet}},
-		{"winners query for another agency", cat(hello(1), frame(t, protocol.WinnersQuery{Agency: 2})), []lottery.Code{lottery.EWrongAgency}},
-		{"finished for another agency", cat(hello(1), frame(t, protocol.Finished{Agency: 2})), []lottery.Code{lottery.EWrongAgency}},
+		{"winners query for another agency", cat(hello(1), testutil.Frame(t, protocol.WinnersQuery{Agency: 2})), []lottery.Code{lottery.EWrongAgency}},
+		{"finished for another agency", cat(hello(1), testutil.Frame(t, protocol.Finished{Agency: 2})), []lottery.Code{lottery.EWrongAgency}},
 		{"agency zero", hello(0), []lottery.Code{lottery.EUnknownAgency}},
 		{"agency above AGENCIES", hello(4), []lottery.Code{lottery.EUnknownAgency}},
 		{"agency far outside", hello(1 << 31), []lottery.Code{lottery.EUnknownAgency}},
 		{"second hello", cat(hello(1), hello(1)), []lottery.Code{lottery.EUnexpectedMsg}},
-		{"answer sent as a request", cat(hello(1), frame(t, protocol.Welcome{LastSeq: 1})), []lottery.Code{lottery.EUnexpectedMsg}},
-		{"finished before its batches", cat(hello(1), frame(t, protocol.Finished{Agency: 1, LastSeq: 9})), []lottery.Code{lottery.ESequence}},
+		{"answer sent as a request", cat(hello(1), testutil.Frame(t, protocol.Welcome{LastSeq: 1})), []lottery.Code{lottery.EUnexpectedMsg}},
+		{"finished before its batches", cat(hello(1), testutil.Frame(t, protocol.Finished{Agency: 1, LastSeq: 9})), []lottery.Code{lottery.ESequence}},
 		// Last: it really finishes agency 3, which has nothing to send.
-		{"second finished", cat(hello(3), frame(t, protocol.Finished{Agency: 3}), frame(t, protocol.Finished{Agency: 3})), []lottery.Code{lottery.EAlreadyFinished}},
+		{"second finished", cat(hello(3), testutil.Frame(t, protocol.Finished{Agency: 3}), testutil.Frame(t, protocol.Finished{Agency: 3})), []lottery.Code{lottery.EAlreadyFinished}},
 	}
 	server, betsPath := startCentral(t, nil)
 	addr := server.Addr
@@ -145,7 +145,7 @@ func TestCentral_HostileFrames(t *testing.T) {
 	// finish (otherwise one bad bet would fail all the rest as out of
 	// sequence). Sent again, the refused batch is refused again.
 	frames, err := exchange(addr, 30*time.Second, cat(hello(1), batchFrame(1, 1, badDate),
-		batchFrame(1, 2, goodBet), batchFrame(1, 1, badDate), frame(t, protocol.Finished{Agency: 1, LastSeq: 2})))
+		batchFrame(1, 2, goodBet), batchFrame(1, 1, badDate), testutil.Frame(t, protocol.Finished{Agency: 1, LastSeq: 2})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +176,8 @@ func TestCentral_HostileFrames(t *testing.T) {
 func TestCentral_SlowlorisAndIdle(t *testing.T) {
 	testutil.Long(t)
 	server, _ := startCentral(t, map[string]string{"IDLE_TIMEOUT": "1s"})
-	slowHello := frame(t, protocol.Hello{Agency: 1})
-	slowEcho := frame(t, protocol.Echo{Data: []byte("trickle, trickle, trickle")})
+	slowHello := testutil.Frame(t, protocol.Hello{Agency: 1})
+	slowEcho := testutil.Frame(t, protocol.Echo{Data: []byte("trickle, trickle, trickle")})
 	tests := []struct {
 		name    string
 		first   []byte // sent at once
@@ -317,7 +317,7 @@ func TestCentral_ConnectionFlood(t *testing.T) {
 	}
 	// Now every connection says Hello: only the served ones hear back.
 	for _, c := range conns {
-		c.Write(frame(t, protocol.Hello{Agency: 1}))
+		c.Write(testutil.Frame(t, protocol.Hello{Agency: 1}))
 	}
 	for range limit {
 		collect()

@@ -36,7 +36,7 @@ const fuzzSeq = 1 << 50
 func fuzzInput(t testing.TB, rnd *rand.Rand, agencies int) (kind string, out []byte) {
 	agency := uint32(1 + rnd.IntN(agencies))
 	other := uint32(1 + (int(agency)+rnd.IntN(agencies-1))%agencies) // another real agency
-	hello := frame(t, protocol.Hello{Agency: agency})
+	hello := testutil.Frame(t, protocol.Hello{Agency: agency})
 	bet := goodBet
 	bet.Document = strconv.Itoa(1 + rnd.IntN(99999999))
 	batch := batchFrame(agency, fuzzSeq+rnd.Uint64N(1<<20), bet, goodBet)
@@ -59,7 +59,7 @@ func fuzzInput(t testing.TB, rnd *rand.Rand, agencies int) (kind string, out []b
 	case 2:
 		// Valid frames with random bytes flipped, and no Hello first: no
 		// batch can be stored on a connection that never identified.
-		b := cat(frame(t, protocol.Echo{Data: []byte("ping")}), batch, frame(t, protocol.WinnersQuery{Agency: agency}))
+		b := cat(testutil.Frame(t, protocol.Echo{Data: []byte("ping")}), batch, testutil.Frame(t, protocol.WinnersQuery{Agency: agency}))
 		for range 1 + rnd.IntN(8) {
 			b[rnd.IntN(len(b))] = byte(rnd.Uint32())
 		}
@@ -84,12 +84,12 @@ func fuzzInput(t testing.TB, rnd *rand.Rand, agencies int) (kind string, out []b
 	case 9:
 		return "batch for another agency", cat(hello, batchFrame(other, fuzzSeq, goodBet))
 	case 10:
-		return "winners for another agency", cat(hello, frame(t, protocol.WinnersQuery{Agency: other}))
+		return "winners for another agency", cat(hello, testutil.Frame(t, protocol.WinnersQuery{Agency: other}))
 	case 11:
 		outside := []uint32{0, uint32(agencies + 1 + rnd.IntN(1000)), 1<<32 - 1}[rnd.IntN(3)]
-		return "agency outside", frame(t, protocol.Hello{Agency: outside})
+		return "agency outside", testutil.Frame(t, protocol.Hello{Agency: outside})
 	case 12:
-		fin := frame(t, protocol.Finished{Agency: agency, LastSeq: fuzzSeq})
+		fin := testutil.Frame(t, protocol.Finished{Agency: agency, LastSeq: fuzzSeq})
 		return "second finished", cat(hello, fin, fin)
 	case 13:
 		bad := goodBet
@@ -101,7 +101,7 @@ func fuzzInput(t testing.TB, rnd *rand.Rand, agencies int) (kind string, out []b
 		// Many valid echoes, then garbage: the answers must come in order.
 		var b []byte
 		for range 1 + rnd.IntN(20) {
-			b = append(b, frame(t, protocol.Echo{Data: randomBytes(rnd.IntN(100))})...)
+			b = append(b, testutil.Frame(t, protocol.Echo{Data: randomBytes(rnd.IntN(100))})...)
 		}
 		return "echoes then garbage", append(b, randomBytes(1+rnd.IntN(100))...)
 	}

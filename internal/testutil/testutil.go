@@ -6,6 +6,7 @@ package testutil
 
 import (
 	"context"
+	"lottery/protocol"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -168,4 +169,15 @@ func Dataset(t testing.TB) (dir string, ok bool) {
 		}
 	}
 	return dir, true
+}
+
+// Frame encodes a message as one whole frame, failing the test if it does
+// not fit.
+func Frame(t testing.TB, m protocol.Message) []byte {
+	t.Helper()
+	b, err := protocol.AppendFrame(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

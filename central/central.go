@@ -103,7 +103,7 @@ func New(cfg Config, store *storage.Store, log *slog.Logger) (*Central, error) {
 		sessions:  make(map[*session]struct{}),
 	}
 	if c.draw.Complete() {
-		c.runDraw()
+		c.runDraw("recuperar_sorteo")
 	}
 	return c, nil
 }
@@ -111,21 +111,24 @@ func New(cfg Config, store *storage.Store, log *slog.Logger) (*Central, error) {
 // Draw returns the central's draw barrier.
 func (c *Central) Draw() *Draw { return c.draw }
 
-// runDraw computes and publishes the winners, once.
-func (c *Central) runDraw() {
+// runDraw computes and publishes the winners, once, logging it as action:
+// "sorteo" for the draw itself, "recuperar_sorteo" when a restarted central
+// recomputes a draw that had already happened (the same winners: the file
+// cannot change after the draw), so the log shows one sorteo per draw.
+func (c *Central) runDraw(action string) {
 	c.drawOnce.Do(func() {
 		winners, err := RunDraw(c.store)
 		if err != nil {
 			// The stored file cannot be read back: there is no honest answer,
 			// so queries get an error rather than a wrong list.
-			c.log.Error("sorteo", logline.Failed, "error", err)
+			c.log.Error(action, logline.Failed, "error", err)
 			err = lottery.Errorf(lottery.EInternal, "the draw failed: %v", err)
 		} else {
 			total := 0
 			for _, w := range winners {
 				total += len(w)
 			}
-			c.log.Info("sorteo", logline.OK, "ganadores", total)
+			c.log.Info(action, logline.OK, "ganadores", total)
 		}
 		c.draw.Publish(winners, err)
 	})
@@ -179,28 +182,24 @@ func (c *Central) Serve(ln net.Listener) error {
 }
 
 func (c *Central) startSession(conn net.Conn) {
-	s := newSession(c, conn)
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	select {
 	case <-c.quit:
-		c.mu.Unlock()
 		conn.Close()
 		return
 	default:
 	}
-	full := len(c.sessions) >= c.cfg.MaxConnections
-	if !full {
-		c.sessions[s] = struct{}{}
-	}
 	c.wg.Add(1)
-	c.mu.Unlock()
-	if full {
+	if len(c.sessions) >= c.cfg.MaxConnections {
 		go func() {
 			defer c.wg.Done()
 			c.refuse(conn, lottery.ETooManyConns, "connection limit reached")
 		}()
 		return
 	}
+	s := newSession(c, conn)
+	c.sessions[s] = struct{}{}
 	go func() {
 		defer c.wg.Done()
 		s.run()
@@ -212,10 +211,13 @@ func (c *Central) startSession(conn net.Conn) {
 
 // refuse answers an Error and closes a connection the central will not serve.
 func (c *Central) refuse(conn net.Conn, code lottery.Code, msg string) {
-	defer conn.Close()
 	c.log.Warn("conexion", logline.Failed, "ip", remoteIP(conn), "error", code.String())
 	conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-	writeError(conn, code, msg)
+	if writeError(conn, code, msg) == nil {
+		closeGracefully(conn)
+		return
+	}
+	conn.Close()
 }
 
 // Shutdown stops the central: it closes the listeners, stops reading new

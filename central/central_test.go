@@ -485,7 +485,7 @@ func TestCentral_Restart(t *testing.T) {
 		srv.stop()
 
 		srv2 := startServer(t, central.Config{Agencies: 2}, path)
-		if _, ok := testutil.FindOne(srv2.log.Lines(t), "sorteo", "success"); !ok {
+		if _, ok := testutil.FindOne(srv2.log.Lines(t), "recuperar_sorteo", "success"); !ok {
 			t.Errorf("restarted central did not run the draw at start")
 		}
 		for a := uint32(1); a <= 2; a++ {

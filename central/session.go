@@ -2,6 +2,7 @@ package central
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"lottery"
 	"lottery/csvrow"
@@ -34,6 +37,9 @@ type session struct {
 	log  *slog.Logger
 
 	replies chan reply
+	// readerDone is closed when the reader returns: the peer is gone or
+	// will not be read again, so nothing should wait on its behalf.
+	readerDone chan struct{}
 
 	// Reader-owned state.
 	agency       uint32 // 0 until Hello
@@ -72,6 +78,21 @@ type reply struct {
 	refused lottery.Code
 }
 
+// ready reports whether answering r cannot block.
+func (r reply) ready() bool {
+	switch r.kind {
+	case replyFrame:
+		return true
+	case replyBatch:
+		select {
+		case <-r.commit.Done():
+			return true
+		default:
+		}
+	}
+	return false
+}
+
 type betLog struct {
 	document string
 	number   int
@@ -81,8 +102,9 @@ func newSession(c *Central, conn net.Conn) *session {
 	ip := remoteIP(conn)
 	return &session{
 		c: c, conn: conn, ip: ip, r: protocol.NewReader(conn),
-		log:     c.log,
-		replies: make(chan reply, c.cfg.Window),
+		log:        c.log,
+		replies:    make(chan reply, c.cfg.Window),
+		readerDone: make(chan struct{}),
 	}
 }
 
@@ -94,6 +116,7 @@ func (s *session) run() {
 		s.respond()
 	}()
 	s.read()
+	close(s.readerDone)
 	close(s.replies)
 	<-responded
 	s.conn.Close()
@@ -197,7 +220,7 @@ func (s *session) handle(f protocol.Frame) bool {
 	}
 	switch m := m.(type) {
 	case protocol.Echo:
-		s.log.Info("receive_message", logline.OK, "ip", s.ip, "msg", string(m.Data))
+		s.log.Info("receive_message", logline.OK, "ip", s.ip, "msg", printable(m.Data))
 		s.send(reply{kind: replyFrame, frame: mustFrame(m)})
 	case protocol.Hello:
 		switch {
@@ -306,6 +329,17 @@ func (s *session) respond() {
 			}
 			continue
 		}
+		if w.Buffered() > 0 && !r.ready() {
+			// This answer may wait (a commit, the draw): send what is
+			// already answered first.
+			s.conn.SetWriteDeadline(time.Now().Add(s.c.cfg.WriteTimeout))
+			if err := w.Flush(); err != nil {
+				s.log.Warn("enviar_mensaje", logline.Failed, "ip", s.ip, "error", err)
+				dead = true
+				s.conn.Close()
+				continue
+			}
+		}
 		buf = s.answer(r, buf[:0])
 		s.conn.SetWriteDeadline(time.Now().Add(s.c.cfg.WriteTimeout))
 		_, err := w.Write(buf)
@@ -313,7 +347,7 @@ func (s *session) respond() {
 			err = w.Flush() // coalesce answers that are ready together
 		}
 		if err != nil {
-			s.log.Warn("enviar_mensaje", logline.Failed, "ip", s.ip, "agency", s.agency, "error", err)
+			s.log.Warn("enviar_mensaje", logline.Failed, "ip", s.ip, "error", err)
 			dead = true
 			s.conn.Close() // unblocks the reader too
 			continue
@@ -368,7 +402,7 @@ func (s *session) finish(r reply, buf []byte) []byte {
 	}
 	if s.c.draw.Finish(r.agency) {
 		s.log.Info("agencia_finalizada", logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", 0)
-		s.c.runDraw()
+		s.c.runDraw("sorteo")
 	} else {
 		s.log.Info("agencia_finalizada", logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", s.c.draw.Pending(), "repetido", commit.Duplicate)
 	}
@@ -381,6 +415,15 @@ func (s *session) winners(r reply, buf []byte) []byte {
 	select {
 	case <-s.c.draw.Ready():
 	case <-s.c.quit:
+		s.log.Info("consulta_ganadores", logline.Failed, "agency", r.agency, "error", "central shutting down before the draw")
+		return appendFrame(buf, protocol.Error{Code: lottery.EShuttingDown, Message: "shutting down before the draw"})
+	case <-s.readerDone:
+		if !s.quitting() {
+			// The peer left (or broke the protocol) while waiting: do not
+			// hold its goroutines and connection slot until the draw.
+			s.log.Info("consulta_ganadores", logline.Failed, "agency", r.agency, "error", "connection closed before the draw")
+			return buf
+		}
 		s.log.Info("consulta_ganadores", logline.Failed, "agency", r.agency, "error", "central shutting down before the draw")
 		return appendFrame(buf, protocol.Error{Code: lottery.EShuttingDown, Message: "shutting down before the draw"})
 	}
@@ -400,12 +443,43 @@ func (s *session) winners(r reply, buf []byte) []byte {
 // the write side, then drains what the peer still sends for a moment, so
 // the kernel does not reset the connection over unread bytes.
 func (s *session) closeGracefully() {
-	if tc, ok := s.conn.(*net.TCPConn); ok && !s.quitting() {
-		tc.CloseWrite()
-		tc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		io.Copy(io.Discard, io.LimitReader(tc, 1<<20))
+	if s.quitting() {
+		s.conn.Close()
+		return
 	}
-	s.conn.Close()
+	closeGracefully(s.conn)
+}
+
+// Bounds of a graceful close: long enough for the peer to read an error
+// answer, short enough that a peer that keeps sending cannot hold it.
+const (
+	lingerTime  = 200 * time.Millisecond
+	lingerBytes = 1 << 20
+)
+
+// closeGracefully shuts the write side, drains what the peer still sends
+// for a moment, then closes: closing with unread bytes would make the kernel
+// reset the connection and the peer could lose the last answer.
+func closeGracefully(conn net.Conn) {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.CloseWrite()
+		tc.SetReadDeadline(time.Now().Add(lingerTime))
+		io.Copy(io.Discard, io.LimitReader(tc, lingerBytes))
+	}
+	conn.Close()
+}
+
+// maxLoggedEcho caps how much of an echo payload reaches the log.
+const maxLoggedEcho = 256
+
+// printable returns an echo payload for the log: as it is when it is
+// short, valid UTF-8 text, quoted otherwise, so a peer cannot write control
+// characters or megabytes into the log.
+func printable(b []byte) string {
+	if len(b) <= maxLoggedEcho && utf8.Valid(b) && !bytes.ContainsFunc(b, unicode.IsControl) {
+		return string(b)
+	}
+	return strconv.Quote(string(b[:min(len(b), maxLoggedEcho)]))
 }
 
 func appendFrame(buf []byte, m protocol.Message) []byte {

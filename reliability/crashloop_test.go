@@ -132,7 +132,7 @@ loop:
 	stop(t, server)
 	kills++
 	server = testutil.StartServer(t, dir, serverEnv)
-	if _, ok := testutil.FindOne(server.Lines(), "sorteo", "success"); !ok {
+	if _, ok := testutil.FindOne(server.Lines(), "recuperar_sorteo", "success"); !ok {
 		t.Errorf("a central restarted after the draw did not redo it at start:\n%s", tail(server.Output(), 10))
 	}
 	for a := 1; a <= d.agencies; a++ {

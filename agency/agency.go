@@ -94,6 +94,9 @@ type Result struct {
 type Agency struct {
 	cfg Config
 	log *slog.Logger
+	// step is the current reconnection pause step (see nextPause); only
+	// the goroutine running Run uses it.
+	step time.Duration
 }
 
 // New checks cfg and returns an agency.
@@ -167,15 +170,13 @@ func (a *Agency) openSource() (source, error) {
 	return emptySource{}, nil
 }
 
-// reconnect replaces a lost connection, after a jittered pause so a central
-// that refused work is not hammered.
+// reconnect replaces a lost connection after a pause (see nextPause).
 func (a *Agency) reconnect(ctx context.Context, l **link, cause error) error {
 	(*l).close()
-	a.log.Warn("conexion_perdida", logline.Failed, "client_id", a.cfg.ID, "error", cause)
-	select {
-	case <-time.After(a.cfg.BackoffInitial):
-	case <-ctx.Done():
-		return ctx.Err()
+	wait := a.nextPause()
+	a.log.Warn("conexion_perdida", logline.Progress, "client_id", a.cfg.ID, "error", cause, "retry_in", wait.Round(time.Millisecond))
+	if err := sleep(ctx, wait); err != nil {
+		return err
 	}
 	nl, err := a.dial(ctx)
 	if err != nil {
@@ -202,6 +203,7 @@ func (a *Agency) finish(ctx context.Context, l **link, lastSeq uint64) error {
 		}
 		if err == nil {
 			if _, ok := m.(protocol.FinishedAck); ok {
+				a.madeProgress()
 				return nil
 			}
 			err = unexpected(m)

@@ -464,7 +464,7 @@ func TestAgency_StartBeforeCentral(t *testing.T) {
 		done <- outcome{res, err}
 	}()
 	deadline := time.Now().Add(waitLong)
-	for len(testutil.Find(testutil.Lines(logs.String()), "conectar", "fail")) < 2 {
+	for len(testutil.Find(testutil.Lines(logs.String()), "conectar", "in_progress")) < 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the agency did not retry:\n%s", logs.String())
 		}
@@ -506,7 +506,7 @@ func TestAgency_Cancel(t *testing.T) {
 			}},
 		{name: "mid-upload", ready: func(f *fakeCentral, _ *testutil.Buffer) bool { return len(f.batchCounts()) >= 2 }},
 		{name: "dialing", noFake: true, ready: func(_ *fakeCentral, logs *testutil.Buffer) bool {
-			return len(testutil.Find(testutil.Lines(logs.String()), "conectar", "fail")) >= 1
+			return len(testutil.Find(testutil.Lines(logs.String()), "conectar", "in_progress")) >= 1
 		}},
 	}
 	for _, tt := range tests {
@@ -575,5 +575,39 @@ func TestAgency_ErrUnknownAgency(t *testing.T) {
 	}
 	if n := len(testutil.Find(logs.Lines(t), "conectar", "fail")); n != 1 {
 		t.Errorf("%d conectar fail lines, want 1 (no retry)", n)
+	}
+}
+
+// TestAgency_BackoffGrows: a central that accepts connections but refuses
+// every batch (a sick disk) gets a reconnection pause that doubles each
+// time, not a fixed one, and the agency completes once the central heals.
+func TestAgency_BackoffGrows(t *testing.T) {
+	const refusals = 6
+	initial := 10 * time.Millisecond
+	bets := gendata.Bets(1, 50, 1, seed)
+	f := newFake(t, func(f *fakeCentral) { f.refuse = refusals; f.winners = []string{"x"} })
+	res, err, logs := runAgency(t, context.Background(), agency.Config{ID: 1, ServerAddress: f.addr,
+		DataFile: writeBets(t, bets), MaxAmount: 100, BackoffInitial: initial, BackoffMax: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sent != len(bets) || !slices.Equal(f.stored(), bets) {
+		t.Errorf("sent %d, stored %d bets; want all %d once", res.Sent, len(f.stored()), len(bets))
+	}
+	lost := testutil.Find(logs.Lines(t), "conexion_perdida", "in_progress")
+	if len(lost) != refusals {
+		t.Fatalf("%d conexion_perdida lines, want %d", len(lost), refusals)
+	}
+	step := initial
+	for i, l := range lost {
+		wait, err := time.ParseDuration(l.Get("retry_in"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Equal jitter: the pause is between half the step and the step.
+		if wait < step/2-time.Millisecond || wait > step+time.Millisecond {
+			t.Errorf("pause %d: retry_in %v, want between %v and %v", i+1, wait, step/2, step)
+		}
+		step *= 2
 	}
 }

@@ -34,6 +34,9 @@ type fakeCentral struct {
 	// dropAt: the first time batch dropAt arrives, it is stored but the
 	// connection is closed before its ack.
 	dropAt uint64
+	// refuse: answer the first refuse batch frames with EStorage, storing
+	// nothing, as a central with a sick disk does.
+	refuse int
 	// holdWinners: never answer a WinnersQuery.
 	holdWinners bool
 	// winners is the answer to a WinnersQuery.
@@ -180,6 +183,11 @@ func (f *fakeCentral) batch(conn net.Conn, fr protocol.Frame, send func(protocol
 	}
 	f.mu.Lock()
 	f.frameSizes = append(f.frameSizes, protocol.HeaderSize+len(fr.Payload))
+	if f.refuse > 0 {
+		f.refuse--
+		f.mu.Unlock()
+		return send(protocol.BatchAck{Seq: v.Seq, Code: lottery.EStorage, Count: uint16(v.Count)})
+	}
 	code := lottery.OK
 	switch last := f.lastSeq(); {
 	case v.Seq <= last:

@@ -16,6 +16,7 @@ import (
 // own goroutine and a receiver goroutine decodes what the central sends.
 type link struct {
 	conn    net.Conn
+	unwatch func() bool // stops closing conn when the context ends
 	in      chan inbound
 	stopped chan struct{} // closed when the receiver returns
 	wbuf    []byte
@@ -61,6 +62,7 @@ func (l *link) send(m protocol.Message, timeout time.Duration) error {
 // close closes the connection and waits for the receiver, discarding what
 // it had not delivered.
 func (l *link) close() {
+	l.unwatch()
 	l.conn.Close()
 	for {
 		select {
@@ -71,11 +73,10 @@ func (l *link) close() {
 	}
 }
 
-// dial connects and says Hello, retrying with exponential backoff and
-// jitter until it succeeds or ctx ends. An agency started before the
-// central is listening just waits for it.
+// dial connects and says Hello, retrying after a growing pause (see pause)
+// until it succeeds, the central refuses the agency itself, or ctx ends. An
+// agency started before the central is listening just waits for it.
 func (a *Agency) dial(ctx context.Context) (*link, error) {
-	delay := a.cfg.BackoffInitial
 	for attempt := 1; ; attempt++ {
 		l, last, err := a.tryDial(ctx)
 		if err == nil {
@@ -91,16 +92,42 @@ func (a *Agency) dial(ctx context.Context) (*link, error) {
 			a.log.Error("conectar", logline.Failed, "server_address", a.cfg.ServerAddress, "intento", attempt, "error", err)
 			return nil, err
 		}
-		// Full jitter around the current step, so agencies that lost the
-		// central together do not come back in lockstep.
-		wait := delay/2 + rand.N(delay/2+1)
-		a.log.Warn("conectar", logline.Failed, "server_address", a.cfg.ServerAddress, "intento", attempt, "error", err, "retry_in", wait.Round(time.Millisecond))
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		wait := a.nextPause()
+		a.log.Warn("conectar", logline.Progress, "server_address", a.cfg.ServerAddress, "intento", attempt, "error", err, "retry_in", wait.Round(time.Millisecond))
+		if err := sleep(ctx, wait); err != nil {
+			return nil, err
 		}
-		delay = min(2*delay, a.cfg.BackoffMax)
+	}
+}
+
+// nextPause returns how long to wait before the next connection attempt
+// and doubles the step for the one after, from BackoffInitial up to
+// BackoffMax. The step only goes back to BackoffInitial once the central
+// has done real work for the agency (madeProgress): a central that accepts
+// connections but refuses every batch is not hammered either. Half the
+// step is fixed and half random ("equal jitter"), so agencies that lost the
+// central together do not come back in lockstep.
+func (a *Agency) nextPause() time.Duration {
+	if a.step == 0 {
+		a.step = a.cfg.BackoffInitial
+	}
+	wait := a.step/2 + rand.N(a.step/2+1)
+	a.step = min(2*a.step, a.cfg.BackoffMax)
+	return wait
+}
+
+// madeProgress resets the reconnection pauses.
+func (a *Agency) madeProgress() { a.step = 0 }
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -110,7 +137,10 @@ func (a *Agency) tryDial(ctx context.Context) (*link, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	l := &link{conn: conn, in: make(chan inbound, 64), stopped: make(chan struct{})}
+	// Closing the connection when ctx ends unblocks any read or write at
+	// once: a SIGTERM never waits for a write deadline.
+	l := &link{conn: conn, unwatch: context.AfterFunc(ctx, func() { conn.Close() }),
+		in: make(chan inbound, 64), stopped: make(chan struct{})}
 	go l.receive()
 	if err := l.send(protocol.Hello{Agency: uint32(a.cfg.ID)}, a.cfg.WriteTimeout); err != nil {
 		l.close()

@@ -180,6 +180,7 @@ func (u *uploader) receive(ctx context.Context, in inbound) error {
 		u.rejected += head.count
 		u.a.log.Error("apuesta_enviada", logline.Failed, "client_id", u.a.cfg.ID, "batch", head.seq, "cantidad", head.count, "code", ack.Code.String())
 	default:
+		u.a.madeProgress()
 		u.sent += head.count
 		u.acked++
 		if u.a.cfg.OnAck != nil {

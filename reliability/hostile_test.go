@@ -331,7 +331,7 @@ func TestCentral_ConnectionFlood(t *testing.T) {
 		"CLI_RECONNECT_INITIAL": "50ms", "CLI_RECONNECT_MAX": "200ms",
 	})
 	if !agency.WaitOutput(30*time.Second, func(out string) bool {
-		for _, l := range testutil.Find(testutil.Lines(out), "conectar", "fail") {
+		for _, l := range testutil.Find(testutil.Lines(out), "conectar", "in_progress") {
 			if strings.Contains(l.Get("error"), lottery.ETooManyConns.String()) {
 				return true
 			}

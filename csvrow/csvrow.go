@@ -203,10 +203,14 @@ func (r *Reader) ReadRecord() ([]byte, error) {
 func (r *Reader) record() ([]byte, error) {
 	r.buf = r.buf[:0]
 	r.line = r.next
-	quotes := 0 // quotes in the record so far, counted chunk by chunk (not quadratic)
+	q := quoteState{atStart: true} // scanned chunk by chunk: never quadratic
 	for {
 		chunk, err := r.r.ReadSlice('\n')
-		quotes += bytes.Count(chunk, []byte{'"'})
+		if !r.started && len(r.buf) == 0 {
+			q.scan(bytes.TrimPrefix(chunk, bom)) // the BOM is not part of the first field
+		} else {
+			q.scan(chunk)
+		}
 		r.offset += int64(len(chunk))
 		if err == bufio.ErrBufferFull {
 			r.buf = append(r.buf, chunk...)
@@ -225,7 +229,7 @@ func (r *Reader) record() ([]byte, error) {
 		}
 		if !r.started {
 			r.started = true
-			whole = bytes.TrimPrefix(whole, []byte("\xef\xbb\xbf"))
+			whole = bytes.TrimPrefix(whole, bom)
 			if len(r.buf) > 0 {
 				r.buf = whole // a long first record keeps growing r.buf: drop the BOM there too
 			}
@@ -233,13 +237,62 @@ func (r *Reader) record() ([]byte, error) {
 		if len(chunk) > 0 && chunk[len(chunk)-1] == '\n' {
 			r.next++
 		}
-		if err == nil && quotes%2 == 1 { // a quoted field goes on in the next line
+		if err == nil && q.in { // a quoted field goes on in the next line
 			if len(r.buf) == 0 {
 				r.buf = append(r.buf, whole...)
 			}
 			continue
 		}
 		return trimEOL(whole), nil
+	}
+}
+
+// bom is the UTF-8 byte order mark some editors put at the start of a file.
+var bom = []byte("\xef\xbb\xbf")
+
+// quoteState follows quoting through a record, so that only a quoted field
+// left open at a line break joins the next line. A quote inside an unquoted
+// field (O"Brien) opens nothing: the row is refused by Split as bad quoting,
+// and the rows after it are read as rows.
+type quoteState struct {
+	in         bool // inside a quoted field
+	atStart    bool // at the start of a field
+	maybeClose bool // in a quoted field, right after a quote
+}
+
+func (q *quoteState) scan(b []byte) {
+	if !q.in && !q.maybeClose && bytes.IndexByte(b, '"') < 0 {
+		if len(b) > 0 { // the common case: nothing quoted, only the last byte matters
+			last := b[len(b)-1]
+			q.atStart = last == ',' || last == '\n'
+		}
+		return
+	}
+	for _, c := range b {
+		switch {
+		case q.maybeClose:
+			q.maybeClose = false
+			if c == '"' {
+				continue // a doubled quote: still inside
+			}
+			q.in = false
+			q.outside(c)
+		case q.in:
+			q.maybeClose = c == '"'
+		default:
+			q.outside(c)
+		}
+	}
+}
+
+func (q *quoteState) outside(c byte) {
+	switch {
+	case c == '"' && q.atStart:
+		q.in, q.atStart = true, false
+	case c == ',' || c == '\n':
+		q.atStart = true
+	default:
+		q.atStart = false
 	}
 }
 

@@ -84,6 +84,8 @@ func TestValidateFields(t *testing.T) {
 		{"ErrBirthdateNextMonth", with(func(b *lottery.Bet) { b.Birthdate = "2024-04-01" }), false},
 		{"ErrBirthdateNextYear", with(func(b *lottery.Bet) { b.Birthdate = "2025-01-01" }), false},
 		{"ErrBirthdateLeapDay1900", with(func(b *lottery.Bet) { b.Birthdate = "1900-02-29" }), false},
+		{"ErrBirthdateYear0", with(func(b *lottery.Bet) { b.Birthdate = "0000-01-01" }), false},
+		{"OKBirthdateYear1", with(func(b *lottery.Bet) { b.Birthdate = "0001-01-01" }), true},
 		{"ErrBirthdateLeapDay2023", with(func(b *lottery.Bet) { b.Birthdate = "2023-02-29" }), false},
 		{"ErrBirthdateMonth13", with(func(b *lottery.Bet) { b.Birthdate = "2024-13-01" }), false},
 		{"ErrBirthdateMonth0", with(func(b *lottery.Bet) { b.Birthdate = "2020-00-10" }), false},

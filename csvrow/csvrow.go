@@ -173,8 +173,8 @@ func (r *Reader) Line() int { return r.line }
 func (r *Reader) Offset() int64 { return r.offset }
 
 // Read returns the next record's fields, valid until the next call. It
-// returns io.EOF after the last record. A record with bad quoting returns
-// its fields so far and an error wrapping ErrQuote; reading can go on.
+// returns io.EOF after the last record. A record with bad quoting returns an
+// error wrapping ErrQuote (and no usable fields); reading can go on.
 func (r *Reader) Read() ([][]byte, error) {
 	rec, err := r.ReadRecord()
 	if err != nil {

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Runs the central and five agencies as local processes, each in its own
 # working directory with its config file, exactly as inside the containers.
-# Uses .data/agency-N.csv when present, generated data otherwise.
+# Uses .data/agency-N.csv when present, generated data otherwise. Exits 0
+# only if every agency and the central exit 0.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 agencies=${AGENCIES:-5}
 port=${SERVER_PORT:-12345}
 work=$(mktemp -d "${TMPDIR:-/tmp}/loteria-run.XXXXXX")
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
+server_pid=
+client_pids=()
+cleanup() {
+  for p in "${client_pids[@]}" $server_pid; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 data="$root/.data"
 if ! ls "$data"/agency-*.csv >/dev/null 2>&1; then
@@ -18,25 +24,27 @@ if ! ls "$data"/agency-*.csv >/dev/null 2>&1; then
   echo "no .data/ here: using generated data in $data"
 fi
 
+# Each program runs in the background with its output prefixed through a
+# process substitution, so $! is the program itself, not the prefixer.
 mkdir -p "$work/server"
 cp "$root/server/config.ini" "$work/server/"
-(cd "$work/server" && AGENCIES=$agencies SERVER_PORT=$port exec "$root/bin/server") 2>&1 | sed -u 's/^/server   | /' &
+(cd "$work/server" && AGENCIES=$agencies SERVER_PORT=$port exec "$root/bin/server") > >(sed -u 's/^/server   | /') 2>&1 &
 server_pid=$!
-pids+=("$server_pid")
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
 
-client_pids=()
 for i in $(seq "$agencies"); do
   mkdir -p "$work/client$i/.data"
   cp "$root/client/config.yaml" "$work/client$i/"
-  [ -f "$data/agency-$i.csv" ] && ln -s "$data/agency-$i.csv" "$work/client$i/.data/agency-$i.csv"
-  (cd "$work/client$i" && CLI_ID=$i CLI_SERVER_ADDRESS=127.0.0.1:$port exec "$root/bin/client") 2>&1 | sed -u "s/^/client$i  | /" &
+  if [ -f "$data/agency-$i.csv" ]; then ln -s "$data/agency-$i.csv" "$work/client$i/.data/agency-$i.csv"; fi
+  (cd "$work/client$i" && CLI_ID=$i CLI_SERVER_ADDRESS=127.0.0.1:$port exec "$root/bin/client") > >(sed -u "s/^/client$i  | /") 2>&1 &
   client_pids+=($!)
 done
 status=0
 for p in "${client_pids[@]}"; do wait "$p" || status=1; done
-pkill -TERM -f "^$root/bin/server\$" 2>/dev/null || true
+client_pids=()
+kill -TERM "$server_pid"
 wait "$server_pid" || status=1
-pids=()
-echo "bets stored in $work/server/bets.csv ($(wc -l < "$work/server/bets.csv") rows)"
+server_pid=
+sleep 0.1 # let the prefixers print the last lines
+echo "bets stored in $work/server/bets.csv ($(wc -l < "$work/server/bets.csv") rows); exit status $status"
 exit $status

@@ -73,6 +73,11 @@ func main() {
 }
 
 func run(out io.Writer, lookup func(string) (string, bool)) int {
+	// Catch the signals first: one that arrives during start-up (recovery,
+	// a recomputed draw) is a graceful stop too, handled once serving.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
 	level := new(slog.LevelVar)
 	log := logline.New(out, level)
 	cfg, err := loadConfig("config.ini", lookup)
@@ -92,7 +97,7 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	}
 	log.Info("recuperar", logline.OK, "apuestas", rec.Bets, "batches", rec.Batches, "agencias_finalizadas", rec.Finished,
 		"bytes_descartados", rec.CutBetsBytes, "journal_bytes_descartados", rec.CutJournal, "adoptado", rec.Adopted)
-	code := serve(cfg, store, log)
+	code := serve(cfg, store, log, signals)
 	if err := store.Close(); err != nil {
 		log.Error("shutdown", logline.Failed, "resource", "bets_file", "error", err)
 		code = exitFailed
@@ -107,17 +112,12 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 
 // serve runs the central until a signal, a fatal storage failure or a
 // listener failure, then shuts it down.
-func serve(cfg Config, store *storage.Store, log *slog.Logger) int {
+func serve(cfg Config, store *storage.Store, log *slog.Logger, signals <-chan os.Signal) int {
 	c, err := central.New(cfg.Central, store, log)
 	if err != nil {
 		log.Error("config", logline.Failed, "error", err)
 		return exitConfig
 	}
-	// Catch signals before the escuchar line: whoever waits for it may
-	// send SIGTERM at once.
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(signals)
 	ln, err := listen(cfg.IP, cfg.Port, cfg.Backlog)
 	if err != nil {
 		log.Error("escuchar", logline.Failed, "port", cfg.Port, "error", err)

@@ -93,7 +93,7 @@ func parseAgency(b []byte) (int, error) {
 }
 
 // LoadBets reads a whole bets file into memory: the course's load_bets, for
-// tests and tools. The draw uses Scan, which does not hold the bets.
+// tests and tools. The draw streams the file with ScanWhere instead.
 func LoadBets(path string) ([]lottery.Bet, error) {
 	f, err := os.Open(path)
 	if err != nil {

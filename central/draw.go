@@ -1,7 +1,6 @@
 package central
 
 import (
-	"context"
 	"slices"
 	"sync"
 
@@ -75,14 +74,10 @@ func (d *Draw) Publish(winners map[uint32][]string, err error) {
 // Ready is closed once the draw has been published.
 func (d *Draw) Ready() <-chan struct{} { return d.ready }
 
-// Winners waits for the draw (or ctx) and returns the agency's winning
-// documents, in the order they were stored.
-func (d *Draw) Winners(ctx context.Context, agency uint32) ([]string, error) {
-	select {
-	case <-d.ready:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+// Winners returns the agency's winning documents, in the order they were
+// stored, or why the draw failed. Call it once Ready is closed: before the
+// draw there is no answer, not even a partial one.
+func (d *Draw) Winners(agency uint32) ([]string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.err != nil {

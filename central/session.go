@@ -427,7 +427,7 @@ func (s *session) winners(r reply, buf []byte) []byte {
 		s.log.Info("consulta_ganadores", logline.Failed, "agency", r.agency, "error", "central shutting down before the draw")
 		return appendFrame(buf, protocol.Error{Code: lottery.EShuttingDown, Message: "shutting down before the draw"})
 	}
-	docs, err := s.c.draw.Winners(context.Background(), r.agency)
+	docs, err := s.c.draw.Winners(r.agency)
 	if err != nil {
 		s.log.Error("ganadores_enviados", logline.Failed, "agency", r.agency, "error", err)
 		return appendFrame(buf, protocol.Error{Code: lottery.ErrorCode(err), Message: err.Error()})

@@ -94,8 +94,10 @@ type Result struct {
 type Agency struct {
 	cfg Config
 	log *slog.Logger
-	// step is the current reconnection pause step (see nextPause); only
-	// the goroutine running Run uses it.
+	// The state of a run, used only by the goroutine running Run (an
+	// Agency runs once): the connection to the central, replaced on every
+	// reconnection, and the current reconnection pause step (nextPause).
+	cur  *link
 	step time.Duration
 }
 
@@ -125,15 +127,14 @@ func (a *Agency) Run(ctx context.Context) (Result, error) {
 		src.Close()
 		a.log.Info("shutdown", logline.Progress, "resource", "data_file", "client_id", a.cfg.ID)
 	}()
-	l, err := a.dial(ctx)
-	if err != nil {
+	if a.cur, err = a.dial(ctx); err != nil {
 		return res, err
 	}
 	defer func() {
-		l.close()
+		a.cur.close()
 		a.log.Info("shutdown", logline.Progress, "resource", "connection", "client_id", a.cfg.ID)
 	}()
-	up := uploader{a: a, src: src, l: &l}
+	up := uploader{a: a, src: src}
 	err = up.run(ctx)
 	res.Sent, res.Batches, res.Rejected, res.Invalid = up.sent, up.acked, up.rejected, src.Invalid()
 	if err != nil {
@@ -141,10 +142,10 @@ func (a *Agency) Run(ctx context.Context) (Result, error) {
 	}
 	a.log.Info("loop_finished", logline.OK, "client_id", a.cfg.ID, "apuestas", res.Sent, "batches", up.seq,
 		"rechazadas", res.Rejected, "invalidas", res.Invalid)
-	if err := a.finish(ctx, &l, up.seq); err != nil {
+	if err := a.finish(ctx, up.seq); err != nil {
 		return res, err
 	}
-	if res.Winners, err = a.winners(ctx, &l); err != nil {
+	if res.Winners, err = a.winners(ctx); err != nil {
 		return res, err
 	}
 	a.log.Info("consulta_ganadores", logline.OK, "cant_ganadores", len(res.Winners), "client_id", a.cfg.ID)
@@ -171,8 +172,8 @@ func (a *Agency) openSource() (source, error) {
 }
 
 // reconnect replaces a lost connection after a pause (see nextPause).
-func (a *Agency) reconnect(ctx context.Context, l **link, cause error) error {
-	(*l).close()
+func (a *Agency) reconnect(ctx context.Context, cause error) error {
+	a.cur.close()
 	wait := a.nextPause()
 	a.log.Warn("conexion_perdida", logline.Progress, "client_id", a.cfg.ID, "error", cause, "retry_in", wait.Round(time.Millisecond))
 	if err := sleep(ctx, wait); err != nil {
@@ -182,7 +183,7 @@ func (a *Agency) reconnect(ctx context.Context, l **link, cause error) error {
 	if err != nil {
 		return err
 	}
-	*l = nl
+	a.cur = nl
 	return nil
 }
 
@@ -194,12 +195,12 @@ func retryable(err error) bool {
 }
 
 // finish tells the central the agency is done, until it is acknowledged.
-func (a *Agency) finish(ctx context.Context, l **link, lastSeq uint64) error {
+func (a *Agency) finish(ctx context.Context, lastSeq uint64) error {
 	for {
-		err := (*l).send(protocol.Finished{Agency: uint32(a.cfg.ID), LastSeq: lastSeq}, a.cfg.WriteTimeout)
+		err := a.cur.send(protocol.Finished{Agency: uint32(a.cfg.ID), LastSeq: lastSeq}, a.cfg.WriteTimeout)
 		var m protocol.Message
 		if err == nil {
-			m, err = (*l).await(ctx, a.cfg.ReplyTimeout)
+			m, err = a.cur.await(ctx, a.cfg.ReplyTimeout)
 		}
 		if err == nil {
 			if _, ok := m.(protocol.FinishedAck); ok {
@@ -215,7 +216,7 @@ func (a *Agency) finish(ctx context.Context, l **link, lastSeq uint64) error {
 			a.log.Error("finalizar", logline.Failed, "client_id", a.cfg.ID, "error", err)
 			return err
 		}
-		if err := a.reconnect(ctx, l, err); err != nil {
+		if err := a.reconnect(ctx, err); err != nil {
 			return err
 		}
 	}
@@ -223,9 +224,9 @@ func (a *Agency) finish(ctx context.Context, l **link, lastSeq uint64) error {
 
 // winners asks for the agency's winners and waits, without a time limit,
 // for the draw: the central answers as soon as every agency has finished.
-func (a *Agency) winners(ctx context.Context, l **link) ([]string, error) {
+func (a *Agency) winners(ctx context.Context) ([]string, error) {
 	for {
-		docs, err := a.queryWinners(ctx, *l)
+		docs, err := a.queryWinners(ctx, a.cur)
 		if err == nil {
 			return docs, nil
 		}
@@ -236,7 +237,7 @@ func (a *Agency) winners(ctx context.Context, l **link) ([]string, error) {
 			a.log.Error("consulta_ganadores", logline.Failed, "client_id", a.cfg.ID, "error", err)
 			return nil, err
 		}
-		if err := a.reconnect(ctx, l, err); err != nil {
+		if err := a.reconnect(ctx, err); err != nil {
 			return nil, err
 		}
 	}

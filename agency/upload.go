@@ -16,7 +16,6 @@ import (
 type uploader struct {
 	a   *Agency
 	src source
-	l   **link
 
 	b        protocol.BatchBuilder
 	out      []byte      // frames packed together, sent with one write
@@ -67,7 +66,7 @@ func (u *uploader) run(ctx context.Context) error {
 			}
 		}
 		if len(u.out) > 0 {
-			if err := (*u.l).write(u.out, cfg.WriteTimeout); err != nil {
+			if err := u.a.cur.write(u.out, cfg.WriteTimeout); err != nil {
 				if err := u.recover(ctx, err); err != nil {
 					return err
 				}
@@ -87,7 +86,7 @@ func (u *uploader) run(ctx context.Context) error {
 		}
 		timer.Reset(max(wait, 0))
 		select {
-		case in := <-(*u.l).in:
+		case in := <-u.a.cur.in:
 			if err := u.receive(ctx, in); err != nil {
 				return err
 			}
@@ -137,13 +136,13 @@ func (u *uploader) pack() error {
 // the freed window is refilled with one write rather than one per ack.
 func (u *uploader) receiveReady(ctx context.Context) error {
 	for {
-		l := *u.l
+		l := u.a.cur
 		select {
 		case in := <-l.in:
 			if err := u.receive(ctx, in); err != nil {
 				return err
 			}
-			if *u.l != l {
+			if u.a.cur != l {
 				return nil // reconnected: the new link's messages wait for the main loop
 			}
 		default:
@@ -212,14 +211,14 @@ func (u *uploader) logAck(head *inflight) {
 // recover replaces a lost connection and resends every unacked batch.
 func (u *uploader) recover(ctx context.Context, cause error) error {
 	for {
-		if err := u.a.reconnect(ctx, u.l, cause); err != nil {
+		if err := u.a.reconnect(ctx, cause); err != nil {
 			return err
 		}
 		cause = nil
 		now := time.Now()
 		for _, b := range u.queue {
 			b.sentAt = now
-			if cause = (*u.l).write(b.frame, u.a.cfg.WriteTimeout); cause != nil {
+			if cause = u.a.cur.write(b.frame, u.a.cfg.WriteTimeout); cause != nil {
 				break
 			}
 		}

@@ -176,13 +176,26 @@ func ParseNumber[T string | []byte](s T) (int, error) {
 // fields of an agency file row: first name, last name, document, birthdate,
 // number.
 func ParseBet(agency int, fields []string, today time.Time) (Bet, error) {
-	if len(fields) != BetFields {
-		return Bet{}, Errorf(EInvalidBet, "row has %d fields, want %d", len(fields), BetFields)
-	}
-	number, err := ParseNumber(fields[4])
+	number, err := CheckRow(fields, today)
 	if err != nil {
 		return Bet{}, err
 	}
-	b := Bet{Agency: agency, FirstName: fields[0], LastName: fields[1], Document: fields[2], Birthdate: fields[3], Number: number}
-	return b, b.Validate(today)
+	if agency < 1 || agency > MaxAgency {
+		return Bet{}, Errorf(EInvalidBet, "agency %d out of range", agency)
+	}
+	return Bet{Agency: agency, FirstName: fields[0], LastName: fields[1], Document: fields[2], Birthdate: fields[3], Number: number}, nil
+}
+
+// CheckRow validates the five fields of an agency file row (first name,
+// last name, document, birthdate, number) and returns the number. It reads
+// byte slices in place too, so the agency checks its file without copying.
+func CheckRow[T string | []byte](fields []T, today time.Time) (int, error) {
+	if len(fields) != BetFields {
+		return 0, Errorf(EInvalidBet, "row has %d fields, want %d", len(fields), BetFields)
+	}
+	number, err := ParseNumber(fields[4])
+	if err != nil {
+		return 0, err
+	}
+	return number, ValidateFields(fields[0], fields[1], fields[2], fields[3], number, today)
 }

@@ -118,15 +118,9 @@ func (s *fileSource) Fill(b *protocol.BatchBuilder) (bool, error) {
 		if err != nil && !errors.Is(err, csvrow.ErrQuote) {
 			return false, fmt.Errorf("read agency file: %w", err)
 		}
-		number, verr := 0, err
-		if verr == nil && len(fields) != lottery.BetFields {
-			verr = fmt.Errorf("row has %d fields, want %d", len(fields), lottery.BetFields)
-		}
+		number, verr := 0, err // bad quoting
 		if verr == nil {
-			number, verr = lottery.ParseNumber(fields[4])
-		}
-		if verr == nil {
-			verr = lottery.ValidateFields(fields[0], fields[1], fields[2], fields[3], number, s.today)
+			number, verr = lottery.CheckRow(fields, s.today)
 		}
 		if verr != nil {
 			s.invalid++

@@ -120,7 +120,11 @@ func (u *uploader) pack() error {
 	}
 	u.eof = done
 	if u.b.Len() == 0 {
-		u.eof = true
+		if !done {
+			// Every valid bet fits an empty frame (the bet rules bound its
+			// size), so this is a bug, not a reason to stop quietly.
+			return errors.New("agency: a bet does not fit an empty batch")
+		}
 		return nil
 	}
 	u.seq++

@@ -268,7 +268,7 @@ func (s *Store) adopt(size int64) (end, rows int64, err error) {
 		return 0, 0, err
 	}
 	defer f.Close()
-	r := csvrow.NewReader(f, 1<<20)
+	r := csvrow.NewReader(f, scanBufferSize)
 	for {
 		fields, err := r.Read()
 		if err == io.EOF {

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"lottery/pki"
+)
+
+// runPKI runs the command in-process and returns its exit code and output.
+func runPKI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestRun_Help(t *testing.T) {
+	for _, arg := range []string{"-h", "--help", "-help"} {
+		t.Run("OK"+arg, func(t *testing.T) {
+			code, stdout, stderr := runPKI(t, arg)
+			if code != exitOK {
+				t.Errorf("exit %d, want %d", code, exitOK)
+			}
+			if !strings.HasPrefix(stdout, "usage: pki -out DIR -agencies N") || stderr != "" {
+				t.Errorf("stdout %q, stderr %q", stdout, stderr)
+			}
+		})
+	}
+}
+
+func TestRun_ErrUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"UnknownFlag", []string{"-bogus"}},
+		{"AgenciesNotANumber", []string{"-agencies", "five"}},
+		{"AgenciesNegative", []string{"-agencies", "-1"}},
+		{"AgenciesMissingValue", []string{"-agencies"}},
+		{"Extra", []string{"-agencies", "2", "more"}},
+		{"EmptyOut", []string{"-out", ""}},
+		{"EmptyHosts", []string{"-hosts", ""}},
+		{"EmptyHost", []string{"-hosts", "server,,localhost"}},
+		{"EmptyRevoke", []string{"-revoke", ""}},
+		{"RevokeAndAgencies", []string{"-revoke", "agency-1", "-agencies", "2"}},
+		{"RevokeAndHosts", []string{"-revoke", "agency-1", "-hosts", "a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "pki")
+			args := append([]string{"-out", dir}, tt.args...)
+			code, stdout, stderr := runPKI(t, args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d", code, exitUsage)
+			}
+			if stdout != "" || !strings.HasPrefix(stderr, "pki: ") || !strings.Contains(stderr, "usage: pki") {
+				t.Errorf("stdout %q, stderr %q", stdout, stderr)
+			}
+			if _, err := os.Stat(dir); err == nil {
+				t.Error("created the directory")
+			}
+		})
+	}
+}
+
+func TestRun_Issue(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".pki")
+	code, stdout, stderr := runPKI(t, "-out", dir, "-agencies", "2")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	var want []string
+	for _, name := range []string{"ca.key", "ca.crt", "central.key", "central.crt", "agency-1.key", "agency-1.crt", "agency-2.key", "agency-2.crt"} {
+		want = append(want, "wrote "+filepath.Join(dir, name))
+	}
+	if !slices.Equal(lines[:len(lines)-1], want) {
+		t.Errorf("stdout lines %q, want %q", lines, want)
+	}
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "wrote 8 files: ") {
+		t.Errorf("summary %q", last)
+	}
+	central, err := pki.ReadCertificate(filepath.Join(dir, pki.CentralCertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(central.DNSNames, []string{"server", "localhost"}) || len(central.IPAddresses) != 1 {
+		t.Errorf("central SANs %v %v, want the default hosts", central.DNSNames, central.IPAddresses)
+	}
+
+	t.Run("OKRerun", func(t *testing.T) {
+		code, stdout, stderr := runPKI(t, "-out", dir, "-agencies", "2")
+		if code != exitOK || stdout != "nothing to do: "+dir+" is complete\n" || stderr != "" {
+			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+	})
+	t.Run("OKMoreAgenciesAndHost", func(t *testing.T) {
+		code, stdout, stderr := runPKI(t, "-out", dir, "-agencies", "3", "-hosts", "server, lottery.example")
+		if code != exitOK {
+			t.Fatalf("exit %d, stderr %s", code, stderr)
+		}
+		wantOut := "kept the previous " + filepath.Join(dir, "central.crt") + " as " + filepath.Join(dir, "central.crt") +
+			".old-" + pki.FormatSerial(central.SerialNumber) + "\n" +
+			"wrote " + filepath.Join(dir, "central.crt") + "\n" +
+			"wrote " + filepath.Join(dir, "agency-3.key") + "\n" +
+			"wrote " + filepath.Join(dir, "agency-3.crt") + "\n"
+		if !strings.HasPrefix(stdout, wantOut) {
+			t.Errorf("stdout %q, want it to start with %q", stdout, wantOut)
+		}
+		reissued, err := pki.ReadCertificate(filepath.Join(dir, pki.CentralCertFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := reissued.VerifyHostname("lottery.example"); err != nil {
+			t.Error(err)
+		}
+		if err := reissued.VerifyHostname("127.0.0.1"); err != nil {
+			t.Errorf("lost an old host: %v", err)
+		}
+	})
+	t.Run("ErrIncomplete", func(t *testing.T) {
+		if err := os.Rename(filepath.Join(dir, "agency-1.key"), filepath.Join(dir, "agency-1.key.bak")); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Rename(filepath.Join(dir, "agency-1.key.bak"), filepath.Join(dir, "agency-1.key"))
+		code, stdout, stderr := runPKI(t, "-out", dir, "-agencies", "3")
+		if code != exitFailed || stdout != "" || !strings.Contains(stderr, "agency-1.key") {
+			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+	})
+}
+
+func TestRun_Revoke(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := runPKI(t, "-out", dir, "-agencies", "3"); code != exitOK {
+		t.Fatalf("issue: exit %d, stderr %s", code, stderr)
+	}
+	listPath := filepath.Join(dir, pki.RevocationFile)
+	certOf := func(name string) *x509.Certificate {
+		t.Helper()
+		cert, err := pki.ReadCertificate(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert
+	}
+	tests := []struct {
+		name    string
+		arg     string
+		cert    string // whose serial must then be listed
+		already bool
+	}{
+		{"OKName", "agency-2", "agency-2.crt", false},
+		{"OKAgain", "agency-2", "agency-2.crt", true},
+		{"OKPath", filepath.Join(dir, "agency-3.crt"), "agency-3.crt", false},
+		{"OKCentral", "central", "central.crt", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runPKI(t, "-out", dir, "-revoke", tt.arg)
+			if code != exitOK {
+				t.Fatalf("exit %d, stderr %s", code, stderr)
+			}
+			cert := certOf(tt.cert)
+			wantWord := "revoked "
+			if tt.already {
+				wantWord = "was already revoked in "
+			}
+			if !strings.Contains(stdout, wantWord) || !strings.Contains(stdout, pki.FormatSerial(cert.SerialNumber)) {
+				t.Errorf("stdout %q", stdout)
+			}
+			list, err := pki.ReadRevocationList(listPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !list.Revoked(cert.SerialNumber) {
+				t.Errorf("%s not on the list", tt.cert)
+			}
+		})
+	}
+	list, err := pki.ReadRevocationList(listPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list.Len() != 3 || list.Revoked(certOf("agency-1.crt").SerialNumber) {
+		t.Errorf("list has %d serials, want agency-2, agency-3 and central", list.Len())
+	}
+	data, _ := os.ReadFile(listPath)
+	wantLine := pki.FormatSerial(certOf("agency-2.crt").SerialNumber) + " # agency-2, revoked " + time.Now().UTC().Format(time.DateOnly) + "\n"
+	if !strings.HasPrefix(string(data), wantLine) {
+		t.Errorf("list %q, want it to start with %q", data, wantLine)
+	}
+}
+
+func TestRun_ErrRevoke(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	for _, d := range []string{dir, other} {
+		if code, _, stderr := runPKI(t, "-out", d, "-agencies", "1"); code != exitOK {
+			t.Fatalf("issue: exit %d, stderr %s", code, stderr)
+		}
+	}
+	tests := []struct {
+		name string
+		arg  string
+		want string // in stderr
+	}{
+		{"ErrNoSuchAgency", "agency-9", "agency-9.crt"},
+		{"ErrNotACert", filepath.Join(dir, "agency-1.key"), "no CERTIFICATE"},
+		{"ErrOtherCA", filepath.Join(other, "agency-1.crt"), "was not signed by"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runPKI(t, "-out", dir, "-revoke", tt.arg)
+			if code != exitFailed || stdout != "" || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d naming %q", code, stdout, stderr, exitFailed, tt.want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, pki.RevocationFile)); err == nil {
+				t.Error("created the list")
+			}
+		})
+	}
+}

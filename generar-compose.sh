@@ -1,11 +1,15 @@
-#!/usr/bin/env bash
-# generar-compose.sh <output-file> <N>: writes a Docker Compose file with the
-# central ("server") and N agencies ("client1" … "clientN").
+#!/bin/sh
+# generar-compose.sh [-tls=false] <output-file> <N>: writes a Docker Compose
+# file with the central ("server") and N agencies ("client1" … "clientN").
 # The work is done by the Go generator in cmd/gencompose (package compose);
-# this script only builds and runs it. Bad arguments: usage, exit 2, and the
-# output file is left as it was.
-set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# this script only builds and runs it. With TLS (the default) the generator
+# first adds what is missing of .pki/ next to the output file (the CA, the
+# central's and agencies 1…N's keys and certificates, as bin/pki does) and
+# mounts into each container only its own key and certificate plus ca.crt.
+# Bad arguments: usage, exit 2, and the output file (and .pki/) are left as
+# they were. POSIX sh, so `sh generar-compose.sh` works too.
+set -eu
+root=$(cd "$(dirname "$0")" && pwd)
 
 if command -v go >/dev/null 2>&1; then
   # Built from the current code every time (Go caches the build).

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"lottery/compose"
+	"lottery/pki"
 )
 
 // parsed is the part of a compose file the tests read back.
@@ -65,8 +66,10 @@ func TestWrite_Services(t *testing.T) {
 			if !slices.Equal(server.Environment, wantEnv) {
 				t.Errorf("server environment %q, want %q", server.Environment, wantEnv)
 			}
-			if !slices.Equal(server.Volumes, []string{"./server/config.ini:/config.ini:ro"}) {
-				t.Errorf("server volumes %q", server.Volumes)
+			wantVolumes := []string{"./server/config.ini:/config.ini:ro",
+				"./.pki/central.crt:/.pki/central.crt:ro", "./.pki/central.key:/.pki/central.key:ro", "./.pki/ca.crt:/.pki/ca.crt:ro"}
+			if !slices.Equal(server.Volumes, wantVolumes) {
+				t.Errorf("server volumes %q, want %q", server.Volumes, wantVolumes)
 			}
 			for id := 1; id <= n; id++ {
 				name := "client" + strconv.Itoa(id)
@@ -82,8 +85,12 @@ func TestWrite_Services(t *testing.T) {
 				if !slices.Equal(c.Environment, want) {
 					t.Errorf("%s environment %q, want %q", name, c.Environment, want)
 				}
-				if !slices.Equal(c.Volumes, []string{"./client/config.yaml:/config.yaml:ro", "./.data:/.data:ro"}) {
-					t.Errorf("%s volumes %q", name, c.Volumes)
+				key := "agency-" + strconv.Itoa(id)
+				wantVolumes := []string{"./client/config.yaml:/config.yaml:ro", "./.data:/.data:ro",
+					"./.pki/" + key + ".crt:/.pki/" + key + ".crt:ro", "./.pki/" + key + ".key:/.pki/" + key + ".key:ro",
+					"./.pki/ca.crt:/.pki/ca.crt:ro"}
+				if !slices.Equal(c.Volumes, wantVolumes) {
+					t.Errorf("%s volumes %q, want %q", name, c.Volumes, wantVolumes)
 				}
 				if !slices.Equal(c.DependsOn, []string{"server"}) {
 					t.Errorf("%s depends_on %q", name, c.DependsOn)
@@ -137,6 +144,86 @@ func TestWrite_Options(t *testing.T) {
 	}
 	if _, ok := p.Networks["other"]; !ok || len(p.Networks) != 1 {
 		t.Errorf("networks %v, want only other", p.Networks)
+	}
+}
+
+// TestWrite_PKIMounts checks who sees which key: the central only its own,
+// each agency only its own, nobody the CA's key, every mount read-only and
+// of one file (never the whole directory).
+func TestWrite_PKIMounts(t *testing.T) {
+	const n = 12 // agency-1 is a prefix of agency-10, agency-11, agency-12
+	_, p := generate(t, compose.Options{Agencies: n})
+	for name, svc := range p.Services {
+		var keys, certs []string
+		sawCA := false
+		for _, v := range svc.Volumes {
+			parts := strings.Split(v, ":") // host:container:mode
+			if !strings.Contains(v, ".pki") {
+				continue
+			}
+			file := strings.TrimPrefix(parts[0], "./.pki/")
+			if len(parts) != 3 || file == parts[0] || file == "" || strings.Contains(file, "/") {
+				t.Errorf("%s: %q does not mount one file of ./.pki", name, v)
+				continue
+			}
+			if parts[1] != "/.pki/"+file || parts[2] != "ro" {
+				t.Errorf("%s: %q, want %s mounted read-only at /.pki/%s", name, v, file, file)
+			}
+			switch {
+			case file == pki.CAKeyFile:
+				t.Errorf("%s: the CA's key is mounted: %q", name, v)
+			case file == pki.CAFile:
+				sawCA = true
+			case strings.HasSuffix(file, ".key"):
+				keys = append(keys, file)
+			case strings.HasSuffix(file, ".crt"):
+				certs = append(certs, file)
+			default:
+				t.Errorf("%s: unexpected PKI file %q", name, v)
+			}
+		}
+		wantKey, wantCert := pki.CentralKeyFile, pki.CentralCertFile
+		if name != compose.ServerService {
+			id, err := strconv.Atoi(strings.TrimPrefix(name, compose.ClientPrefix))
+			if err != nil {
+				t.Fatalf("service %s", name)
+			}
+			wantKey, wantCert = pki.AgencyKeyFile(id), pki.AgencyCertFile(id)
+		}
+		if !slices.Equal(keys, []string{wantKey}) || !slices.Equal(certs, []string{wantCert}) || !sawCA {
+			t.Errorf("%s: keys %q, certificates %q, ca.crt %v; want only %s, %s and %s",
+				name, keys, certs, sawCA, wantKey, wantCert, pki.CAFile)
+		}
+	}
+}
+
+// TestWrite_PlainText checks the bare-exercise file: TLS switched off on
+// both sides, no key or certificate mounted anywhere.
+func TestWrite_PlainText(t *testing.T) {
+	for _, n := range []int{0, 3} {
+		t.Run("N="+strconv.Itoa(n), func(t *testing.T) {
+			out, p := generate(t, compose.Options{Agencies: n, PlainText: true})
+			if strings.Contains(string(out), ".pki") {
+				t.Errorf("a plain-text file mounts the PKI:\n%s", out)
+			}
+			for name, svc := range p.Services {
+				want := "CLI_TLS=off"
+				if name == compose.ServerService {
+					want = "TLS=off"
+				}
+				if !slices.Contains(svc.Environment, want) {
+					t.Errorf("%s environment %q has no %s", name, svc.Environment, want)
+				}
+			}
+		})
+	}
+	// The default is the secure one.
+	out, p := generate(t, compose.Options{Agencies: 1})
+	if strings.Contains(string(out), "TLS=off") {
+		t.Errorf("the default file switches TLS off:\n%s", out)
+	}
+	if len(p.Services["client1"].Volumes) != 5 {
+		t.Errorf("client1 volumes %q: want the PKI mounted by default", p.Services["client1"].Volumes)
 	}
 }
 

@@ -1,13 +1,20 @@
 // Command gencompose writes the Docker Compose file for the central and N
-// agencies: gencompose <output-file> <N>. generar-compose.sh calls it.
+// agencies: gencompose [-tls=false] <output-file> <N>. generar-compose.sh
+// calls it.
 //
 // The mounts in the file are relative to the file's directory, so write it
-// at the repository root. The output file is replaced atomically and only
-// when the arguments are valid: a bad call never touches it.
+// at the repository root. With TLS on (the default) it first makes sure the
+// PKI the file mounts is there: .pki/ next to the output file, with the CA,
+// the central and agencies 1…N (pki.Issue, what bin/pki runs: it adds what
+// is missing and never replaces a key). The output file is replaced
+// atomically and only when the arguments are valid: a bad call never
+// touches it, nor the PKI.
 package main
 
 import (
 	"bytes"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +22,7 @@ import (
 	"strconv"
 
 	"lottery/compose"
+	"lottery/pki"
 )
 
 // Exit codes.
@@ -24,10 +32,20 @@ const (
 	exitUsage  = 2 // bad arguments: nothing was written
 )
 
+// pkiDir is where the PKI goes, relative to the output file's directory:
+// the file mounts ./.pki/… from there.
+const pkiDir = ".pki"
+
 const usage = `usage: generar-compose.sh <output-file> <N>
+       generar-compose.sh -tls=false <output-file> <N>
   Writes a Docker Compose file with the central ("server") and N agencies
   ("client1" … "clientN"), N a whole number from 0 to %d.
   Write it at the repository root: its volumes are relative to it.
+  With TLS (the default) it first issues what is missing of .pki/ next to
+  the file (CA, central, agencies 1…N) and mounts into each container only
+  its own key and certificate plus ca.crt; the CA's key is mounted nowhere.
+  -tls=false: TLS off on both sides (TLS=off, CLI_TLS=off), no keys
+  mounted: only for the course's bare exercises.
   example: ./generar-compose.sh docker-compose-dev.yaml 5
 `
 
@@ -36,47 +54,89 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) int {
-	out, n, err := parseArgs(args)
+	out, opt, err := parseArgs(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stderr, usage, compose.MaxAgencies)
+		return exitOK
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "gencompose: %v\n", err)
 		fmt.Fprintf(stderr, usage, compose.MaxAgencies)
 		return exitUsage
 	}
-	var buf bytes.Buffer
-	if err := compose.Write(&buf, compose.Options{Agencies: n}); err != nil {
-		fmt.Fprintf(stderr, "gencompose: %v\n", err)
-		return exitFailed
-	}
-	if err := writeFile(out, buf.Bytes()); err != nil {
+	if err := generate(out, opt, stderr); err != nil {
 		fmt.Fprintf(stderr, "gencompose: %v\n", err)
 		return exitFailed
 	}
 	return exitOK
 }
 
-// parseArgs checks <output-file> <N>: exactly two arguments, N made of
-// digits only (no sign, no spaces) and within range.
-func parseArgs(args []string) (string, int, error) {
+// parseArgs checks [-tls=false] <output-file> <N>: exactly two arguments
+// after the flag, N made of digits only (no sign, no spaces) and within range.
+func parseArgs(args []string) (string, compose.Options, error) {
+	fs := flag.NewFlagSet("gencompose", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // run prints the usage
+	useTLS := fs.Bool("tls", true, "mutual TLS: issue and mount the PKI")
+	if err := fs.Parse(args); err != nil {
+		return "", compose.Options{}, err
+	}
+	args = fs.Args()
 	if len(args) != 2 {
-		return "", 0, fmt.Errorf("want 2 arguments, got %d", len(args))
+		return "", compose.Options{}, fmt.Errorf("want 2 arguments, got %d", len(args))
 	}
 	out, s := args[0], args[1]
 	if out == "" {
-		return "", 0, fmt.Errorf("empty output file name")
+		return "", compose.Options{}, fmt.Errorf("empty output file name")
 	}
 	if s == "" {
-		return "", 0, fmt.Errorf("N is empty")
+		return "", compose.Options{}, fmt.Errorf("N is empty")
 	}
 	for _, c := range s {
 		if c < '0' || c > '9' {
-			return "", 0, fmt.Errorf("N must be a whole number ≥ 0, got %q", s)
+			return "", compose.Options{}, fmt.Errorf("N must be a whole number ≥ 0, got %q", s)
 		}
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n > compose.MaxAgencies {
-		return "", 0, fmt.Errorf("N must be at most %d, got %q", compose.MaxAgencies, s)
+		return "", compose.Options{}, fmt.Errorf("N must be at most %d, got %q", compose.MaxAgencies, s)
 	}
-	return out, n, nil
+	return out, compose.Options{Agencies: n, PlainText: !*useTLS}, nil
+}
+
+// generate issues the PKI the file mounts, if any, then writes the file.
+// It says on stderr how many keys and certificates it issued, if any.
+func generate(out string, opt compose.Options, stderr io.Writer) error {
+	var buf bytes.Buffer
+	if err := compose.Write(&buf, opt); err != nil {
+		return err
+	}
+	if !opt.PlainText {
+		written, err := issuePKI(filepath.Dir(out), opt.Agencies)
+		if len(written) > 0 {
+			fmt.Fprintf(stderr, "gencompose: issued %d keys and certificates in %s\n",
+				len(written), filepath.Dir(written[0]))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return writeFile(out, buf.Bytes())
+}
+
+// issuePKI adds to dir/.pki what is missing of the CA, the central and
+// agencies 1…n, and returns the files it wrote. The PKI goes beside the
+// file only if the file can go there: a missing directory is an error, not
+// something to create.
+func issuePKI(dir string, n int) ([]string, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, err
+	}
+	p := filepath.Join(dir, pkiDir)
+	written, err := pki.Issue(pki.Options{Dir: p, Agencies: n})
+	if err != nil {
+		return written, fmt.Errorf("the PKI in %s: %w", p, err)
+	}
+	return written, nil
 }
 
 // writeFile replaces path with data atomically: a temporary file in the

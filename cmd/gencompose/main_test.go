@@ -4,14 +4,34 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"lottery/compose"
+	"lottery/pki"
 )
 
+// pkiFiles lists the files of dir/.pki, nil when there is none.
+func pkiFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dir, pkiDir))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
 func TestRun_OK(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "docker-compose-dev.yaml")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "docker-compose-dev.yaml")
 	if err := os.WriteFile(out, []byte("old"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -33,8 +53,67 @@ func TestRun_OK(t *testing.T) {
 	if st, _ := os.Stat(out); st.Mode().Perm() != 0o644 {
 		t.Errorf("mode %v, want 0644", st.Mode().Perm())
 	}
-	if entries, _ := os.ReadDir(filepath.Dir(out)); len(entries) != 1 {
-		t.Errorf("left %d files in the directory, want only the output", len(entries))
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Errorf("left %d files in the directory, want only the output and %s", len(entries), pkiDir)
+	}
+
+	// Everything the file mounts is there.
+	files := pkiFiles(t, dir)
+	for _, f := range []string{pki.CAFile, pki.CAKeyFile, pki.CentralCertFile, pki.CentralKeyFile,
+		pki.AgencyCertFile(1), pki.AgencyKeyFile(1), pki.AgencyCertFile(3), pki.AgencyKeyFile(3)} {
+		if !slices.Contains(files, f) {
+			t.Errorf("%s/%s is missing (have %q)", pkiDir, f, files)
+		}
+	}
+
+	// A second run keeps the keys and adds the new agencies' only.
+	key := filepath.Join(dir, pkiDir, pki.AgencyKeyFile(1))
+	before, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{out, "4"}, &stderr); code != exitOK {
+		t.Fatalf("second run: exit %d, stderr %s", code, stderr.String())
+	}
+	if after, _ := os.ReadFile(key); !bytes.Equal(before, after) {
+		t.Errorf("a second run replaced %s", key)
+	}
+	if files := pkiFiles(t, dir); !slices.Contains(files, pki.AgencyKeyFile(4)) {
+		t.Errorf("no key for agency 4 after a run with N=4: %q", files)
+	}
+}
+
+func TestRun_PlainText(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "compose.yaml")
+	var stderr bytes.Buffer
+	if code := run([]string{"-tls=false", out, "2"}, &stderr); code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, stderr.String())
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if err := compose.Write(&want, compose.Options{Agencies: 2, PlainText: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("file:\n%s\nwant:\n%s", got, want.Bytes())
+	}
+	if files := pkiFiles(t, dir); files != nil {
+		t.Errorf("-tls=false issued a PKI: %q", files)
+	}
+}
+
+func TestRun_Help(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := run([]string{"-h"}, &stderr); code != exitOK {
+		t.Errorf("exit %d, want %d", code, exitOK)
+	}
+	if !strings.Contains(stderr.String(), "-tls=false") {
+		t.Errorf("the usage does not say -tls=false:\n%s", stderr.String())
 	}
 }
 
@@ -54,10 +133,14 @@ func TestRun_ErrUsage(t *testing.T) {
 		{"TooMany", []string{"OUT", "99999999999999999999"}},
 		{"Extra", []string{"OUT", "3", "4"}},
 		{"EmptyName", []string{"", "3"}},
+		{"UnknownFlag", []string{"-tsl=false", "OUT", "3"}},
+		{"BadFlagValue", []string{"-tls=maybe", "OUT", "3"}},
+		{"FlagAfterArgs", []string{"OUT", "3", "-tls=false"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out := filepath.Join(t.TempDir(), "compose.yaml")
+			dir := t.TempDir()
+			out := filepath.Join(dir, "compose.yaml")
 			if err := os.WriteFile(out, []byte("untouched"), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -74,6 +157,9 @@ func TestRun_ErrUsage(t *testing.T) {
 			}
 			if got, _ := os.ReadFile(out); string(got) != "untouched" {
 				t.Errorf("output file changed to %q", got)
+			}
+			if files := pkiFiles(t, dir); files != nil {
+				t.Errorf("a bad call issued a PKI: %q", files)
 			}
 		})
 	}

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export CGO_ENABLED := 0
 
-.PHONY: help build test test-short vet fuzz run data clean
+.PHONY: help build test test-short vet fuzz run data pki clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -32,8 +32,14 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x $$pkg; \
 	  done; done
 
-run: build ## the central and five agencies as local processes, logs on screen
+run: build ## the central and five agencies as local processes over mutual TLS (.pki/ made if missing), logs on screen
 	@scripts/run-local.sh
+
+# bin/pki only adds what is missing and never replaces a key, so it runs
+# every time: a fresh clone gets its keys, an existing .pki/ is left alone.
+PKI_AGENCIES ?= 5
+pki: build ## the CA, the central's and PKI_AGENCIES (5) agencies' keys and certificates in .pki/ (only what is missing)
+	@bin/pki -out .pki -agencies $(PKI_AGENCIES)
 
 data: build ## generated agency files into .data/ (existing files are kept)
 	bin/gendata -out .data -agencies 5
@@ -68,7 +74,7 @@ bin/busybox:
 	  dpkg-deb -x ./*.deb pkg && install -m 0755 pkg/bin/busybox "$(CURDIR)/bin/busybox"; \
 	  echo "bin/busybox from $$(ls ./*.deb)"
 
-docker-compose-up: docker-image ## build the images, write docker-compose-dev.yaml (5 agencies) if missing, start it
+docker-compose-up: docker-image pki ## build the images and .pki/, write docker-compose-dev.yaml (5 agencies) if missing, start it
 	@[ -f $(COMPOSE_DEV) ] || ./generar-compose.sh $(COMPOSE_DEV) 5
 	@mkdir -p .data
 	$(DOCKER_COMPOSE) -f $(COMPOSE_DEV) up -d

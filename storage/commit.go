@@ -50,6 +50,8 @@ func (w *groupWriter) commit() {
 		switch {
 		case c.kind == kindBatch && c.seq == 0: // not a duplicate of anything: never ack it
 			o, c.Err = rejected, lottery.Errorf(lottery.ESequence, "batch 0: sequences start at 1")
+		case c.kind == kindBatch && c.seq <= last && !s.sameDigest(c):
+			o, c.Err = rejected, lottery.Errorf(lottery.EConflict, "batch %d is already stored with other bets", c.seq)
 		case c.kind == kindBatch && c.seq <= last:
 			o = dupDurable
 			if inGroup && c.seq > s.lastSeq[c.agency] {
@@ -62,11 +64,16 @@ func (w *groupWriter) commit() {
 		case c.kind == kindBatch:
 			w.rows = append(w.rows, c.rows...)
 			end += int64(len(c.rows))
-			w.journal = record{kind: kindBatch, agency: c.agency, seq: c.seq, end: end, count: uint32(c.count)}.append(w.journal)
+			w.journal = record{kind: kindBatch, agency: c.agency, seq: c.seq, end: end, count: uint32(c.count), digest: c.digest}.append(w.journal)
 			w.pending[c.agency] = c.seq
+			s.digests[c.agency] = append(s.digests[c.agency], c.digest.prefix())
 			records++
+		case done && s.finished[c.agency] != c.seq:
+			o, c.Err = rejected, lottery.Errorf(lottery.EConflict, "finished after batch %d, but it had finished after batch %d", c.seq, s.finished[c.agency])
 		case done:
 			o = dupDurable
+		case w.fin[c.agency] && c.seq != last:
+			o, c.Err = rejected, lottery.Errorf(lottery.EConflict, "finished after batch %d, but it finishes after batch %d", c.seq, last)
 		case w.fin[c.agency]:
 			o = dupInGroup
 		case c.seq != last:
@@ -82,6 +89,11 @@ func (w *groupWriter) commit() {
 	var err error
 	if records > 0 {
 		err = w.persist()
+	}
+	if err != nil {
+		for a := range w.pending { // forget the digests of batches not stored
+			s.digests[a] = s.digests[a][:s.lastSeq[a]]
+		}
 	}
 	if err == nil && records > 0 {
 		s.mu.Lock()
@@ -160,4 +172,11 @@ func (w *groupWriter) stop(cause error) error {
 		close(s.failed)
 	}
 	return lottery.Errorf(lottery.EStorage, "%v (storage stopped)", cause)
+}
+
+// sameDigest reports whether c's rows are those of the batch already stored
+// (or accepted in this group) under its sequence number.
+func (s *Store) sameDigest(c *Commit) bool {
+	d := s.digests[c.agency]
+	return c.seq <= uint64(len(d)) && d[c.seq-1] == c.digest.prefix()
 }

@@ -96,6 +96,23 @@ func (fs *faultFS) SyncDir(dir string) error {
 	return nil
 }
 
+// Rename renames a real file; the new name's entry is durable only once its
+// directory is synced.
+func (fs *faultFS) Rename(oldpath, newpath string) error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.crashed {
+		return errCrashed
+	}
+	if err := os.Rename(oldpath, newpath); err != nil {
+		return err
+	}
+	st := fs.state(oldpath)
+	delete(fs.files, oldpath)
+	fs.files[newpath] = &fileState{synced: st.synced}
+	return nil
+}
+
 // SyncDirs returns the directories synced so far.
 func (fs *faultFS) SyncDirs() []string {
 	fs.mu.Lock()

@@ -225,19 +225,23 @@ func TestStore_Append(t *testing.T) {
 		name      string
 		agency    uint32
 		seq       uint64
+		bets      []lottery.Bet
 		duplicate bool
 		code      lottery.Code
 	}{
-		{"DuplicateLast", 1, 2, true, lottery.OK},
-		{"DuplicateFirst", 1, 1, true, lottery.OK},
-		{"ErrGap", 1, 4, false, lottery.ESequence},
-		{"ErrFarGap", 1, 1 << 40, false, lottery.ESequence},
-		{"ErrOtherAgencyGap", 2, 2, false, lottery.ESequence},
-		{"ErrSequenceZero", 3, 0, false, lottery.ESequence},
+		{"DuplicateLast", 1, 2, formatBets[2:3], true, lottery.OK},
+		{"DuplicateFirst", 1, 1, formatBets[:2], true, lottery.OK},
+		{"ErrConflictLast", 1, 2, formatBets[:1], false, lottery.EConflict},
+		{"ErrConflictFirst", 1, 1, formatBets[:1], false, lottery.EConflict},
+		{"ErrConflictEmpty", 1, 1, nil, false, lottery.EConflict},
+		{"ErrGap", 1, 4, formatBets[:1], false, lottery.ESequence},
+		{"ErrFarGap", 1, 1 << 40, formatBets[:1], false, lottery.ESequence},
+		{"ErrOtherAgencyGap", 2, 2, formatBets[:1], false, lottery.ESequence},
+		{"ErrSequenceZero", 3, 0, formatBets[:1], false, lottery.ESequence},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := s.Append(tt.agency, tt.seq, 1, rowsOf(formatBets[:1]))
+			c := s.Append(tt.agency, tt.seq, len(tt.bets), rowsOf(tt.bets))
 			err := c.Wait()
 			if c.Duplicate != tt.duplicate || lottery.ErrorCode(err) != tt.code {
 				t.Fatalf("Append(%d, %d) = %v (code %v), duplicate %v; want code %v, duplicate %v",

@@ -23,6 +23,8 @@ type FS interface {
 	OpenFile(name string, flag int, perm os.FileMode) (File, error)
 	// SyncDir fsyncs a directory, so a file created in it survives a crash.
 	SyncDir(dir string) error
+	// Rename replaces newpath with oldpath atomically (journal upgrade).
+	Rename(oldpath, newpath string) error
 }
 
 // OS is the real file system.
@@ -32,6 +34,9 @@ type OS struct{}
 func (OS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 	return os.OpenFile(name, flag, perm)
 }
+
+// Rename implements FS with os.Rename.
+func (OS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
 
 // SyncDir implements FS.
 func (OS) SyncDir(dir string) error {

@@ -81,7 +81,7 @@ func TestRecord_RoundTrip(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		b := record{kind: kindBatch, agency: 1, seq: 1, end: 10, count: 1}.append(nil)
 		b[i] = 1
-		binary.BigEndian.PutUint32(b[28:], crc32.Checksum(b[:28], castagnoli))
+		binary.BigEndian.PutUint32(b[recordCRCOffset:], crc32.Checksum(b[:recordCRCOffset], castagnoli))
 		if r, ok := parseRecord(b); ok {
 			t.Errorf("record with byte %d set parses as %+v", i, r)
 		}

@@ -36,7 +36,9 @@ const (
 	EUnexpectedMsg   Code = 14 // a valid message in the wrong place (e.g. a second Hello)
 	EIdle            Code = 15 // the connection was idle or too slow for too long
 	EInternal        Code = 16 // anything else
-	maxCode          Code = EInternal
+	EConflict        Code = 17 // a batch number already stored with other bets
+	ETLSRequired     Code = 18 // a request in plain text to a central that requires TLS
+	maxCode          Code = ETLSRequired
 )
 
 var codeNames = [...]string{
@@ -57,6 +59,8 @@ var codeNames = [...]string{
 	EUnexpectedMsg:   "unexpected_message",
 	EIdle:            "idle_timeout",
 	EInternal:        "internal",
+	EConflict:        "conflict",
+	ETLSRequired:     "tls_required",
 }
 
 // String returns the code's stable name, used in log lines.

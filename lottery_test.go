@@ -59,7 +59,9 @@ func TestCode_String(t *testing.T) {
 		{lottery.EUnexpectedMsg, "unexpected_message"},
 		{lottery.EIdle, "idle_timeout"},
 		{lottery.EInternal, "internal"},
-		{17, "code_17"},
+		{lottery.EConflict, "conflict"},
+		{lottery.ETLSRequired, "tls_required"},
+		{19, "code_19"},
 		{255, "code_255"},
 	}
 	for _, tt := range tests {

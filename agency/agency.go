@@ -7,6 +7,7 @@ package agency
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,11 @@ import (
 type Config struct {
 	ID            int
 	ServerAddress string
+	// TLS, when set, is the agency's client TLS (pki.ClientConfig): its
+	// certificate, and the CA the central's certificate must chain to. The
+	// central's certificate must also name the host of ServerAddress. Nil
+	// speaks plain text, for the course's bare exercises.
+	TLS *tls.Config
 	// LoopAmount caps how many batches a run sends (0: the whole file).
 	LoopAmount int
 	// LoopPeriod is the pause between batches (0: none).
@@ -191,6 +197,9 @@ func (a *Agency) reconnect(ctx context.Context, cause error) error {
 // anything but a central that refuses the request itself.
 func retryable(err error) bool {
 	var ce *centralError
+	if errors.As(err, new(*refusedError)) {
+		return false
+	}
 	return !errors.As(err, &ce) || ce.Code.Retryable()
 }
 

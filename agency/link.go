@@ -2,6 +2,8 @@ package agency
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -9,6 +11,7 @@ import (
 
 	"lottery"
 	"lottery/logline"
+	"lottery/pki"
 	"lottery/protocol"
 )
 
@@ -137,6 +140,11 @@ func (a *Agency) tryDial(ctx context.Context) (*link, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	if a.cfg.TLS != nil {
+		if conn, err = a.handshake(ctx, conn); err != nil {
+			return nil, 0, err
+		}
+	}
 	// Closing the connection when ctx ends unblocks any read or write at
 	// once: a SIGTERM never waits for a write deadline.
 	l := &link{conn: conn, unwatch: context.AfterFunc(ctx, func() { conn.Close() }),
@@ -149,7 +157,7 @@ func (a *Agency) tryDial(ctx context.Context) (*link, uint64, error) {
 	m, err := l.await(ctx, a.cfg.ReplyTimeout)
 	if err != nil {
 		l.close()
-		return nil, 0, err
+		return nil, 0, tlsRefusal(err)
 	}
 	w, ok := m.(protocol.Welcome)
 	if !ok {
@@ -180,6 +188,43 @@ func (l *link) await(ctx context.Context, timeout time.Duration) (protocol.Messa
 		return nil, ctx.Err()
 	}
 }
+
+// handshake runs the TLS handshake over conn within the connection timeout,
+// verifying the central's certificate against the CA and the host dialled.
+func (a *Agency) handshake(ctx context.Context, conn net.Conn) (net.Conn, error) {
+	tc := tls.Client(conn, pki.ForServer(a.cfg.TLS, a.cfg.ServerAddress))
+	hctx, cancel := context.WithTimeout(ctx, a.cfg.ConnectTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		conn.Close()
+		var verr *tls.CertificateVerificationError
+		if errors.As(err, &verr) || errors.As(err, new(tls.RecordHeaderError)) {
+			// The central is not the lottery's (or does not speak TLS):
+			// trying again cannot make it so.
+			return nil, &refusedError{fmt.Errorf("the central at %s cannot be trusted: %w", a.cfg.ServerAddress, err)}
+		}
+		return nil, tlsRefusal(err)
+	}
+	return tc, nil
+}
+
+// tlsRefusal marks as final a TLS alert from the central: it refused this
+// agency's certificate (unknown CA, expired, revoked…), and retrying with
+// the same certificate cannot help. In TLS 1.3 that alert arrives on the
+// first read after the handshake, so the Hello's answer is checked too.
+func tlsRefusal(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" {
+		return &refusedError{fmt.Errorf("the central refused this agency's certificate: %w", err)}
+	}
+	return err
+}
+
+// refusedError is a connection the central will never accept as it is.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
 
 // centralError is an Error message received from the central.
 type centralError struct {

@@ -6,7 +6,9 @@
 package central
 
 import (
+	"container/list"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +42,20 @@ type Config struct {
 	// Window is how many requests of one connection may be in flight
 	// (read but not yet answered); it lets an agency pipeline batches.
 	Window int
+	// TLS, when set, makes every agency prove who it is: a connection
+	// must complete a TLS handshake with a client certificate of the
+	// lottery's CA (pki.ServerConfig) that names its agency, and may then
+	// act only as that agency. A plain-text peer may only echo. Nil is the
+	// open mode of the course's bare exercises: the Hello is believed.
+	TLS *tls.Config
+	// HandshakeTimeout bounds the time from accept to a completed TLS
+	// handshake.
+	HandshakeTimeout time.Duration
+	// MaxUnauthenticated caps the connections that have not proven an
+	// agency yet (in handshake, or plain text); when it is reached the
+	// oldest of them is closed to admit the new one. Zero: an eighth of
+	// MaxConnections (at least 16).
+	MaxUnauthenticated int
 }
 
 // Defaults of Config.
@@ -48,7 +64,22 @@ const (
 	DefaultIdleTimeout    = 30 * time.Second
 	DefaultWriteTimeout   = 10 * time.Second
 	DefaultWindow         = 64
+	// DefaultHandshakeTimeout is far above a handshake on any real network
+	// (a few round trips) and short enough that a stranger's silent
+	// connection is dropped soon.
+	DefaultHandshakeTimeout = 5 * time.Second
+	// DefaultMaxUnauthenticated is an eighth of the default connections:
+	// strangers can never fill the central, and real agencies, which
+	// authenticate in milliseconds, always find room.
+	DefaultMaxUnauthenticated = DefaultMaxConnections / 8
 )
+
+// UnauthenticatedLimit is the default cap for a given connection limit: an
+// eighth of it, but never fewer than 16 (or all of a smaller limit), so a
+// handful of agencies connecting at once never evict each other.
+func UnauthenticatedLimit(maxConns int) int {
+	return max(maxConns/8, min(maxConns, 16))
+}
 
 func (c Config) withDefaults() Config {
 	if c.MaxConnections <= 0 {
@@ -62,6 +93,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Window <= 0 {
 		c.Window = DefaultWindow
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.MaxUnauthenticated <= 0 {
+		c.MaxUnauthenticated = UnauthenticatedLimit(c.MaxConnections)
 	}
 	return c
 }
@@ -78,10 +115,14 @@ type Central struct {
 	quit     chan struct{}
 	quitOnce sync.Once
 
-	// mu guards listeners and sessions, the resources Shutdown releases.
+	// mu guards listeners and sessions, the resources Shutdown releases,
+	// the unauthenticated connections (oldest first) and the one session
+	// of each agency.
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
+	unauth    *list.List
+	agencies  map[uint32]*session
 	// wg counts session goroutines, so Shutdown can wait for all of them.
 	wg sync.WaitGroup
 
@@ -101,6 +142,8 @@ func New(cfg Config, store *storage.Store, log *slog.Logger) (*Central, error) {
 		quit:      make(chan struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
+		unauth:    list.New(),
+		agencies:  make(map[uint32]*session),
 	}
 	if c.draw.Complete() {
 		c.runDraw("recuperar_sorteo")
@@ -200,11 +243,13 @@ func (c *Central) startSession(conn net.Conn) {
 	}
 	s := newSession(c, conn)
 	c.sessions[s] = struct{}{}
+	c.admit(s)
 	go func() {
 		defer c.wg.Done()
 		s.run()
 		c.mu.Lock()
 		delete(c.sessions, s)
+		c.release(s)
 		c.mu.Unlock()
 	}()
 }
@@ -214,7 +259,7 @@ func (c *Central) refuse(conn net.Conn, code lottery.Code, msg string) {
 	c.log.Warn("conexion", logline.Failed, "ip", remoteIP(conn), "error", code.String())
 	conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 	if writeError(conn, code, msg) == nil {
-		closeGracefully(conn)
+		closeGracefully(conn, conn)
 		return
 	}
 	conn.Close()
@@ -247,7 +292,7 @@ func (c *Central) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		c.mu.Lock()
 		for s := range c.sessions {
-			s.conn.Close()
+			s.raw.Close()
 		}
 		c.mu.Unlock()
 		<-done

@@ -3,10 +3,12 @@ package central
 import (
 	"bufio"
 	"bytes"
+	"container/list"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"strconv"
@@ -30,11 +32,35 @@ import (
 // connection's window: it lets an agency pipeline batches so that group
 // commit has more to share, and it blocks the reader when full.
 type session struct {
-	c    *Central
+	c *Central
+	// raw is the TCP connection: deadlines and closing go through it. conn
+	// is the stream requests and answers travel on (raw itself, or TLS over
+	// it), set by authenticate before the reader and responder start.
+	raw  net.Conn
 	conn net.Conn
 	ip   string
 	r    *protocol.Reader
 	log  *slog.Logger
+
+	// plain marks a plain-text peer of a TLS central: it may only echo.
+	plain bool
+	// certAgency is the agency its certificate proves (0 without TLS), and
+	// serial that certificate's serial number; claimed is the agency this
+	// session serves in Central.agencies. All three are written under
+	// Central.mu (claim) before the reader runs.
+	certAgency uint32
+	serial     *big.Int
+	claimed    uint32
+	// pending is the session's place among the unauthenticated
+	// connections (nil once authenticated), guarded by Central.mu.
+	pending *list.Element
+	// evicted is set when the central closed the connection on purpose
+	// (room for a newer connection, a takeover, a revoked certificate):
+	// the reason is logged then, so the session ends quietly.
+	evicted atomic.Bool
+	// ended is closed once the session's goroutines are done and every
+	// batch it submitted is settled.
+	ended chan struct{}
 
 	replies chan reply
 	// readerDone is closed when the reader returns: the peer is gone or
@@ -101,15 +127,21 @@ type betLog struct {
 func newSession(c *Central, conn net.Conn) *session {
 	ip := remoteIP(conn)
 	return &session{
-		c: c, conn: conn, ip: ip, r: protocol.NewReader(conn),
+		c: c, raw: conn, ip: ip,
 		log:        c.log,
 		replies:    make(chan reply, c.cfg.Window),
 		readerDone: make(chan struct{}),
+		ended:      make(chan struct{}),
 	}
 }
 
 func (s *session) run() {
+	defer close(s.ended)
 	s.log.Debug("conexion", logline.OK, "ip", s.ip)
+	if !s.authenticate() {
+		s.raw.Close()
+		return
+	}
 	responded := make(chan struct{})
 	go func() {
 		defer close(responded)
@@ -119,7 +151,7 @@ func (s *session) run() {
 	close(s.readerDone)
 	close(s.replies)
 	<-responded
-	s.conn.Close()
+	s.raw.Close()
 	if s.quitting() {
 		s.log.Info("shutdown", logline.Progress, "resource", "connection", "ip", s.ip, "agency", s.agency)
 	} else {
@@ -142,17 +174,22 @@ func (s *session) stopReading() {
 	s.deadlineMu.Lock()
 	defer s.deadlineMu.Unlock()
 	s.stopped = true
-	s.conn.SetReadDeadline(time.Now())
+	s.raw.SetReadDeadline(time.Now())
 }
 
-func (s *session) extendDeadline() bool {
+// setReadDeadline sets the read deadline unless the session is stopping.
+func (s *session) setReadDeadline(t time.Time) bool {
 	s.deadlineMu.Lock()
 	defer s.deadlineMu.Unlock()
 	if s.stopped {
 		return false
 	}
-	s.conn.SetReadDeadline(time.Now().Add(s.c.cfg.IdleTimeout))
+	s.raw.SetReadDeadline(t)
 	return true
+}
+
+func (s *session) extendDeadline() bool {
+	return s.setReadDeadline(time.Now().Add(s.c.cfg.IdleTimeout))
 }
 
 // read is the reader goroutine's loop.
@@ -211,6 +248,9 @@ func (s *session) send(r reply) { s.replies <- r }
 
 // handle dispatches one frame and reports whether to keep reading.
 func (s *session) handle(f protocol.Frame) bool {
+	if s.plain && f.Type != protocol.TypeEcho {
+		return s.fail(lottery.ETLSRequired, "this central speaks TLS: a plain-text peer may only echo")
+	}
 	if f.Type == protocol.TypeBatch {
 		return s.handleBatch(f.Payload)
 	}
@@ -226,8 +266,13 @@ func (s *session) handle(f protocol.Frame) bool {
 		switch {
 		case s.agency != 0:
 			return s.fail(lottery.EUnexpectedMsg, "second hello")
+		case s.certAgency != 0 && m.Agency != s.certAgency:
+			return s.fail(lottery.EWrongAgency, "hello as agency "+itoa(int(m.Agency))+" with the certificate of agency "+itoa(int(s.certAgency)))
 		case m.Agency < 1 || int64(m.Agency) > int64(s.c.cfg.Agencies):
 			return s.fail(lottery.EUnknownAgency, "agency outside 1.."+itoa(s.c.cfg.Agencies))
+		}
+		if s.certAgency == 0 && !s.c.claim(s, m.Agency, nil) {
+			return false // without TLS, the Hello is the only claim
 		}
 		s.agency = m.Agency
 		last := s.c.store.LastSeq(s.agency)
@@ -336,7 +381,7 @@ func (s *session) respond() {
 			if err := w.Flush(); err != nil {
 				s.log.Warn("enviar_mensaje", logline.Failed, "ip", s.ip, "error", err)
 				dead = true
-				s.conn.Close()
+				s.raw.Close()
 				continue
 			}
 		}
@@ -349,7 +394,7 @@ func (s *session) respond() {
 		if err != nil {
 			s.log.Warn("enviar_mensaje", logline.Failed, "ip", s.ip, "error", err)
 			dead = true
-			s.conn.Close() // unblocks the reader too
+			s.raw.Close() // unblocks the reader too
 			continue
 		}
 		if r.close {
@@ -444,10 +489,10 @@ func (s *session) winners(r reply, buf []byte) []byte {
 // the kernel does not reset the connection over unread bytes.
 func (s *session) closeGracefully() {
 	if s.quitting() {
-		s.conn.Close()
+		s.raw.Close()
 		return
 	}
-	closeGracefully(s.conn)
+	closeGracefully(s.conn, s.raw)
 }
 
 // Bounds of a graceful close: long enough for the peer to read an error
@@ -457,16 +502,17 @@ const (
 	lingerBytes = 1 << 20
 )
 
-// closeGracefully shuts the write side, drains what the peer still sends
-// for a moment, then closes: closing with unread bytes would make the kernel
-// reset the connection and the peer could lose the last answer.
-func closeGracefully(conn net.Conn) {
-	if tc, ok := conn.(*net.TCPConn); ok {
-		tc.CloseWrite()
-		tc.SetReadDeadline(time.Now().Add(lingerTime))
-		io.Copy(io.Discard, io.LimitReader(tc, lingerBytes))
+// closeGracefully shuts the write side of stream (TLS sends its
+// close_notify), drains what the peer still sends on raw for a moment, then
+// closes: closing with unread bytes would make the kernel reset the
+// connection and the peer could lose the last answer.
+func closeGracefully(stream, raw net.Conn) {
+	if cw, ok := stream.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		raw.SetReadDeadline(time.Now().Add(lingerTime))
+		io.Copy(io.Discard, io.LimitReader(raw, lingerBytes))
 	}
-	conn.Close()
+	raw.Close()
 }
 
 // maxLoggedEcho caps how much of an echo payload reaches the log.

@@ -93,15 +93,22 @@ func (v *Values) Duration(key string, def time.Duration) time.Duration {
 	return d
 }
 
-// Bool returns key's value as a boolean, or def.
+// Bool returns key's value as a boolean (on/off, yes/no, or Go's
+// true/false spellings), or def.
 func (v *Values) Bool(key string, def bool) bool {
 	s, ok := v.Raw(key)
 	if !ok || s == "" {
 		return def
 	}
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "on", "yes":
+		return true
+	case "off", "no":
+		return false
+	}
 	b, err := strconv.ParseBool(s)
 	if err != nil {
-		v.fail(key, "%q is not true or false", s)
+		v.fail(key, "%q is not on or off (true or false)", s)
 		return def
 	}
 	return b

@@ -201,7 +201,7 @@ func TestValues_Getters(t *testing.T) {
 	file := map[string]string{
 		"int": "42", "int_neg": "-3", "int_empty": "",
 		"dur": "500ms", "dur_zero": "0", "dur_min": "1m30s",
-		"bool_t": "true", "bool_1": "1", "bool_f": "FALSE",
+		"bool_t": "true", "bool_1": "1", "bool_f": "FALSE", "bool_on": "On", "bool_off": "off", "bool_no": "no",
 		"lvl_debug": "debug", "lvl_warning": "WARNING", "lvl_critical": "Critical",
 	}
 	v := config.New(file, strings.ToUpper, env(nil))
@@ -222,7 +222,7 @@ func TestValues_Getters(t *testing.T) {
 			t.Errorf("Duration(%s) = %v, want %v", key, got, want)
 		}
 	}
-	for key, want := range map[string]bool{"bool_t": true, "bool_1": true, "bool_f": false} {
+	for key, want := range map[string]bool{"bool_t": true, "bool_1": true, "bool_f": false, "bool_on": true, "bool_off": false, "bool_no": false} {
 		if got := v.Bool(key, !want); got != want {
 			t.Errorf("Bool(%s) = %v, want %v", key, got, want)
 		}
@@ -245,7 +245,7 @@ func TestValues_Err(t *testing.T) {
 		"loop.period":    "5",
 		"log.level":      "verbose",
 		"batch.window":   "-1s",
-		"storage.nosync": "yes",
+		"storage.nosync": "maybe",
 		"agencies":       "0",
 		"port":           "70000",
 		"ok":             "3",
@@ -288,7 +288,7 @@ func TestValues_Err(t *testing.T) {
 	}
 	for _, want := range []string{
 		`loop.amount (CLI_LOOP_AMOUNT): "many"`, `loop.period (CLI_LOOP_PERIOD): "5"`, `log.level (CLI_LOG_LEVEL)`,
-		`batch.window (CLI_BATCH_WINDOW): "-1s"`, `storage.nosync (CLI_STORAGE_NOSYNC): "yes"`,
+		`batch.window (CLI_BATCH_WINDOW): "-1s"`, `storage.nosync (CLI_STORAGE_NOSYNC): "maybe"`,
 		`agencies (CLI_AGENCIES): "0"`, `port (CLI_PORT): "70000"`, `batch.maxAmount (CLI_BATCH_MAXAMOUNT): "1.5"`,
 	} {
 		if !strings.Contains(err.Error(), want) {

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"lottery/agency"
 	"lottery/config"
 	"lottery/logline"
+	"lottery/pki"
 )
 
 const (
@@ -34,12 +36,17 @@ const (
 var singleBetVars = []string{"NOMBRE", "APELLIDO", "DOCUMENTO", "NACIMIENTO", "NUMERO"}
 
 // loadConfig reads config.yaml overridden by CLI_ variables.
-func loadConfig(path string, lookup func(string) (string, bool)) (agency.Config, slog.Level, error) {
+func loadConfig(path string, lookup func(string) (string, bool)) (Config, error) {
 	file, err := config.ReadYAML(path)
 	if err != nil {
-		return agency.Config{}, 0, err
+		return Config{}, err
 	}
-	envKey := func(k string) string { return "CLI_" + strings.ToUpper(strings.ReplaceAll(k, ".", "_")) }
+	envKey := func(k string) string {
+		if k == "tls.enabled" {
+			return "CLI_TLS" // the issue's name: CLI_TLS=off
+		}
+		return "CLI_" + strings.ToUpper(strings.ReplaceAll(k, ".", "_"))
+	}
 	v := config.New(file, envKey, lookup)
 	c := agency.Config{
 		ID:             v.Int("id", 0, 1, math.MaxInt32),
@@ -55,12 +62,44 @@ func loadConfig(path string, lookup func(string) (string, bool)) (agency.Config,
 	}
 	level := v.Level("log.level", slog.LevelInfo)
 	if _, ok := v.Raw("id"); !ok {
-		return c, level, errors.New("id (CLI_ID): missing: every agency needs its number")
+		return Config{Agency: c, Level: level}, errors.New("id (CLI_ID): missing: every agency needs its number")
 	}
 	c.DataFile = v.String("data.file", fmt.Sprintf("./.data/agency-%d.csv", c.ID))
+	tc := TLSConfig{
+		Enabled: v.Bool("tls.enabled", true),
+		Cert:    v.String("tls.cert", "./.pki/"+pki.AgencyCertFile(c.ID)),
+		Key:     v.String("tls.key", "./.pki/"+pki.AgencyKeyFile(c.ID)),
+		CA:      v.String("tls.ca", "./.pki/"+pki.CAFile),
+	}
 	bet, err := singleBet(c.ID, lookup)
 	c.Bet = bet
-	return c, level, errors.Join(v.Err(), err)
+	return Config{Agency: c, Level: level, TLS: tc}, errors.Join(v.Err(), err)
+}
+
+// Config is everything the agency reads at start.
+type Config struct {
+	Agency agency.Config
+	Level  slog.Level
+	TLS    TLSConfig
+}
+
+// TLSConfig says where the agency's TLS material is. Secure by default: TLS
+// is on unless CLI_TLS=off, and then the files must be there.
+type TLSConfig struct {
+	Enabled bool
+	Cert    string // tls.cert (CLI_TLS_CERT): this agency's certificate
+	Key     string // tls.key (CLI_TLS_KEY): its private key
+	CA      string // tls.ca (CLI_TLS_CA): the lottery's CA
+}
+
+// load builds the agency's client TLS, naming the key of a missing file.
+func (c TLSConfig) load() (*tls.Config, error) {
+	for _, f := range []struct{ key, path string }{{"tls.cert (CLI_TLS_CERT)", c.Cert}, {"tls.key (CLI_TLS_KEY)", c.Key}, {"tls.ca (CLI_TLS_CA)", c.CA}} {
+		if _, err := os.Stat(f.path); err != nil {
+			return nil, fmt.Errorf("%s: %w (issue the agency's certificate with `bin/pki -out .pki`, or set CLI_TLS=off for the course's bare exercises)", f.key, err)
+		}
+	}
+	return pki.ClientConfig(c.Cert, c.Key, c.CA)
 }
 
 // singleBet reads the bet given in NOMBRE…NUMERO: all of them or none.
@@ -98,15 +137,28 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	defer stop()
 	level := new(slog.LevelVar)
 	log := logline.New(out, level)
-	cfg, lvl, err := loadConfig("config.yaml", lookup)
+	all, err := loadConfig("config.yaml", lookup)
 	if err != nil {
 		log.Error("config", logline.Failed, "error", err)
 		return exitConfig
 	}
+	cfg, lvl := all.Agency, all.Level
 	level.Set(lvl)
+	if all.TLS.Enabled {
+		if cfg.TLS, err = all.TLS.load(); err != nil {
+			log.Error("config", logline.Failed, "error", err)
+			return exitConfig
+		}
+	}
 	log.Info("config", logline.OK, "client_id", cfg.ID, "server_address", cfg.ServerAddress, "loop_amount", cfg.LoopAmount,
 		"loop_period", cfg.LoopPeriod, "log_level", logline.LevelName(lvl), "batch_max_amount", cfg.MaxAmount,
-		"batch_window", cfg.Window, "data_file", cfg.DataFile)
+		"batch_window", cfg.Window, "data_file", cfg.DataFile,
+		"reconnect_initial", cfg.BackoffInitial, "reconnect_max", cfg.BackoffMax, "timeout_reply", cfg.ReplyTimeout, "timeout_write", cfg.WriteTimeout,
+		"tls", onOff(all.TLS.Enabled), "tls_cert", all.TLS.Cert, "tls_key", all.TLS.Key, "tls_ca", all.TLS.CA)
+	if !all.TLS.Enabled {
+		log.Warn("tls", logline.Progress, "tls", "off", "client_id", cfg.ID, "warning",
+			"CLI_TLS=off: the lottery is open to anyone: this agency cannot tell the real central from an impostor, and its bets and winners travel in clear text")
+	}
 	a, err := agency.New(cfg, log)
 	if err != nil {
 		log.Error("config", logline.Failed, "error", err)
@@ -128,4 +180,11 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	}
 	log.Info("shutdown", logline.OK, "client_id", cfg.ID)
 	return exitOK
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }

@@ -6,7 +6,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -18,6 +20,7 @@ import (
 	"lottery/central"
 	"lottery/config"
 	"lottery/logline"
+	"lottery/pki"
 	"lottery/storage"
 )
 
@@ -37,8 +40,23 @@ type Config struct {
 	Storage         string
 	NoSync          bool
 	ShutdownTimeout time.Duration
+	TLS             TLSConfig
 	Central         central.Config
 }
+
+// TLSConfig says where the central's TLS material is. Secure by default:
+// TLS is on unless TLS=off, and then the files must be there.
+type TLSConfig struct {
+	Enabled  bool
+	Cert     string // TLS_CERT: the central's certificate
+	Key      string // TLS_KEY: its private key
+	ClientCA string // TLS_CLIENT_CA: the lottery's CA, which signs every agency
+	CRL      string // TLS_CRL: revoked serial numbers (optional; reread on SIGHUP)
+}
+
+// minIdleTimeout is the smallest IDLE_TIMEOUT accepted: below it a loaded
+// machine would drop real agencies between two frames.
+const minIdleTimeout = 100 * time.Millisecond
 
 // loadConfig reads ./config.ini overridden by the environment.
 func loadConfig(path string, lookup func(string) (string, bool)) (Config, error) {
@@ -55,17 +73,66 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 		Storage:         v.String("STORAGE_FILEPATH", "./bets.csv"),
 		NoSync:          v.Bool("STORAGE_NOSYNC", false),
 		ShutdownTimeout: v.Duration("SHUTDOWN_TIMEOUT", 800*time.Millisecond),
+		TLS: TLSConfig{
+			Enabled:  v.Bool("TLS", true),
+			Cert:     v.String("TLS_CERT", "./.pki/"+pki.CentralCertFile),
+			Key:      v.String("TLS_KEY", "./.pki/"+pki.CentralKeyFile),
+			ClientCA: v.String("TLS_CLIENT_CA", "./.pki/"+pki.CAFile),
+			CRL:      v.String("TLS_CRL", ""),
+		},
 		Central: central.Config{
-			Agencies:       v.Int("AGENCIES", 5, 1, math.MaxInt32),
-			MaxConnections: v.Int("MAX_CONNECTIONS", central.DefaultMaxConnections, 1, 1<<20),
-			IdleTimeout:    v.Duration("IDLE_TIMEOUT", central.DefaultIdleTimeout),
-			WriteTimeout:   v.Duration("WRITE_TIMEOUT", central.DefaultWriteTimeout),
+			Agencies:           v.Int("AGENCIES", 5, 1, math.MaxInt32),
+			MaxConnections:     v.Int("MAX_CONNECTIONS", central.DefaultMaxConnections, 1, 1<<20),
+			MaxUnauthenticated: v.Int("MAX_UNAUTHENTICATED", 0, 0, 1<<20),
+			IdleTimeout:        v.Duration("IDLE_TIMEOUT", central.DefaultIdleTimeout),
+			WriteTimeout:       v.Duration("WRITE_TIMEOUT", central.DefaultWriteTimeout),
+			HandshakeTimeout:   v.Duration("HANDSHAKE_TIMEOUT", central.DefaultHandshakeTimeout),
 		},
 	}
-	if c.Central.IdleTimeout == 0 || c.Central.WriteTimeout == 0 {
-		return c, errors.New("IDLE_TIMEOUT and WRITE_TIMEOUT must be above 0")
+	if err := v.Err(); err != nil {
+		return c, err
 	}
-	return c, v.Err()
+	if c.Central.MaxUnauthenticated == 0 {
+		c.Central.MaxUnauthenticated = central.UnauthenticatedLimit(c.Central.MaxConnections)
+	}
+	switch {
+	case c.Central.IdleTimeout < minIdleTimeout:
+		return c, fmt.Errorf("IDLE_TIMEOUT: %v is below the floor of %v", c.Central.IdleTimeout, minIdleTimeout)
+	case c.Central.WriteTimeout == 0 || c.Central.HandshakeTimeout == 0:
+		return c, errors.New("WRITE_TIMEOUT and HANDSHAKE_TIMEOUT must be above 0")
+	case c.Central.MaxUnauthenticated > c.Central.MaxConnections:
+		return c, fmt.Errorf("MAX_UNAUTHENTICATED (%d) must not exceed MAX_CONNECTIONS (%d)", c.Central.MaxUnauthenticated, c.Central.MaxConnections)
+	}
+	return c, nil
+}
+
+// loadTLS builds the central's TLS from the configured files and reads the
+// revocation list into revoked. Every failure names the file and the key
+// that points to it.
+func loadTLS(c TLSConfig, revoked *pki.Revocations) (*tls.Config, error) {
+	for _, f := range []struct{ key, path string }{{"TLS_CERT", c.Cert}, {"TLS_KEY", c.Key}, {"TLS_CLIENT_CA", c.ClientCA}} {
+		if _, err := os.Stat(f.path); err != nil {
+			return nil, fmt.Errorf("%s: %w (create the lottery's keys with `bin/pki -out .pki`, or set TLS=off for the course's bare exercises)", f.key, err)
+		}
+	}
+	if err := reloadCRL(c.CRL, revoked); err != nil {
+		return nil, err
+	}
+	return pki.ServerConfig(c.Cert, c.Key, c.ClientCA, revoked)
+}
+
+// reloadCRL reads the revocation list (none when path is empty) and puts it
+// in force; on error the list in force is kept.
+func reloadCRL(path string, revoked *pki.Revocations) error {
+	if path == "" {
+		return nil
+	}
+	l, err := pki.ReadRevocationList(path)
+	if err != nil {
+		return fmt.Errorf("TLS_CRL: %w", err)
+	}
+	revoked.Set(l)
+	return nil
 }
 
 func main() {
@@ -76,7 +143,7 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	// Catch the signals first: one that arrives during start-up (recovery,
 	// a recomputed draw) is a graceful stop too, handled once serving.
 	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(signals)
 	level := new(slog.LevelVar)
 	log := logline.New(out, level)
@@ -86,9 +153,24 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 		return exitConfig
 	}
 	level.Set(cfg.Level)
+	revoked := new(pki.Revocations)
+	if cfg.TLS.Enabled {
+		if cfg.Central.TLS, err = loadTLS(cfg.TLS, revoked); err != nil {
+			log.Error("config", logline.Failed, "error", err)
+			return exitConfig
+		}
+	}
 	log.Info("config", logline.OK, "port", cfg.Port, "listen_backlog", cfg.Backlog, "logging_level", logline.LevelName(cfg.Level),
 		"ip", cfg.IP, "agencies", cfg.Central.Agencies, "storage_filepath", cfg.Storage, "storage_nosync", cfg.NoSync,
-		"max_connections", cfg.Central.MaxConnections, "idle_timeout", cfg.Central.IdleTimeout, "write_timeout", cfg.Central.WriteTimeout)
+		"max_connections", cfg.Central.MaxConnections, "max_unauthenticated", cfg.Central.MaxUnauthenticated,
+		"idle_timeout", cfg.Central.IdleTimeout, "write_timeout", cfg.Central.WriteTimeout,
+		"handshake_timeout", cfg.Central.HandshakeTimeout, "shutdown_timeout", cfg.ShutdownTimeout,
+		"tls", onOff(cfg.TLS.Enabled), "tls_cert", cfg.TLS.Cert, "tls_key", cfg.TLS.Key, "tls_client_ca", cfg.TLS.ClientCA,
+		"tls_crl", cfg.TLS.CRL, "revocados", revoked.Current().Len())
+	if !cfg.TLS.Enabled {
+		log.Warn("tls", logline.Progress, "tls", "off", "warning",
+			"TLS=off: the lottery is open to anyone: whoever reaches the port can act as any agency, store bets in its name and read its winners")
+	}
 
 	store, rec, err := storage.Open(cfg.Storage, storage.Options{NoSync: cfg.NoSync})
 	if err != nil {
@@ -97,7 +179,7 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	}
 	log.Info("recuperar", logline.OK, "apuestas", rec.Bets, "batches", rec.Batches, "agencias_finalizadas", rec.Finished,
 		"bytes_descartados", rec.CutBetsBytes, "journal_bytes_descartados", rec.CutJournal, "adoptado", rec.Adopted)
-	code := serve(cfg, store, log, signals)
+	code := serve(cfg, store, log, signals, revoked)
 	if err := store.Close(); err != nil {
 		log.Error("shutdown", logline.Failed, "resource", "bets_file", "error", err)
 		code = exitFailed
@@ -112,7 +194,7 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 
 // serve runs the central until a signal, a fatal storage failure or a
 // listener failure, then shuts it down.
-func serve(cfg Config, store *storage.Store, log *slog.Logger, signals <-chan os.Signal) int {
+func serve(cfg Config, store *storage.Store, log *slog.Logger, signals <-chan os.Signal, revoked *pki.Revocations) int {
 	c, err := central.New(cfg.Central, store, log)
 	if err != nil {
 		log.Error("config", logline.Failed, "error", err)
@@ -130,15 +212,23 @@ func serve(cfg Config, store *storage.Store, log *slog.Logger, signals <-chan os
 
 	code := exitOK
 	var serveErr error
-	select {
-	case sig := <-signals:
-		log.Info("shutdown", logline.Progress, "signal", sig.String())
-	case <-store.Failed():
-		log.Error("shutdown", logline.Failed, "cause", "storage", "error", store.Err())
-		code = exitFailed
-	case serveErr = <-served:
-		log.Error("shutdown", logline.Failed, "cause", "listener", "error", serveErr)
-		code = exitFailed
+wait:
+	for {
+		select {
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				reloadRevocations(cfg, c, log, revoked)
+				continue
+			}
+			log.Info("shutdown", logline.Progress, "signal", sig.String())
+		case <-store.Failed():
+			log.Error("shutdown", logline.Failed, "cause", "storage", "error", store.Err())
+			code = exitFailed
+		case serveErr = <-served:
+			log.Error("shutdown", logline.Failed, "cause", "listener", "error", serveErr)
+			code = exitFailed
+		}
+		break wait
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -154,4 +244,30 @@ func serve(cfg Config, store *storage.Store, log *slog.Logger, signals <-chan os
 	}
 	log.Info("shutdown", logline.Progress, "resource", "sessions", "closed", true)
 	return code
+}
+
+// reloadRevocations rereads TLS_CRL on SIGHUP, without a restart, and
+// closes the connections of agencies whose certificate it now revokes. A
+// list that cannot be read leaves the one in force.
+func reloadRevocations(cfg Config, c *central.Central, log *slog.Logger, revoked *pki.Revocations) {
+	switch {
+	case !cfg.TLS.Enabled:
+		log.Warn("recargar_crl", logline.Failed, "error", "TLS is off: there is nothing to revoke")
+	case cfg.TLS.CRL == "":
+		log.Warn("recargar_crl", logline.Failed, "error", "TLS_CRL is not set")
+	default:
+		if err := reloadCRL(cfg.TLS.CRL, revoked); err != nil {
+			log.Error("recargar_crl", logline.Failed, "tls_crl", cfg.TLS.CRL, "error", err, "revocados", revoked.Current().Len())
+			return
+		}
+		closed := c.DropRevoked(revoked.Current().Revoked)
+		log.Info("recargar_crl", logline.OK, "tls_crl", cfg.TLS.CRL, "revocados", revoked.Current().Len(), "conexiones_cerradas", closed)
+	}
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }

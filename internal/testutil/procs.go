@@ -91,10 +91,7 @@ func Start(t testing.TB, name, bin, dir string, env map[string]string) *Proc {
 func StartServer(t testing.TB, dir string, env map[string]string) *Proc {
 	t.Helper()
 	bin := filepath.Join(Binaries(t), ServerBin)
-	e := map[string]string{}
-	for k, v := range env {
-		e[k] = v
-	}
+	e := withTLS(t, env, true)
 	_, fixed := env["SERVER_PORT"]
 	for attempt := 1; ; attempt++ {
 		if !fixed {
@@ -123,10 +120,11 @@ func StartServer(t testing.TB, dir string, env map[string]string) *Proc {
 	}
 }
 
-// StartClient runs bin/client in dir.
+// StartClient runs bin/client in dir. Both StartServer and StartClient use
+// the test PKI (PKI) unless env sets TLS / CLI_TLS or names the files.
 func StartClient(t testing.TB, name, dir string, env map[string]string) *Proc {
 	t.Helper()
-	return Start(t, name, filepath.Join(Binaries(t), ClientBin), dir, env)
+	return Start(t, name, filepath.Join(Binaries(t), ClientBin), dir, withTLS(t, env, false))
 }
 
 // RunClient runs bin/client in dir to its end and returns it, failing the

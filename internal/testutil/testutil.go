@@ -105,11 +105,12 @@ func Binaries(t testing.TB) string {
 	return binDir
 }
 
-// RemoveBinaries deletes what Binaries built, if anything.
+// RemoveBinaries deletes what Binaries built and the test PKI, if anything.
 func RemoveBinaries() {
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
+	removePKI()
 }
 
 type buildError struct {

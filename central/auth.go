@@ -1,0 +1,182 @@
+package central
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"time"
+
+	"lottery/logline"
+	"lottery/pki"
+	"lottery/protocol"
+)
+
+// tlsRecordHandshake is the first byte of every TLS connection (a handshake
+// record carrying the ClientHello). The protocol's first byte is its version
+// (1), so one byte tells a TLS peer from a plain-text one: the plain-text
+// health check (validar-echo-server.sh, netcat) shares the agencies' port.
+const tlsRecordHandshake = 0x16
+
+// authenticate runs before a session reads any request. Without TLS it only
+// sets up the plain stream. With TLS it reads the first byte within the
+// handshake deadline: a TLS peer must then complete a handshake proving an
+// agency (pki.ServerConfig); any other peer stays an unauthenticated
+// plain-text peer that may only echo. It reports false when the connection
+// must end; the reason is logged.
+func (s *session) authenticate() bool {
+	cfg := s.c.cfg
+	if cfg.TLS == nil {
+		s.conn, s.r = s.raw, protocol.NewReader(s.raw)
+		return true
+	}
+	if !s.setReadDeadline(time.Now().Add(cfg.HandshakeTimeout)) {
+		return false
+	}
+	var first [1]byte
+	if _, err := io.ReadFull(s.raw, first[:]); err != nil {
+		if !s.quietEnd() && !errors.Is(err, io.EOF) {
+			s.log.Warn("autenticar", logline.Failed, "ip", s.ip, "reason", pki.Reason(err), "error", err)
+		}
+		return false
+	}
+	peeked := &peekedConn{Conn: s.raw, first: first[0], unread: true}
+	if first[0] != tlsRecordHandshake {
+		s.conn, s.r, s.plain = peeked, protocol.NewReader(peeked), true
+		return true
+	}
+	// The read deadline set above bounds the handshake's reads; its
+	// writes get the same bound.
+	s.raw.SetWriteDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	tc := tls.Server(peeked, cfg.TLS)
+	if err := tc.Handshake(); err != nil {
+		if !s.quietEnd() {
+			s.log.Warn("autenticar", logline.Failed, "ip", s.ip, "reason", pki.Reason(err), "error", err)
+		}
+		return false
+	}
+	cs := tc.ConnectionState()
+	agency, err := pki.PeerAgency(cs)
+	if err != nil { // VerifyConnection already refused these; kept for safety
+		s.log.Warn("autenticar", logline.Failed, "ip", s.ip, "reason", pki.Reason(err), "error", err)
+		return false
+	}
+	s.conn, s.r = tc, protocol.NewReader(tc)
+	serial := cs.PeerCertificates[0].SerialNumber
+	s.log.Debug("autenticar", logline.OK, "ip", s.ip, "agency", agency, "serial", pki.FormatSerial(serial))
+	return s.c.claim(s, agency, serial)
+}
+
+// quietEnd reports whether the connection ended for a reason already logged
+// (evicted, replaced) or because the central is stopping.
+func (s *session) quietEnd() bool {
+	return s.quitting() || s.evicted.Load()
+}
+
+// peekedConn gives back the byte read to tell TLS from plain text before
+// the rest of the stream.
+type peekedConn struct {
+	net.Conn
+	first  byte
+	unread bool
+}
+
+func (p *peekedConn) Read(b []byte) (int, error) {
+	if p.unread && len(b) > 0 {
+		b[0], p.unread = p.first, false
+		return 1, nil
+	}
+	return p.Conn.Read(b)
+}
+
+// CloseWrite half-closes the connection, for closeGracefully.
+func (p *peekedConn) CloseWrite() error {
+	if cw, ok := p.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// admit counts a new connection as unauthenticated. When MaxUnauthenticated
+// are already waiting, the oldest of them is closed to make room: a
+// stranger holding connections open can delay nobody for longer than it
+// takes a real agency to complete its handshake. Called with c.mu held.
+func (c *Central) admit(s *session) {
+	if c.unauth.Len() >= c.cfg.MaxUnauthenticated {
+		oldest := c.unauth.Front().Value.(*session)
+		c.unauth.Remove(oldest.pending)
+		oldest.pending = nil
+		oldest.evicted.Store(true)
+		oldest.raw.Close()
+		c.log.Warn("conexion", logline.Failed, "ip", oldest.ip, "reason", "unauthenticated_limit",
+			"error", "the oldest unauthenticated connection is closed to admit a new one")
+	}
+	s.pending = c.unauth.PushBack(s)
+}
+
+// authenticated takes s out of the unauthenticated connections. Called with
+// c.mu held.
+func (c *Central) authenticated(s *session) {
+	if s.pending != nil {
+		c.unauth.Remove(s.pending)
+		s.pending = nil
+	}
+}
+
+// claim makes s the one session of its agency. An older session of the same
+// agency is closed (the newest wins: an agency that lost its connection
+// comes back before the central notices the old one is dead) and claim
+// waits until it has ended, so every batch the old one had submitted is
+// settled before the new one tells the agency where it stands. It reports
+// false if the central stops meanwhile.
+func (c *Central) claim(s *session, agency uint32, serial *big.Int) bool {
+	c.mu.Lock()
+	c.authenticated(s)
+	s.claimed = agency
+	if serial != nil {
+		s.certAgency, s.serial = agency, serial
+	}
+	old := c.agencies[agency]
+	c.agencies[agency] = s
+	c.mu.Unlock()
+	if old == nil {
+		return true
+	}
+	c.log.Warn("agencia_reemplazada", logline.OK, "agency", agency, "ip", s.ip, "ip_anterior", old.ip,
+		"error", "a newer connection of the same agency takes over")
+	old.evicted.Store(true)
+	old.raw.Close()
+	select {
+	case <-old.ended:
+		return true
+	case <-c.quit:
+		return false
+	}
+}
+
+// release forgets s when its connection ends. Called with c.mu held.
+func (c *Central) release(s *session) {
+	c.authenticated(s)
+	if a := s.claimed; a != 0 && c.agencies[a] == s {
+		delete(c.agencies, a)
+	}
+}
+
+// DropRevoked closes the connections of agencies whose certificate is now
+// revoked (after the revocation list is reloaded) and returns how many.
+func (c *Central) DropRevoked(revoked func(serial *big.Int) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for s := range c.sessions {
+		if s.serial != nil && revoked(s.serial) {
+			c.log.Warn("autenticar", logline.Failed, "ip", s.ip, "agency", s.certAgency, "reason", pki.ReasonRevoked,
+				"error", "the certificate was revoked while connected")
+			s.evicted.Store(true)
+			s.raw.Close()
+			n++
+		}
+	}
+	return n
+}

@@ -28,6 +28,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,7 @@ import (
 
 	"lottery/agency"
 	"lottery/logline"
+	"lottery/pki"
 )
 
 // Scenario is one benchmark configuration.
@@ -50,6 +52,9 @@ type Scenario struct {
 	MaxAmount int // bets per batch; 0 is the agency's default
 	Window    int // batches in flight per agency; 0 is the agency's default
 	NoSync    bool
+	// TLS runs every connection over mutual TLS with a PKI issued for the
+	// run (not measured), as the programs do by default.
+	TLS bool
 	// ServerBin, if set, is the server binary to run as a child process;
 	// otherwise the central runs in this process.
 	ServerBin      string
@@ -75,6 +80,7 @@ type Result struct {
 	MaxAmount     int     `json:"max_amount"`
 	Window        int     `json:"window"`
 	NoSync        bool    `json:"nosync"`
+	TLS           bool    `json:"tls"`
 	Central       string  `json:"central"`
 	Preloaded     int64   `json:"preloaded_bets"`
 	Runs          int     `json:"runs"`
@@ -113,6 +119,11 @@ type Bench struct {
 	files     []agencyFile
 	preloaded string // a store holding the preloaded bets, copied per run
 	preWins   int64
+	// With TLS: the PKI's directory, the central's config and each
+	// agency's, built once (reading keys is not what is measured).
+	pkiDir    string
+	serverTLS *tls.Config
+	agencyTLS []*tls.Config
 }
 
 // Prepare checks the scenario and generates its data. None of this is
@@ -154,6 +165,12 @@ func Prepare(sc Scenario) (*Bench, error) {
 		b.Close()
 		return nil, fmt.Errorf("generate agency files: %w", err)
 	}
+	if sc.TLS {
+		if err := b.preparePKI(); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("issue the PKI: %w", err)
+		}
+	}
 	if sc.Preload > 0 {
 		b.preloaded = filepath.Join(data, "preloaded.csv")
 		if b.preWins, err = preload(b.preloaded, sc.Preload, sc.Agencies+1, sc.Seed); err != nil {
@@ -166,6 +183,27 @@ func Prepare(sc Scenario) (*Bench, error) {
 
 // Dir returns the directory holding the data and the runs' stores.
 func (b *Bench) Dir() string { return b.dir }
+
+// preparePKI issues the CA, the central's and every agency's certificate
+// (pki.Issue, as bin/pki does) and loads their TLS configs.
+func (b *Bench) preparePKI() error {
+	b.pkiDir = filepath.Join(b.dir, ".pki")
+	if _, err := pki.Issue(pki.Options{Dir: b.pkiDir, Agencies: b.sc.Agencies}); err != nil {
+		return err
+	}
+	var err error
+	in := func(name string) string { return filepath.Join(b.pkiDir, name) }
+	if b.serverTLS, err = pki.ServerConfig(in(pki.CentralCertFile), in(pki.CentralKeyFile), in(pki.CAFile), nil); err != nil {
+		return err
+	}
+	b.agencyTLS = make([]*tls.Config, b.sc.Agencies)
+	for i := range b.agencyTLS {
+		if b.agencyTLS[i], err = pki.ClientConfig(in(pki.AgencyCertFile(i+1)), in(pki.AgencyKeyFile(i+1)), in(pki.CAFile)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Close removes the temporary directory, if Prepare made it.
 func (b *Bench) Close() error {
@@ -196,16 +234,16 @@ func (b *Bench) Run(ctx context.Context, run int) (Result, error) {
 	window := orDefault(sc.Window, agency.DefaultWindow)
 	res := Result{
 		Agencies: sc.Agencies, BetsPerAgency: sc.Bets, TotalBets: int64(sc.Agencies) * int64(sc.Bets),
-		MaxAmount: orDefault(sc.MaxAmount, agency.DefaultMaxAmount), Window: window, NoSync: sc.NoSync,
+		MaxAmount: orDefault(sc.MaxAmount, agency.DefaultMaxAmount), Window: window, NoSync: sc.NoSync, TLS: sc.TLS,
 		Central: "in-process", Preloaded: sc.Preload, Runs: 1,
 	}
 	var cut centralUnderTest
 	var err error
 	if sc.ServerBin != "" {
 		res.Central = sc.ServerBin
-		cut, err = startChild(sc.ServerBin, runDir, betsPath, sc.Agencies, sc.NoSync, sc.ServerLogLevel)
+		cut, err = startChild(sc.ServerBin, runDir, betsPath, sc.Agencies, sc.NoSync, sc.ServerLogLevel, b.pkiDir)
 	} else {
-		cut, err = startInProcess(betsPath, sc.Agencies, window, sc.NoSync)
+		cut, err = startInProcess(betsPath, sc.Agencies, window, sc.NoSync, b.serverTLS)
 	}
 	if err != nil {
 		return res, fmt.Errorf("start the central: %w", err)
@@ -224,7 +262,7 @@ func (b *Bench) Run(ctx context.Context, run int) (Result, error) {
 	for i := range sc.Agencies {
 		cfg := agency.Config{
 			ID: i + 1, ServerAddress: cut.Addr(), DataFile: b.files[i].path,
-			MaxAmount: sc.MaxAmount, Window: sc.Window,
+			MaxAmount: sc.MaxAmount, Window: sc.Window, TLS: b.agencyTLSFor(i),
 			OnAck: func(rtt time.Duration) { // called by this agency's goroutine only
 				rtts[i] = append(rtts[i], rtt)
 				acked.Add(1)
@@ -374,8 +412,12 @@ func (r Result) Report(w io.Writer) {
 	if r.NoSync {
 		durability = "nosync"
 	}
-	fmt.Fprintf(w, "scenario     %d agencies x %d bets = %d bets, maxamount %d, window %d, %s, central %s, preloaded %d (%s)\n",
-		r.Agencies, r.BetsPerAgency, r.TotalBets, r.MaxAmount, r.Window, durability, r.Central, r.Preloaded, runs)
+	transport := "mutual TLS"
+	if !r.TLS {
+		transport = "plain TCP"
+	}
+	fmt.Fprintf(w, "scenario     %d agencies x %d bets = %d bets, maxamount %d, window %d, %s, %s, central %s, preloaded %d (%s)\n",
+		r.Agencies, r.BetsPerAgency, r.TotalBets, r.MaxAmount, r.Window, durability, transport, r.Central, r.Preloaded, runs)
 	fmt.Fprintf(w, "end to end   %.3f s (agencies start to last winners answer)\n", r.E2ESeconds)
 	fmt.Fprintf(w, "ingest       %.0f bets/s (upload phase %.3f s)\n", r.BetsPerSecond, r.UploadSeconds)
 	fmt.Fprintf(w, "batch ack    p50 %.2f ms  p99 %.2f ms  max %.2f ms  (%d batches)\n", r.AckP50Ms, r.AckP99Ms, r.AckMaxMs, r.Batches)
@@ -434,4 +476,12 @@ func copyFile(from, to string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// agencyTLSFor returns agency i's TLS config (nil without TLS).
+func (b *Bench) agencyTLSFor(i int) *tls.Config {
+	if b.agencyTLS == nil {
+		return nil
+	}
+	return b.agencyTLS[i]
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 
 	"lottery/central"
 	"lottery/logline"
+	"lottery/pki"
 	"lottery/storage"
 )
 
@@ -54,7 +56,7 @@ type inProcess struct {
 	reset  bool
 }
 
-func startInProcess(betsPath string, agencies, window int, noSync bool) (*inProcess, error) {
+func startInProcess(betsPath string, agencies, window int, noSync bool, tlsConfig *tls.Config) (*inProcess, error) {
 	p := &inProcess{reset: settleMemory(), cpu0: processCPUSeconds()}
 	p.mem = startMemSampler()
 	var err error
@@ -62,7 +64,7 @@ func startInProcess(betsPath string, agencies, window int, noSync bool) (*inProc
 		p.mem.Stop()
 		return nil, err
 	}
-	cfg := central.Config{Agencies: agencies, Window: max(window, central.DefaultWindow)}
+	cfg := central.Config{Agencies: agencies, Window: max(window, central.DefaultWindow), TLS: tlsConfig}
 	if p.c, err = central.New(cfg, p.store, logline.Discard()); err != nil {
 		p.store.Close()
 		p.mem.Stop()
@@ -112,7 +114,7 @@ type child struct {
 // childStartTimeout bounds how long the binary may take to listen.
 const childStartTimeout = 15 * time.Second
 
-func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel string) (*child, error) {
+func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, pkiDir string) (*child, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -131,9 +133,15 @@ func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel s
 		"STORAGE_FILEPATH=" + betsPath,
 		"STORAGE_NOSYNC=" + strconv.FormatBool(noSync),
 		"LOGGING_LEVEL=" + logLevel,
+		"TLS=off",
+	}
+	if pkiDir != "" {
+		env[len(env)-1] = "TLS=on"
+		env = append(env, "TLS_CERT="+filepath.Join(pkiDir, pki.CentralCertFile),
+			"TLS_KEY="+filepath.Join(pkiDir, pki.CentralKeyFile), "TLS_CLIENT_CA="+filepath.Join(pkiDir, pki.CAFile))
 	}
 	for _, kv := range os.Environ() { // keep PATH and the like, not our keys
-		if !strings.HasPrefix(kv, "SERVER_") && !strings.HasPrefix(kv, "STORAGE_") &&
+		if !strings.HasPrefix(kv, "SERVER_") && !strings.HasPrefix(kv, "STORAGE_") && !strings.HasPrefix(kv, "TLS") &&
 			!strings.HasPrefix(kv, "AGENCIES=") && !strings.HasPrefix(kv, "LOGGING_LEVEL=") {
 			env = append(env, kv)
 		}

@@ -64,6 +64,7 @@ func restartLoop(t *testing.T, d dataset, killBudget time.Duration, stop func(*t
 		"LOGGING_LEVEL":         "INFO",
 	}
 	agencies := make([]*testutil.Proc, d.agencies)
+	envs := make([]map[string]string, d.agencies)
 	for a := 1; a <= d.agencies; a++ {
 		// Odd agencies send tiny batches one at a time, so many kills land
 		// mid-upload; even ones pipeline small batches, so a kill leaves
@@ -72,12 +73,13 @@ func restartLoop(t *testing.T, d dataset, killBudget time.Duration, stop func(*t
 		if a%2 == 0 {
 			batch, window = "20", "16"
 		}
-		agencies[a-1] = testutil.StartClient(t, "agency-"+strconv.Itoa(a), dir, agencyEnv(d, a, addr, map[string]string{
+		envs[a-1] = agencyEnv(d, a, addr, map[string]string{
 			"CLI_BATCH_MAXAMOUNT":   batch,
 			"CLI_BATCH_WINDOW":      window,
 			"CLI_RECONNECT_INITIAL": "20ms",
 			"CLI_RECONNECT_MAX":     "200ms",
-		}))
+		})
+		agencies[a-1] = testutil.StartClient(t, "agency-"+strconv.Itoa(a), dir, envs[a-1])
 	}
 	allDone := make(chan struct{})
 	go func() {
@@ -127,8 +129,8 @@ loop:
 
 	// Kill it once more after the draw: the restarted central runs the
 	// draw again from the stored bets before it listens, and agencies run
-	// again from scratch get every batch acked as a duplicate and their
-	// winners at once.
+	// again from scratch with the same configuration get every batch acked
+	// as a duplicate (same numbers, same bets) and their winners at once.
 	stop(t, server)
 	kills++
 	server = testutil.StartServer(t, dir, serverEnv)
@@ -136,7 +138,7 @@ loop:
 		t.Errorf("a central restarted after the draw did not redo it at start:\n%s", tail(server.Output(), 10))
 	}
 	for a := 1; a <= d.agencies; a++ {
-		p := testutil.RunClient(t, "agency-"+strconv.Itoa(a)+"-again", dir, agencyEnv(d, a, addr, nil), time.Minute)
+		p := testutil.RunClient(t, "agency-"+strconv.Itoa(a)+"-again", dir, envs[a-1], time.Minute)
 		checkAgency(t, p, a, d.winners[a-1])
 	}
 	if err := server.Signal(syscall.SIGTERM); err != nil {

@@ -58,6 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.sc.MaxAmount, "maxamount", 0, "bets per batch (0: the agency's default)")
 	fs.IntVar(&o.sc.Window, "window", 0, "batches in flight per agency (0: the agency's default)")
 	fs.BoolVar(&o.sc.NoSync, "nosync", false, "store without fsync (shows what durability costs)")
+	fs.BoolVar(&o.sc.TLS, "tls", true, "mutual TLS on every connection, as the programs run by default (-tls=false shows what it costs)")
 	fs.StringVar(&o.sc.ServerBin, "server-bin", "", "run this server binary as a child process instead of the central in-process")
 	fs.StringVar(&o.sc.ServerLogLevel, "server-log-level", "INFO", "LOGGING_LEVEL of the -server-bin child (its log goes to a file in the run directory)")
 	fs.Int64Var(&o.sc.Preload, "preload", 0, "bets already stored when the central starts (to measure RSS against stored bets)")

@@ -153,13 +153,16 @@ func isEcho(m protocol.Message, data string) bool {
 // not disturbed.
 func TestCentral_BadFrames(t *testing.T) {
 	d := genData(t, 5, 1200, realWinners)
-	srv := startServer(t, central.Config{Agencies: 5}, filepath.Join(t.TempDir(), "bets.csv"))
+	// Agency 6 is the bad frames' own: a connection says Hello as an
+	// agency, and a newer one of the same agency takes over, so they must
+	// not say Hello as an agency that is uploading.
+	srv := startServer(t, central.Config{Agencies: 6}, filepath.Join(t.TempDir(), "bets.csv"))
 	runs := runAgencies(t, srv.addr, d, []int{1, 2, 3, 4, 5}, func(c *agency.Config) { c.MaxAmount = 10 })
 
 	garbage := bytes.Repeat([]byte{0xAB}, 100)
 	tests := []struct {
 		name  string
-		hello bool // identify as agency 1 first
+		hello bool // identify as agency 6 first
 		frame []byte
 		code  lottery.Code
 	}{
@@ -176,9 +179,7 @@ func TestCentral_BadFrames(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialRaw(t, srv.addr)
 			if tt.hello {
-				// Agency 1 is uploading on another connection: a second
-				// connection of the same agency is allowed.
-				c.hello(1)
+				c.hello(6)
 			}
 			c.write(tt.frame)
 			c.expectError(tt.code)
@@ -193,6 +194,9 @@ func TestCentral_BadFrames(t *testing.T) {
 			})
 		})
 	}
+	last := dialRaw(t, srv.addr)
+	last.hello(6)
+	last.finish(6, 0)
 	checkWinners(t, d, runs)
 	srv.stop()
 	_, rows := storedByAgency(t, srv.path)

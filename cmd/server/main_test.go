@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"lottery/internal/testutil"
+)
+
+func lookupOf(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+// TestLoadConfig checks the TLS settings and the limits' floors.
+func TestLoadConfig(t *testing.T) {
+	t.Chdir(t.TempDir()) // no config.ini: defaults and the environment
+	tests := []struct {
+		name string
+		env  map[string]string
+		err  string
+		want func(Config) bool
+	}{
+		{"OK/SecureDefaults", nil, "", func(c Config) bool {
+			return c.TLS.Enabled && c.TLS.Cert == "./.pki/central.crt" && c.TLS.Key == "./.pki/central.key" &&
+				c.TLS.ClientCA == "./.pki/ca.crt" && c.TLS.CRL == "" && c.Central.MaxUnauthenticated == 256
+		}},
+		{"OK/TLSOff", map[string]string{"TLS": "off"}, "", func(c Config) bool { return !c.TLS.Enabled }},
+		{"OK/Files", map[string]string{"TLS_CERT": "/a", "TLS_KEY": "/b", "TLS_CLIENT_CA": "/c", "TLS_CRL": "/d"}, "", func(c Config) bool {
+			return c.TLS.Cert == "/a" && c.TLS.Key == "/b" && c.TLS.ClientCA == "/c" && c.TLS.CRL == "/d"
+		}},
+		{"OK/SmallConnectionLimit", map[string]string{"MAX_CONNECTIONS": "10"}, "", func(c Config) bool { return c.Central.MaxUnauthenticated == 10 }},
+		{"OK/IdleFloor", map[string]string{"IDLE_TIMEOUT": "100ms"}, "", func(c Config) bool { return c.Central.IdleTimeout == 100*time.Millisecond }},
+		{"ErrIdleBelowFloor", map[string]string{"IDLE_TIMEOUT": "1ns"}, "IDLE_TIMEOUT", nil},
+		{"ErrTLSValue", map[string]string{"TLS": "maybe"}, "TLS", nil},
+		{"ErrUnauthenticatedAboveTotal", map[string]string{"MAX_CONNECTIONS": "10", "MAX_UNAUTHENTICATED": "11"}, "MAX_UNAUTHENTICATED", nil},
+		{"ErrHandshakeTimeout", map[string]string{"HANDSHAKE_TIMEOUT": "0s"}, "HANDSHAKE_TIMEOUT", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadConfig("config.ini", lookupOf(tt.env))
+			switch {
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Fatalf("err = %v, want one naming %s", err, tt.err)
+			case tt.err == "" && err != nil:
+				t.Fatalf("err = %v", err)
+			case tt.want != nil && !tt.want(c):
+				t.Fatalf("config %+v", c)
+			}
+		})
+	}
+}
+
+// TestRun_TLSMaterial: secure by default — without the files the central
+// stops with exit 2 and one config fail line; TLS=off starts with a WARNING.
+func TestRun_TLSMaterial(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var out bytes.Buffer
+	if code := run(&out, lookupOf(map[string]string{"SERVER_PORT": "1"})); code != exitConfig {
+		t.Fatalf("exit %d, want %d:\n%s", code, exitConfig, out.String())
+	}
+	l, ok := testutil.FindOne(testutil.Lines(out.String()), "config", "fail")
+	if !ok || !strings.Contains(l.Get("error"), "TLS_CERT") {
+		t.Fatalf("no config fail line naming TLS_CERT:\n%s", out.String())
+	}
+
+	out.Reset()
+	// TLS=off, and a port that cannot be listened on, so run returns.
+	code := run(&out, lookupOf(map[string]string{"TLS": "off", "SERVER_IP": "256.0.0.1"}))
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d:\n%s", code, exitFailed, out.String())
+	}
+	if l, ok := testutil.FindOne(testutil.Lines(out.String()), "tls", ""); !ok || l.Level != "WARNING" || !strings.Contains(l.Raw, "open to anyone") {
+		t.Fatalf("no WARNING tls line:\n%s", out.String())
+	}
+}

@@ -5,7 +5,8 @@
 // LOTTERY_DOCKER is 1, or auto with a reachable engine.
 //
 // Every test runs its own compose project in a throw-away directory that
-// holds copies of the repository's config files and its own .data/, with
+// holds copies of the repository's config files, its own .data/ and its own
+// PKI in .pki/ (a CA of its own: TLS is on, as in a real deployment), with
 // container names prefixed so that they never meet a deployment that is
 // already running; the project is removed (down -v) when the test ends.
 // Projects run one after the other: the machine has two cores.
@@ -31,6 +32,7 @@ import (
 	"lottery/compose"
 	"lottery/gendata"
 	"lottery/internal/testutil"
+	"lottery/pki"
 	"lottery/storage"
 )
 
@@ -124,15 +126,15 @@ func command(timeout time.Duration, dir, name string, args ...string) (string, e
 type deployment struct {
 	t       *testing.T
 	root    string // the repository
-	dir     string // server/config.ini, client/config.yaml, .data/, docker-compose.yaml
+	dir     string // server/config.ini, client/config.yaml, .data/, .pki/, docker-compose.yaml
 	project string // compose project name
 	prefix  string // container name prefix
 	file    compose.File
 }
 
 // newDeployment prepares (but does not start) a project with the central
-// and the given number of agencies, copies of the repository's config files
-// and an empty .data/.
+// and the given number of agencies, copies of the repository's config files,
+// an empty .data/ and a PKI in .pki/ for the central and those agencies.
 func newDeployment(t *testing.T, agencies int) *deployment {
 	t.Helper()
 	root := setup(t)
@@ -150,6 +152,9 @@ func newDeployment(t *testing.T, agencies int) *deployment {
 		d.writeFile(f, string(b))
 	}
 	if err := os.MkdirAll(d.path(".data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pki.Issue(pki.Options{Dir: d.path(".pki"), Agencies: agencies}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := compose.New(compose.Options{Agencies: agencies, NamePrefix: d.prefix})

@@ -64,9 +64,19 @@ func (s *session) authenticate() bool {
 	}
 	s.conn, s.r = tc, protocol.NewReader(tc)
 	serial := cs.PeerCertificates[0].SerialNumber
+	if !s.c.authenticated(s, agency, serial) {
+		s.log.Warn("autenticar", logline.Failed, "ip", s.ip, "agency", agency, "reason", "agency_connection_limit",
+			"error", "the agency already has "+itoa(maxAgencyConnections)+" connections")
+		return false
+	}
 	s.log.Debug("autenticar", logline.OK, "ip", s.ip, "agency", agency, "serial", pki.FormatSerial(serial))
-	return s.c.claim(s, agency, serial)
+	return true
 }
+
+// maxAgencyConnections caps the authenticated connections of one agency.
+// An agency needs one (plus, for a moment, the one replacing it); the cap
+// keeps even a rogue agency with its own key from filling the central.
+const maxAgencyConnections = 4
 
 // quietEnd reports whether the connection ended for a reason already logged
 // (evicted, replaced) or because the central is stopping.
@@ -115,28 +125,41 @@ func (c *Central) admit(s *session) {
 	s.pending = c.unauth.PushBack(s)
 }
 
-// authenticated takes s out of the unauthenticated connections. Called with
-// c.mu held.
-func (c *Central) authenticated(s *session) {
+// unpend takes s out of the unauthenticated connections. Called with c.mu
+// held.
+func (c *Central) unpend(s *session) {
 	if s.pending != nil {
 		c.unauth.Remove(s.pending)
 		s.pending = nil
 	}
 }
 
-// claim makes s the one session of its agency. An older session of the same
-// agency is closed (the newest wins: an agency that lost its connection
-// comes back before the central notices the old one is dead) and claim
-// waits until it has ended, so every batch the old one had submitted is
-// settled before the new one tells the agency where it stands. It reports
-// false if the central stops meanwhile.
-func (c *Central) claim(s *session, agency uint32, serial *big.Int) bool {
+// authenticated records that s proved agency with the certificate of that
+// serial: it leaves the unauthenticated connections and counts towards the
+// agency's cap. It reports false when the agency is at its cap.
+func (c *Central) authenticated(s *session, agency uint32, serial *big.Int) bool {
 	c.mu.Lock()
-	c.authenticated(s)
-	s.claimed = agency
-	if serial != nil {
-		s.certAgency, s.serial = agency, serial
+	defer c.mu.Unlock()
+	c.unpend(s)
+	if c.agencyConns[agency] >= maxAgencyConnections {
+		return false
 	}
+	c.agencyConns[agency]++
+	s.certAgency, s.serial = agency, serial
+	return true
+}
+
+// claim makes s the one session of its agency, once its Hello is accepted
+// (a peer refused for naming another agency takes nobody's place). An
+// older session of the same agency is closed (the newest wins: an agency
+// that lost its connection comes back before the central notices the old
+// one is dead) and claim waits until it has ended, so every batch the old
+// one had submitted is settled before the new one tells the agency where it
+// stands. It reports false if the central stops meanwhile.
+func (c *Central) claim(s *session, agency uint32) bool {
+	c.mu.Lock()
+	c.unpend(s)
+	s.claimed = agency
 	old := c.agencies[agency]
 	c.agencies[agency] = s
 	c.mu.Unlock()
@@ -157,9 +180,14 @@ func (c *Central) claim(s *session, agency uint32, serial *big.Int) bool {
 
 // release forgets s when its connection ends. Called with c.mu held.
 func (c *Central) release(s *session) {
-	c.authenticated(s)
+	c.unpend(s)
 	if a := s.claimed; a != 0 && c.agencies[a] == s {
 		delete(c.agencies, a)
+	}
+	if a := s.certAgency; a != 0 {
+		if c.agencyConns[a]--; c.agencyConns[a] == 0 {
+			delete(c.agencyConns, a)
+		}
 	}
 }
 

@@ -123,6 +123,8 @@ type Central struct {
 	sessions  map[*session]struct{}
 	unauth    *list.List
 	agencies  map[uint32]*session
+	// agencyConns counts the authenticated connections of each agency.
+	agencyConns map[uint32]int
 	// wg counts session goroutines, so Shutdown can wait for all of them.
 	wg sync.WaitGroup
 
@@ -138,12 +140,13 @@ func New(cfg Config, store *storage.Store, log *slog.Logger) (*Central, error) {
 	}
 	c := &Central{
 		cfg: cfg.withDefaults(), store: store, log: log,
-		draw:      NewDraw(cfg.Agencies, store.Finished()),
-		quit:      make(chan struct{}),
-		listeners: make(map[net.Listener]struct{}),
-		sessions:  make(map[*session]struct{}),
-		unauth:    list.New(),
-		agencies:  make(map[uint32]*session),
+		draw:        NewDraw(cfg.Agencies, store.Finished()),
+		quit:        make(chan struct{}),
+		listeners:   make(map[net.Listener]struct{}),
+		sessions:    make(map[*session]struct{}),
+		unauth:      list.New(),
+		agencies:    make(map[uint32]*session),
+		agencyConns: make(map[uint32]int),
 	}
 	if c.draw.Complete() {
 		c.runDraw("recuperar_sorteo")

@@ -45,9 +45,10 @@ type session struct {
 	// plain marks a plain-text peer of a TLS central: it may only echo.
 	plain bool
 	// certAgency is the agency its certificate proves (0 without TLS), and
-	// serial that certificate's serial number; claimed is the agency this
-	// session serves in Central.agencies. All three are written under
-	// Central.mu (claim) before the reader runs.
+	// serial that certificate's serial number, both written under
+	// Central.mu (authenticated) before the reader runs; claimed is the
+	// agency this session serves in Central.agencies, written under
+	// Central.mu by its Hello (claim).
 	certAgency uint32
 	serial     *big.Int
 	claimed    uint32
@@ -159,6 +160,15 @@ func (s *session) run() {
 	}
 }
 
+// who is the agency to name in a log line: the one the connection said
+// Hello as, else the one its certificate proves (0: unknown yet).
+func (s *session) who() uint32 {
+	if s.agency != 0 {
+		return s.agency
+	}
+	return s.certAgency
+}
+
 func (s *session) quitting() bool {
 	select {
 	case <-s.c.quit:
@@ -197,7 +207,7 @@ func (s *session) read() {
 	for s.extendDeadline() {
 		f, err := s.r.Next()
 		if err != nil {
-			if s.quitting() {
+			if s.quietEnd() {
 				return
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) && !s.r.MidFrame() && s.waiting.Load() {
@@ -230,7 +240,7 @@ func (s *session) readFailed(err error) {
 	case errors.Is(err, protocol.ErrTruncated):
 		code = lottery.EMalformed
 	default:
-		s.log.Warn("recibir_mensaje", logline.Failed, "ip", s.ip, "agency", s.agency, "error", err)
+		s.log.Warn("recibir_mensaje", logline.Failed, "ip", s.ip, "agency", s.who(), "error", err)
 		return
 	}
 	s.fail(code, err.Error())
@@ -239,7 +249,7 @@ func (s *session) readFailed(err error) {
 // fail logs a request the central refuses and queues an Error answer after
 // which the connection is closed.
 func (s *session) fail(code lottery.Code, detail string) bool {
-	s.log.Warn("recibir_mensaje", logline.Failed, "ip", s.ip, "agency", s.agency, "code", code.String(), "error", detail)
+	s.log.Warn("recibir_mensaje", logline.Failed, "ip", s.ip, "agency", s.who(), "code", code.String(), "error", detail)
 	s.send(reply{kind: replyFrame, frame: errorFrame(code, detail), close: true})
 	return false
 }
@@ -271,8 +281,8 @@ func (s *session) handle(f protocol.Frame) bool {
 		case m.Agency < 1 || int64(m.Agency) > int64(s.c.cfg.Agencies):
 			return s.fail(lottery.EUnknownAgency, "agency outside 1.."+itoa(s.c.cfg.Agencies))
 		}
-		if s.certAgency == 0 && !s.c.claim(s, m.Agency, nil) {
-			return false // without TLS, the Hello is the only claim
+		if !s.c.claim(s, m.Agency) {
+			return false
 		}
 		s.agency = m.Agency
 		last := s.c.store.LastSeq(s.agency)

@@ -270,3 +270,40 @@ func TestTLS_DropRevoked(t *testing.T) {
 		t.Fatalf("no revocation line: %v", l.Raw)
 	}
 }
+
+// TestTLS_RefusedHelloTakesNobodysPlace: a peer with agency 2's certificate
+// whose Hello names agency 1 is refused without closing agency 2's session.
+func TestTLS_RefusedHelloTakesNobodysPlace(t *testing.T) {
+	dir := testPKI(t, 2)
+	srv := startTLSServer(t, central.Config{Agencies: 2}, dir, nil)
+	agency2 := dialAgency(t, srv.addr, dir, 2)
+	agency2.hello(2)
+	intruder := dialAgency(t, srv.addr, dir, 2)
+	intruder.send(protocol.Hello{Agency: 1})
+	intruder.expectError(lottery.EWrongAgency)
+	agency2.finish(2, 0) // still served
+	if _, ok := testutil.FindOne(srv.log.Lines(t), "agencia_reemplazada", ""); ok {
+		t.Fatal("the refused peer replaced the real session")
+	}
+}
+
+// TestTLS_AgencyConnectionLimit: one agency cannot hold more than a few
+// authenticated connections.
+func TestTLS_AgencyConnectionLimit(t *testing.T) {
+	dir := testPKI(t, 1)
+	srv := startTLSServer(t, central.Config{Agencies: 1}, dir, nil)
+	for range 4 {
+		c := dialAgency(t, srv.addr, dir, 1)
+		c.send(protocol.Echo{Data: []byte("x")}) // authenticated, no Hello
+		c.recv()
+	}
+	extra := dialAgency(t, srv.addr, dir, 1)
+	extra.conn.SetReadDeadline(time.Now().Add(waitShort))
+	if _, err := extra.conn.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a fifth connection of the agency was served")
+	}
+	waitFor(t, "the limit's log line", func() bool {
+		l, ok := testutil.FindOne(srv.log.Lines(t), "autenticar", "fail")
+		return ok && l.Get("reason") == "agency_connection_limit"
+	})
+}

@@ -13,6 +13,7 @@ type groupWriter struct {
 	group   []*Commit
 	rows    []byte
 	journal []byte
+	records []record          // the group's journal records, encoded once the group is known
 	pending map[uint32]uint64 // last sequence per agency accepted in this group
 	fin     map[uint32]bool   // agencies finishing in this group
 	outcome []outcome
@@ -35,9 +36,8 @@ func (w *groupWriter) commit() {
 	}
 	clear(w.pending)
 	clear(w.fin)
-	w.rows, w.journal, w.outcome = w.rows[:0], w.journal[:0], w.outcome[:0]
+	w.rows, w.journal, w.records, w.outcome = w.rows[:0], w.journal[:0], w.records[:0], w.outcome[:0]
 	end := s.size
-	var records int
 	// The writer is the only goroutine that changes lastSeq, finished and
 	// size, so it reads them here without s.mu.
 	for _, c := range w.group {
@@ -64,10 +64,9 @@ func (w *groupWriter) commit() {
 		case c.kind == kindBatch:
 			w.rows = append(w.rows, c.rows...)
 			end += int64(len(c.rows))
-			w.journal = record{kind: kindBatch, agency: c.agency, seq: c.seq, end: end, count: uint32(c.count), digest: c.digest}.append(w.journal)
+			w.records = append(w.records, record{kind: kindBatch, agency: c.agency, seq: c.seq, end: end, count: uint32(c.count), digest: c.digest})
 			w.pending[c.agency] = c.seq
 			s.digests[c.agency] = append(s.digests[c.agency], c.digest.prefix())
-			records++
 		case done && s.finished[c.agency] != c.seq:
 			o, c.Err = rejected, lottery.Errorf(lottery.EConflict, "finished after batch %d, but it had finished after batch %d", c.seq, s.finished[c.agency])
 		case done:
@@ -79,16 +78,19 @@ func (w *groupWriter) commit() {
 		case c.seq != last:
 			o, c.Err = rejected, lottery.Errorf(lottery.ESequence, "finished after batch %d, but the last stored is %d", c.seq, last)
 		default:
-			w.journal = record{kind: kindFinished, agency: c.agency, seq: c.seq, end: end}.append(w.journal)
+			w.records = append(w.records, record{kind: kindFinished, agency: c.agency, seq: c.seq, end: end})
 			w.fin[c.agency] = true
-			records++
 		}
 		c.Duplicate = o == dupDurable || o == dupInGroup
 		w.outcome = append(w.outcome, o)
 	}
 	var err error
+	records := len(w.records)
 	if records > 0 {
-		err = w.persist()
+		chain := w.encode()
+		if err = w.persist(); err == nil {
+			s.chain = chain
+		}
 	}
 	if err != nil {
 		for a := range w.pending { // forget the digests of batches not stored
@@ -124,6 +126,18 @@ func (w *groupWriter) commit() {
 	clear(w.group) // drop references to completed commits
 }
 
+// encode writes the group's records into w.journal, chained to the last
+// committed one, the last marked as the end of the group, and returns the
+// chain of that last record.
+func (w *groupWriter) encode() digest {
+	chain := w.s.chain
+	w.records[len(w.records)-1].flags |= flagGroupEnd
+	for _, r := range w.records {
+		w.journal, chain = r.append(w.journal, chain)
+	}
+	return chain
+}
+
 // persist writes the group's rows and journal records and makes them
 // durable. On failure it undoes what it can and returns an EStorage error;
 // a failure it cannot undo stops the store (see Store.Failed).
@@ -136,17 +150,30 @@ func (w *groupWriter) persist() error {
 		if _, err := s.bets.Write(w.rows); err != nil {
 			return w.undo(fmt.Errorf("write bets file: %w", err))
 		}
-		if err := s.sync(s.bets); err != nil {
-			// After a failed fsync the kernel may have dropped the dirty
-			// pages and a retry could wrongly succeed: never write again.
-			return w.stop(fmt.Errorf("fsync bets file: %w", err))
-		}
 	}
 	if _, err := s.journal.Write(w.journal); err != nil {
 		return w.undo(fmt.Errorf("write journal: %w", err))
 	}
-	if err := s.sync(s.journal); err != nil {
-		return w.stop(fmt.Errorf("fsync journal: %w", err))
+	// Both files are synced at once: a crash in between can leave the
+	// journal's records durable without their rows, but only for this
+	// group, the last one, which is not acknowledged yet; recovery checks
+	// every record's rows against its digest and cuts that group whole.
+	var rowsErr error
+	synced := make(chan struct{})
+	if len(w.rows) > 0 {
+		go func() { defer close(synced); rowsErr = s.sync(s.bets) }()
+	} else {
+		close(synced)
+	}
+	journalErr := s.sync(s.journal)
+	<-synced
+	// After a failed fsync the kernel may have dropped the dirty pages and
+	// a retry could wrongly succeed: never write again.
+	if rowsErr != nil {
+		return w.stop(fmt.Errorf("fsync bets file: %w", rowsErr))
+	}
+	if journalErr != nil {
+		return w.stop(fmt.Errorf("fsync journal: %w", journalErr))
 	}
 	s.journalSize += int64(len(w.journal))
 	return nil

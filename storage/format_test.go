@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"lottery"
 	"lottery/csvrow"
@@ -336,8 +337,9 @@ func TestStore_Closed(t *testing.T) {
 }
 
 // TestOpen_AdoptsPythonFile opens a bets file written by the course's
-// Python (csv.writer) without a journal: its rows are adopted and new
-// batches are appended after them.
+// Python (csv.writer) without a journal: Open refuses it untouched (nothing
+// proves its rows), Repair adopts it, and new batches are appended after
+// its rows.
 func TestOpen_AdoptsPythonFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bets.csv")
 	var rows [][]string
@@ -353,8 +355,18 @@ func TestOpen_AdoptsPythonFile(t *testing.T) {
 		t.Fatalf("Python wrote\n%q\nthe store writes\n%q", pyBytes, rowsOf(formatBets))
 	}
 
+	if _, _, err := storage.Open(path, storage.Options{}); !errors.Is(err, storage.ErrDamaged) {
+		t.Fatalf("Open of a file without a journal = %v, want ErrDamaged", err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, pyBytes) {
+		t.Fatal("the refused Open changed the file")
+	}
+	rep, err := storage.Repair(path, time.Now())
+	if err != nil || rep.Adopted != int64(len(formatBets)) || rep.MovedBets != 0 {
+		t.Fatalf("Repair = %+v, %v; want %d rows adopted, nothing moved", rep, err, len(formatBets))
+	}
 	s, rec := mustOpen(t, path)
-	if !rec.Adopted || rec.Bets != int64(len(formatBets)) || rec.CutBetsBytes != 0 {
+	if rec.Bets != int64(len(formatBets)) || rec.CutBetsBytes != 0 {
 		t.Fatalf("Recovery = %+v, want %d adopted bets", rec, len(formatBets))
 	}
 	if st := s.Stats(); st.Bets != int64(len(formatBets)) || st.Size != int64(len(pyBytes)) {
@@ -365,7 +377,7 @@ func TestOpen_AdoptsPythonFile(t *testing.T) {
 	mustClose(t, s)
 
 	s, rec = mustOpen(t, path)
-	if rec.Adopted || rec.Bets != int64(len(formatBets)+1) || rec.Batches != 1 {
+	if rec.Bets != int64(len(formatBets)+1) || rec.Batches != 1 {
 		t.Fatalf("Recovery after reopen = %+v, want %d bets, 1 batch, not adopted again", rec, len(formatBets)+1)
 	}
 	mustClose(t, s)

@@ -3,39 +3,51 @@ package storage
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"hash"
 	"hash/crc32"
 )
 
-// The journal lives next to the bets file (bets.csv.journal) and says which
-// bytes of it are committed. It is an 8-byte magic then fixed 48-byte
+// The journal lives next to the bets file (bets.csv.journal) and proves
+// which bytes of it are committed. It is an 8-byte magic then fixed 64-byte
 // records, all big-endian:
 //
-//	0      1      4         8             16              24       28                  44       48
-//	+------+------+---------+-------------+---------------+--------+-------------------+--------+
-//	| kind | zero | agency  | sequence    | bets file end | count  | digest (16 bytes) | CRC-32C|
-//	+------+------+---------+-------------+---------------+--------+-------------------+--------+
+//	0      1       2      4        8          16           24      28                 44                60       64
+//	+------+-------+------+--------+----------+------------+-------+------------------+-----------------+--------+
+//	| kind | flags | zero | agency | sequence | bets end   | count | digest (16)      | chain (16)      | CRC-32C|
+//	+------+-------+------+--------+----------+------------+-------+------------------+-----------------+--------+
 //
 // A batch record says that agency's batch number sequence, of count bets,
-// ends at that offset of the bets file; its digest is the first 16 bytes of
-// the SHA-256 of the rows it wrote there (the bytes from the previous
-// record's end to its own). Rows are a pure function of the agency and its
-// bets, so the digest recognises a resent batch — the same sequence with the
-// same bets — and tells it from a conflict: the same sequence with other
-// bets. A finished record says the agency finished after batch sequence. A
-// base record is always the first: it adopts the rows of a bets file that
-// existed without a journal (count and end 0 for a new file). A journal
-// without it was torn while being created, so the next Open creates it
-// again, adopting the bets file's complete rows. The CRC covers bytes 0-43:
-// a torn or garbled record ends the journal.
+// ends at that offset of the bets file. A finished record says the agency
+// finished after batch sequence (it covers no bytes). A base record is
+// always the first: it covers the rows the bets file held before the
+// journal (end and count 0 for a new file).
 //
-// Version 1 (magic LOTJRNL1, 32-byte records without the digest) is
-// upgraded once at Open: see upgradeJournal.
+// Three checks make every committed byte provable:
+//   - digest is the first 16 bytes of the SHA-256 of the bytes the record
+//     covers in the bets file (from the previous record's end to its own):
+//     recovery re-hashes the bets file against it. Rows are a pure function
+//     of the agency and its bets, so the digest also tells a resent batch
+//     (same sequence, same bets) from a conflict (same sequence, other bets).
+//   - chain is the first 16 bytes of the SHA-256 of the previous record's
+//     chain (zeros for the first record) and this record's bytes 0-43: a
+//     record deleted, inserted, reordered or rewritten with a fixed CRC
+//     breaks every chain after it.
+//   - the CRC-32C of bytes 0-59 catches a torn or garbled record cheaply.
+//
+// flagGroupEnd marks the last record of a group commit (one write of the
+// journal, one fsync): only the last group can be incomplete after a
+// crash, so recovery knows the one place where a mismatch is an
+// unacknowledged tail rather than damage (docs/durability.md).
+//
+// Version 1 (magic LOTJRNL1, 32-byte records with no digest, chain or
+// group mark) is upgraded once at Open: see upgradeJournal.
 const (
 	journalMagic      = "LOTJRNL2"
 	journalMagicV1    = "LOTJRNL1"
-	journalRecordSize = 48
+	journalRecordSize = 64
 	journalSuffix     = ".journal"
 	digestSize        = 16
+	chainedSize       = 44 // bytes of a record the chain covers
 	recordCRCOffset   = journalRecordSize - 4
 	v1RecordSize      = 32
 )
@@ -48,45 +60,88 @@ const (
 	kindBase     recordKind = 3
 )
 
-// digest identifies the rows of one batch.
+// flagGroupEnd marks the last record of a group commit.
+const flagGroupEnd = 1
+
+// digest is a truncated SHA-256.
 type digest [digestSize]byte
 
-// digestOf returns the digest of a batch's rows.
+// digestOf returns the digest of the bytes a record covers.
 func digestOf(rows []byte) digest {
 	sum := sha256.Sum256(rows)
 	return digest(sum[:digestSize])
 }
 
+// hasher computes a digest of a stream.
+type hasher struct{ h hash.Hash }
+
+func digestWriter() hasher                   { return hasher{sha256.New()} }
+func (h hasher) Write(b []byte) (int, error) { return h.h.Write(b) }
+func (h hasher) sum() digest                 { return digest(h.h.Sum(nil)[:digestSize]) }
+
+// prefix is what the store keeps in memory of a batch's digest.
+func (d digest) prefix() uint64 { return binary.BigEndian.Uint64(d[:8]) }
+
 type record struct {
 	kind   recordKind
+	flags  uint8
 	agency uint32
 	seq    uint64
 	end    int64
 	count  uint32
 	digest digest
+	chain  digest // set by append and parseRecord
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func (r record) append(dst []byte) []byte {
+// append encodes r after the record whose chain is prev and returns the
+// encoding and r's own chain.
+func (r record) append(dst []byte, prev digest) ([]byte, digest) {
 	start := len(dst)
-	dst = append(dst, byte(r.kind), 0, 0, 0)
+	dst = append(dst, byte(r.kind), r.flags, 0, 0)
 	dst = binary.BigEndian.AppendUint32(dst, r.agency)
 	dst = binary.BigEndian.AppendUint64(dst, r.seq)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(r.end))
 	dst = binary.BigEndian.AppendUint32(dst, r.count)
 	dst = append(dst, r.digest[:]...)
-	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+	chain := chainOf(prev, dst[start:start+chainedSize])
+	dst = append(dst, chain[:]...)
+	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli)), chain
 }
 
-// parseRecord decodes one record, reporting false for a torn or garbled one.
+// chainOf links a record's bytes 0-43 to the previous record's chain.
+func chainOf(prev digest, head []byte) digest {
+	h := sha256.New()
+	h.Write(prev[:])
+	h.Write(head)
+	var sum [sha256.Size]byte
+	return digest(h.Sum(sum[:0])[:digestSize])
+}
+
+// parseRecord decodes one record, reporting false for a torn or garbled
+// one (bad CRC, nonzero reserved bytes, unknown kind or flags). It does not
+// check the chain: that needs the previous record (see linked).
 func parseRecord(b []byte) (record, bool) {
 	if len(b) < journalRecordSize || crc32.Checksum(b[:recordCRCOffset], castagnoli) != binary.BigEndian.Uint32(b[recordCRCOffset:journalRecordSize]) {
 		return record{}, false
 	}
+	if b[1]&^flagGroupEnd != 0 || b[2]|b[3] != 0 {
+		return record{}, false
+	}
 	r, ok := parseFields(b)
-	copy(r.digest[:], b[28:28+digestSize])
+	r.flags = b[1]
+	copy(r.digest[:], b[28:44])
+	copy(r.chain[:], b[44:60])
 	return r, ok
+}
+
+// linked reports whether the record encoded in b follows the record whose
+// chain is prev.
+func linked(b []byte, prev digest) bool {
+	var chain digest
+	copy(chain[:], b[44:60])
+	return chain == chainOf(prev, b[:chainedSize])
 }
 
 // parseRecordV1 decodes a record of a version 1 journal.
@@ -94,14 +149,14 @@ func parseRecordV1(b []byte) (record, bool) {
 	if len(b) < v1RecordSize || crc32.Checksum(b[:28], castagnoli) != binary.BigEndian.Uint32(b[28:32]) {
 		return record{}, false
 	}
+	if b[1]|b[2]|b[3] != 0 {
+		return record{}, false
+	}
 	return parseFields(b)
 }
 
-// parseFields decodes the first 28 bytes, common to both versions.
+// parseFields decodes bytes 0 and 4-27, common to both versions.
 func parseFields(b []byte) (record, bool) {
-	if b[1]|b[2]|b[3] != 0 { // the zero bytes: anything else is not a record this code wrote
-		return record{}, false
-	}
 	r := record{
 		kind:   recordKind(b[0]),
 		agency: binary.BigEndian.Uint32(b[4:8]),
@@ -115,6 +170,3 @@ func parseFields(b []byte) (record, bool) {
 	}
 	return record{}, false
 }
-
-// prefix is what the store keeps in memory of a digest.
-func (d digest) prefix() uint64 { return binary.BigEndian.Uint64(d[:8]) }

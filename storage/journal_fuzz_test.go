@@ -7,20 +7,26 @@ import (
 	"testing"
 )
 
+// sampleRecords are records of every kind, with extreme values.
+var sampleRecords = []record{
+	{kind: kindBase, flags: flagGroupEnd, end: 78_697 * 50, count: 78_697},
+	{kind: kindBatch, agency: 1, seq: 1, end: 312, count: 6, digest: digestOf([]byte("rows"))},
+	{kind: kindBatch, agency: 1<<32 - 1, seq: 1<<64 - 1, end: 1<<63 - 1, count: 1<<32 - 1, flags: flagGroupEnd},
+	{kind: kindFinished, agency: 3, seq: 17, end: 4096},
+}
+
 // FuzzParseRecord decodes arbitrary bytes as a journal record: it never
-// panics, and a record that parses re-encodes to exactly its 32 bytes, so
-// the journal has one spelling per record. Each input is also tried with a
-// correct CRC, so the fuzzer explores past the checksum.
+// panics, and a record that parses re-encodes to exactly its 64 bytes (given
+// the chain it links to), so the journal has one spelling per record. Each
+// input is also tried with a correct CRC, so the fuzzer explores past the
+// checksum.
 func FuzzParseRecord(f *testing.F) {
-	for _, r := range []record{
-		{kind: kindBatch, agency: 1, seq: 1, end: 312, count: 6},
-		{kind: kindBatch, agency: 5, seq: 1 << 40, end: 1 << 50, count: 1<<32 - 1},
-		{kind: kindFinished, agency: 3, seq: 17, end: 4096},
-		{kind: kindBase, end: 78_697 * 50, count: 78_697},
-	} {
-		f.Add(r.append(nil))
+	for _, r := range sampleRecords {
+		b, _ := r.append(nil, digest{})
+		f.Add(b)
 	}
-	f.Add(append([]byte(journalMagic), record{kind: kindBatch, agency: 2, seq: 2, end: 10, count: 1}.append(nil)...))
+	b, _ := sampleRecords[1].append([]byte(journalMagic), digest{})
+	f.Add(b)
 	f.Add(make([]byte, journalRecordSize))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		check := func(b []byte) {
@@ -28,16 +34,19 @@ func FuzzParseRecord(f *testing.F) {
 			if !ok {
 				return
 			}
-			if got := r.append(nil); !bytes.Equal(got, b[:journalRecordSize]) {
-				t.Fatalf("record % x parsed as %+v and re-encoded as % x", b[:journalRecordSize], r, got)
-			}
-			if r.end < 0 || r.kind != kindBatch && r.kind != kindFinished && r.kind != kindBase {
+			if r.end < 0 || r.kind != kindBatch && r.kind != kindFinished && r.kind != kindBase || r.flags&^flagGroupEnd != 0 {
 				t.Fatalf("parsed an impossible record %+v", r)
+			}
+			// Re-encoding needs the previous chain, which the record does
+			// not hold: check the fields and the CRC instead.
+			got, _ := r.append(nil, digest{})
+			if !bytes.Equal(got[:chainedSize], b[:chainedSize]) {
+				t.Fatalf("record % x parsed as %+v and re-encoded as % x", b[:journalRecordSize], r, got)
 			}
 		}
 		check(data)
-		if len(data) >= journalRecordSize-4 {
-			b := append([]byte(nil), data[:journalRecordSize-4]...)
+		if len(data) >= recordCRCOffset {
+			b := append([]byte(nil), data[:recordCRCOffset]...)
 			b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 			check(b)
 		}
@@ -45,21 +54,22 @@ func FuzzParseRecord(f *testing.F) {
 }
 
 // TestRecord_RoundTrip encodes records of every kind and parses them back,
-// and checks that one flipped bit anywhere is caught.
+// checks the chain links them, and that one flipped bit anywhere is caught.
 func TestRecord_RoundTrip(t *testing.T) {
-	for _, r := range []record{
-		{kind: kindBatch, agency: 1, seq: 1, end: 312, count: 6},
-		{kind: kindBatch, agency: 1<<32 - 1, seq: 1<<64 - 1, end: 1<<63 - 1, count: 1<<32 - 1},
-		{kind: kindFinished, agency: 3, seq: 0, end: 0},
-		{kind: kindBase, end: 123, count: 4},
-	} {
-		b := r.append([]byte("x"))[1:]
+	var prev digest
+	for _, r := range sampleRecords {
+		b, chain := r.append([]byte("x"), prev)
+		b = b[1:]
 		if len(b) != journalRecordSize {
 			t.Fatalf("%+v encoded in %d bytes", r, len(b))
 		}
 		got, ok := parseRecord(b)
+		r.chain = chain
 		if !ok || got != r {
 			t.Fatalf("parseRecord(%+v encoded) = %+v, %v", r, got, ok)
+		}
+		if !linked(b, prev) || linked(b, chain) {
+			t.Fatalf("%+v: the chain does not link it to the previous record only", r)
 		}
 		for bit := range journalRecordSize * 8 {
 			c := bytes.Clone(b)
@@ -71,15 +81,17 @@ func TestRecord_RoundTrip(t *testing.T) {
 		if _, ok := parseRecord(b[:journalRecordSize-1]); ok {
 			t.Fatalf("a torn record parses")
 		}
+		prev = chain
 	}
-	for _, bad := range []record{{kind: 0, end: 1}, {kind: 4, end: 1}, {kind: kindBatch, end: -1}} {
-		if _, ok := parseRecord(bad.append(nil)); ok {
+	for _, bad := range []record{{kind: 0, end: 1}, {kind: 4, end: 1}, {kind: kindBatch, end: -1}, {kind: kindBatch, flags: 2}} {
+		b, _ := bad.append(nil, digest{})
+		if _, ok := parseRecord(b); ok {
 			t.Errorf("record %+v with a valid CRC parses", bad)
 		}
 	}
-	// The zero bytes must be zero, even under a valid CRC.
-	for i := 1; i <= 3; i++ {
-		b := record{kind: kindBatch, agency: 1, seq: 1, end: 10, count: 1}.append(nil)
+	// The reserved bytes must be zero, even under a valid CRC.
+	for i := 2; i <= 3; i++ {
+		b, _ := sampleRecords[1].append(nil, digest{})
 		b[i] = 1
 		binary.BigEndian.PutUint32(b[recordCRCOffset:], crc32.Checksum(b[:recordCRCOffset], castagnoli))
 		if r, ok := parseRecord(b); ok {

@@ -8,18 +8,16 @@
 package storage
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"lottery"
-	"lottery/csvrow"
 )
 
 // ErrClosed is returned for work submitted to a closed store.
@@ -51,7 +49,6 @@ type Recovery struct {
 	Finished     int   // agencies that had finished
 	CutBetsBytes int64 // uncommitted or torn bytes cut from the bets file
 	CutJournal   int64 // torn bytes cut from the journal
-	Adopted      bool  // the bets file had no journal and was adopted whole
 }
 
 // Commit is a batch or a "finished" mark on its way to disk. Done is closed
@@ -110,7 +107,8 @@ type Store struct {
 	// bytes a batch (0.8 MB for 10 M bets in batches of 100).
 	digests map[uint32][]uint64
 
-	journalSize int64 // writer-owned
+	journalSize int64  // writer-owned
+	chain       digest // chain of the last committed record, writer-owned
 	fsyncs      atomic.Int64
 	failed      chan struct{} // closed on a failure that stops all writing
 	failErr     atomic.Pointer[error]
@@ -141,121 +139,32 @@ func Open(path string, opt Options) (*Store, Recovery, error) {
 
 func (s *Store) open() (Recovery, error) {
 	var rec Recovery
-	_, statErr := os.Stat(s.path)
-	created := errors.Is(statErr, os.ErrNotExist)
-	var err error
-	if s.bets, err = s.fs.OpenFile(s.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
-		return rec, fmt.Errorf("open bets file: %w", err)
-	}
-	// The lock is on the bets file itself: a second central reaching the
-	// same file under another (hard-linked) name is refused too.
-	if err := lock(s.bets); err != nil {
-		return rec, fmt.Errorf("%s: %w", s.path, err)
+	betsSize, created, err := s.openBets()
+	if err != nil {
+		return rec, err
 	}
 	jpath := s.path + journalSuffix
 	if err := s.upgradeJournal(jpath); err != nil {
 		return rec, err
 	}
-	if s.journal, err = s.fs.OpenFile(jpath, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
-		return rec, fmt.Errorf("open journal: %w", err)
-	}
-	betsSize, err := fileSize(s.bets)
+	jsize, err := s.openJournal(jpath)
 	if err != nil {
 		return rec, err
 	}
-	jsize, err := fileSize(s.journal)
-	if err != nil {
-		return rec, err
-	}
-	// The journal is read as a stream: it grows with the batches stored, and
-	// the central's memory must not.
-	jr := bufio.NewReaderSize(s.journal, 64<<10)
-	head := make([]byte, len(journalMagic)+journalRecordSize) // the magic and the first record
-	n, err := io.ReadFull(jr, head)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return rec, fmt.Errorf("read journal: %w", err)
-	}
-	magic := head[:min(n, len(journalMagic))]
-	// A journal always starts with a base record, written and synced before
-	// any batch: one without a complete first record was torn while being
-	// created, before it covered any batch of ours.
-	started := n == len(head) && string(magic) == journalMagic
-	if started {
-		_, started = parseRecord(head[len(journalMagic):])
-	}
-	var fresh []byte // what a new journal starts with
-	end := int64(0)
-	switch {
-	case !started && bytes.HasPrefix([]byte(journalMagic), magic):
-		// A new journal, or one torn before its base record was synced.
-		rec.CutJournal = jsize
+	fresh := jsize < int64(len(journalMagic)+journalRecordSize)
+	if fresh {
+		// No journal, or one torn while being created, before it could
+		// commit anything. Only an empty bets file may start over: rows
+		// without their journal cannot be told from damage.
 		if betsSize > 0 {
-			// A bets file written by someone else (the course's Python),
-			// or one whose adoption a crash interrupted: adopt its
-			// complete rows as one committed base.
-			end, rec.Bets, err = s.adopt(betsSize)
-			if err != nil {
-				return rec, err
-			}
-			rec.Adopted = true
+			return rec, &DamageError{File: jpath, Offset: 0, What: fmt.Sprintf("no complete journal next to %d bytes of bets: nothing proves them; if this is a course-format file to adopt, run the central with -repair", betsSize)}
 		}
-		fresh = record{kind: kindBase, end: end, count: uint32(min(rec.Bets, 1<<32-1))}.append([]byte(journalMagic))
-	case string(magic) != journalMagic:
-		return rec, fmt.Errorf("%s is not a bets journal (bad magic); refusing to touch it", jpath)
-	default:
-		off := int64(len(journalMagic))
-		records := io.MultiReader(bytes.NewReader(head[len(journalMagic):]), jr)
-		var buf [journalRecordSize]byte
-		for ; ; off += journalRecordSize {
-			if _, err := io.ReadFull(records, buf[:]); err != nil {
-				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-					break
-				}
-				return rec, fmt.Errorf("read journal: %w", err)
-			}
-			r, ok := parseRecord(buf[:])
-			if !ok || r.end < end || r.end > betsSize {
-				break // torn, garbled, or pointing at bytes that never became durable
-			}
-			if r.kind == kindBatch && r.seq != s.lastSeq[r.agency]+1 {
-				break // sequences grow by one: this is garbage that passed the CRC
-			}
-			switch r.kind {
-			case kindBatch:
-				s.lastSeq[r.agency] = r.seq
-				s.digests[r.agency] = append(s.digests[r.agency], r.digest.prefix())
-				rec.Batches++
-				rec.Bets += int64(r.count)
-			case kindFinished:
-				s.finished[r.agency] = r.seq
-			case kindBase:
-				rec.Bets += int64(r.count)
-			}
-			end = r.end
+		if err := s.startJournal(); err != nil {
+			return rec, err
 		}
-		if rec.CutJournal = jsize - off; rec.CutJournal > 0 {
-			if err := s.journal.Truncate(off); err != nil {
-				return rec, fmt.Errorf("truncate journal: %w", err)
-			}
-		}
-		s.journalSize = off
-	}
-	if end < betsSize {
-		rec.CutBetsBytes = betsSize - end
-		if err := s.bets.Truncate(end); err != nil {
-			return rec, fmt.Errorf("truncate bets file: %w", err)
-		}
-	}
-	if fresh != nil {
-		if rec.CutJournal > 0 {
-			if err := s.journal.Truncate(0); err != nil {
-				return rec, fmt.Errorf("truncate journal: %w", err)
-			}
-		}
-		if _, err := s.journal.Write(fresh); err != nil {
-			return rec, fmt.Errorf("write journal: %w", err)
-		}
-		s.journalSize = int64(len(fresh))
+		rec.CutJournal = jsize
+	} else if rec, err = s.recover(jpath, jsize, betsSize); err != nil {
+		return rec, err
 	}
 	if err := s.sync(s.bets); err != nil {
 		return rec, fmt.Errorf("sync bets file: %w", err)
@@ -263,53 +172,92 @@ func (s *Store) open() (Recovery, error) {
 	if err := s.sync(s.journal); err != nil {
 		return rec, fmt.Errorf("sync journal: %w", err)
 	}
-	if created || fresh != nil {
+	if created || fresh {
 		if err := s.fs.SyncDir(filepath.Dir(s.path)); err != nil && !s.noSync {
 			return rec, fmt.Errorf("sync directory: %w", err)
 		}
 	}
-	s.size, s.bets64 = end, rec.Bets
 	rec.Finished = len(s.finished)
 	return rec, nil
 }
 
-// adopt finds the end of the last complete row of a bets file that has no
-// journal and counts its rows.
-func (s *Store) adopt(size int64) (end, rows int64, err error) {
-	f, err := s.fs.OpenFile(s.path, os.O_RDONLY, 0)
-	if err != nil {
-		return 0, 0, err
+// openBets opens (creating) and locks the bets file. The lock is on the
+// bets file itself: a second central reaching the same file under another
+// (hard-linked) name is refused too.
+func (s *Store) openBets() (size int64, created bool, err error) {
+	if f, err := s.fs.OpenFile(s.path, os.O_RDONLY, 0); err == nil {
+		f.Close()
+	} else if errors.Is(err, os.ErrNotExist) {
+		created = true
 	}
-	defer f.Close()
-	r := csvrow.NewReader(f, scanBufferSize)
-	for {
-		fields, err := r.Read()
-		if err == io.EOF {
-			return end, rows, nil
-		}
-		if err != nil && !errors.Is(err, csvrow.ErrQuote) {
-			return 0, 0, fmt.Errorf("adopt bets file: %w", err)
-		}
-		if r.Offset() > size {
-			return end, rows, nil
-		}
-		if len(fields) > 0 && r.Offset() > end && endsLine(f, r.Offset()) {
-			end = r.Offset()
-			rows++
-		}
+	if s.bets, err = s.fs.OpenFile(s.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
+		return 0, false, fmt.Errorf("open bets file: %w", err)
 	}
+	if err := lock(s.bets); err != nil {
+		return 0, false, fmt.Errorf("%s: %w", s.path, err)
+	}
+	size, err = fileSize(s.bets)
+	return size, created, err
 }
 
-// endsLine reports whether the byte before off is a line feed: a last row
-// without one may be torn.
-func endsLine(f File, off int64) bool {
-	ra, ok := f.(io.ReaderAt)
-	if !ok {
-		return true
+// openJournal opens (creating) the journal and checks its magic.
+func (s *Store) openJournal(jpath string) (int64, error) {
+	var err error
+	if s.journal, err = s.fs.OpenFile(jpath, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
+		return 0, fmt.Errorf("open journal: %w", err)
 	}
-	var b [1]byte
-	_, err := ra.ReadAt(b[:], off-1)
-	return err == nil && b[0] == '\n'
+	size, err := fileSize(s.journal)
+	if err != nil {
+		return 0, err
+	}
+	magic := make([]byte, min(size, int64(len(journalMagic))))
+	if _, err := io.ReadFull(s.journal, magic); err != nil {
+		return 0, fmt.Errorf("read journal: %w", err)
+	}
+	if !strings.HasPrefix(journalMagic, string(magic)) {
+		return 0, &DamageError{File: jpath, Offset: 0, What: fmt.Sprintf("not a bets journal (magic %q); refusing to touch it", magic)}
+	}
+	return size, nil
+}
+
+// startJournal writes a new journal: the magic and a base record covering
+// nothing.
+func (s *Store) startJournal() error {
+	if err := s.journal.Truncate(0); err != nil {
+		return fmt.Errorf("truncate journal: %w", err)
+	}
+	b, chain := record{kind: kindBase, flags: flagGroupEnd, digest: digestOf(nil)}.append([]byte(journalMagic), digest{})
+	if _, err := s.journal.Write(b); err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	s.journalSize, s.chain = int64(len(b)), chain
+	return nil
+}
+
+// recover verifies the bets file against the journal and cuts the
+// unacknowledged tail, the only thing it ever cuts. On damage before the
+// tail it returns a *DamageError and changes nothing.
+func (s *Store) recover(jpath string, jsize, betsSize int64) (Recovery, error) {
+	var rec Recovery
+	v := verifyFiles(s.journal, jpath, jsize, s.bets, s.path, betsSize)
+	if v.damage != nil {
+		return rec, v.damage
+	}
+	if rec.CutJournal = jsize - v.keepJournal; rec.CutJournal > 0 {
+		if err := s.journal.Truncate(v.keepJournal); err != nil {
+			return rec, fmt.Errorf("truncate journal: %w", err)
+		}
+	}
+	if rec.CutBetsBytes = betsSize - v.keepBets; rec.CutBetsBytes > 0 {
+		if err := s.bets.Truncate(v.keepBets); err != nil {
+			return rec, fmt.Errorf("truncate bets file: %w", err)
+		}
+	}
+	s.journalSize, s.chain = v.keepJournal, v.chain
+	s.size, s.bets64 = v.keepBets, v.bets
+	s.lastSeq, s.digests, s.finished = v.lastSeq, v.digests, v.finished
+	rec.Bets, rec.Batches = v.bets, v.batches
+	return rec, nil
 }
 
 func fileSize(f File) (int64, error) {

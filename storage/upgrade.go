@@ -68,6 +68,8 @@ func copyUpgraded(out io.Writer, jr, bets io.Reader) error {
 	var buf [v1RecordSize]byte
 	h := sha256.New()
 	var pos int64
+	var chain digest
+	var enc []byte
 	for {
 		if _, err := io.ReadFull(jr, buf[:]); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -84,10 +86,12 @@ func copyUpgraded(out io.Writer, jr, bets io.Reader) error {
 			break // the record covers bytes that never became durable
 		}
 		pos = r.end
-		if r.kind == kindBatch {
+		if r.kind != kindFinished {
 			copy(r.digest[:], h.Sum(nil))
 		}
-		w.Write(r.append(nil))
+		r.flags = flagGroupEnd // each record was synced on its own or with a group: none is torn now
+		enc, chain = r.append(enc[:0], chain)
+		w.Write(enc)
 	}
 	return w.Flush()
 }

@@ -13,7 +13,9 @@ import (
 
 // v1Record encodes r as a version 1 journal record (no digest).
 func v1Record(r record) []byte {
-	b := r.append(nil)[:28]
+	b, _ := r.append(nil, digest{})
+	b = b[:28]
+	b[1] = 0
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -136,7 +137,96 @@ func reloadCRL(path string, revoked *pki.Revocations) error {
 }
 
 func main() {
-	os.Exit(run(os.Stdout, os.LookupEnv))
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
+}
+
+const usage = `usage: server [-check | -repair]
+
+Runs the central of the Lotería Nacional with ./config.ini ([DEFAULT];
+environment variables of the same names override it). With no flag it
+serves agencies until SIGTERM or SIGINT.
+
+  -check    verify the bets file (STORAGE_FILEPATH) against its journal,
+            print what was found and exit: 0 if they prove each other
+            (an unacknowledged tail aside), 1 on damage
+  -repair   keep the longest verified prefix of both files, moving every
+            byte removed to <file>.broken-<time>; adopt a bets file that
+            has no journal (the course's Python format); then exit
+  -h        print this help
+
+docs/durability.md explains the journal, recovery and repair.
+`
+
+// dispatch runs the central, or the check or repair asked for by args.
+func dispatch(args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	check := fs.Bool("check", false, "")
+	repair := fs.Bool("repair", false, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "server: %v\n%s", err, usage)
+		return exitConfig
+	}
+	if fs.NArg() > 0 || *check && *repair {
+		fmt.Fprintf(stderr, "server: unexpected arguments %q\n%s", args, usage)
+		return exitConfig
+	}
+	switch {
+	case *check:
+		return checkStore(stdout, lookup, false)
+	case *repair:
+		return checkStore(stdout, lookup, true)
+	}
+	return run(stdout, lookup)
+}
+
+// checkStore runs storage.Check or storage.Repair on the configured bets
+// file and prints what it found in log lines.
+func checkStore(out io.Writer, lookup func(string) (string, bool), repair bool) int {
+	log := logline.New(out, new(slog.LevelVar))
+	cfg, err := loadConfig("config.ini", lookup)
+	if err != nil {
+		log.Error("config", logline.Failed, "error", err)
+		return exitConfig
+	}
+	action, rep := "verificar", storage.Report{}
+	if repair {
+		action = "reparar"
+		rep, err = storage.Repair(cfg.Storage, time.Now())
+	} else {
+		rep, err = storage.Check(cfg.Storage)
+	}
+	var damage *storage.DamageError
+	if err != nil && !errors.As(err, &damage) {
+		log.Error(action, logline.Failed, "storage_filepath", cfg.Storage, "error", err)
+		return exitFailed
+	}
+	if damage == nil {
+		damage = rep.Damage
+	}
+	details := []any{logline.OK, "storage_filepath", cfg.Storage, "bets_bytes", rep.BetsSize, "journal_bytes", rep.JournalSize,
+		"apuestas", rep.Bets, "batches", rep.Batches, "agencias_finalizadas", rep.Finished,
+		"verified_bets_bytes", rep.KeepBets, "verified_journal_bytes", rep.KeepJournal}
+	switch {
+	case repair && rep.Repaired:
+		log.Info(action, append(details, "adoptadas", rep.Adopted, "moved_bets_bytes", rep.MovedBets, "broken_bets", rep.BrokenBets,
+			"moved_journal_bytes", rep.MovedJournal, "broken_journal", rep.BrokenJournal)...)
+	case rep.NoJournal:
+		details[0] = logline.Failed
+		log.Error(action, append(details, "error", "no journal: run -repair to adopt the file's complete rows")...)
+		return exitFailed
+	case damage != nil && (!repair || err != nil):
+		details[0] = logline.Failed
+		log.Error(action, append(details, "file", damage.File, "offset", damage.Offset, "error", damage.What)...)
+		return exitFailed
+	default:
+		log.Info(action, append(details, "tail_bets_bytes", rep.BetsSize-rep.KeepBets, "tail_journal_bytes", rep.JournalSize-rep.KeepJournal)...)
+	}
+	return exitOK
 }
 
 func run(out io.Writer, lookup func(string) (string, bool)) int {
@@ -173,12 +263,19 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	}
 
 	store, rec, err := storage.Open(cfg.Storage, storage.Options{NoSync: cfg.NoSync})
-	if err != nil {
+	var damage *storage.DamageError
+	switch {
+	case errors.As(err, &damage):
+		// Nothing was changed: the operator decides (-check, -repair).
+		log.Error("recuperar", logline.Failed, "file", damage.File, "offset", damage.Offset, "error", damage.What,
+			"hint", "nothing was modified; see `server -check` and `server -repair`")
+		return exitFailed
+	case err != nil:
 		log.Error("recuperar", logline.Failed, "storage_filepath", cfg.Storage, "error", err)
 		return exitFailed
 	}
 	log.Info("recuperar", logline.OK, "apuestas", rec.Bets, "batches", rec.Batches, "agencias_finalizadas", rec.Finished,
-		"bytes_descartados", rec.CutBetsBytes, "journal_bytes_descartados", rec.CutJournal, "adoptado", rec.Adopted)
+		"bytes_descartados", rec.CutBetsBytes, "journal_bytes_descartados", rec.CutJournal)
 	code := serve(cfg, store, log, signals, revoked)
 	if err := store.Close(); err != nil {
 		log.Error("shutdown", logline.Failed, "resource", "bets_file", "error", err)

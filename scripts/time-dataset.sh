@@ -2,8 +2,9 @@
 # Times the whole system on a dataset, as local processes: the built central
 # and one built agency per file, from starting the agencies to the last one
 # exiting (every agency has its winners by then). Prints each run and the
-# median, durable and with STORAGE_NOSYNC=true, alternating in one session
-# so both see the same machine.
+# median of three modes, alternating in one session so all see the same
+# machine: durable with mutual TLS (the default), durable without TLS
+# (TLS=off), and with TLS but STORAGE_NOSYNC=true.
 #
 #   scripts/time-dataset.sh [dataset-dir] [runs]     (default ../shared/dataset, 5)
 set -euo pipefail
@@ -13,14 +14,18 @@ runs=${2:-5}
 [ -x "$root/bin/server" ] && [ -x "$root/bin/client" ] || { echo "run make build first" >&2; exit 2; }
 ls "$data"/agency-*.csv >/dev/null 2>&1 || { echo "no agency-N.csv files in $data" >&2; exit 2; }
 agencies=$(ls "$data"/agency-*.csv | wc -l)
+pki=$(mktemp -d)
+trap 'rm -rf "$pki"' EXIT
+"$root/bin/pki" -out "$pki" -agencies "$agencies" >/dev/null
 
-one_run() { # $1: true to skip fsync; prints milliseconds, rows, winners
+one_run() { # $1: true to skip fsync, $2: on/off for TLS; prints milliseconds, rows, winners
   local w port sp start end pids=()
   w=$(mktemp -d)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   mkdir -p "$w/server"
   cp "$root/server/config.ini" "$w/server/"
-  (cd "$w/server" && AGENCIES=$agencies SERVER_PORT=$port STORAGE_NOSYNC=$1 exec "$root/bin/server" >log) &
+  (cd "$w/server" && AGENCIES=$agencies SERVER_PORT=$port STORAGE_NOSYNC=$1 TLS=$2 \
+    TLS_CERT="$pki/central.crt" TLS_KEY="$pki/central.key" TLS_CLIENT_CA="$pki/ca.crt" exec "$root/bin/server" >log) &
   sp=$!
   until grep -q 'action: escuchar | result: success' "$w/server/log" 2>/dev/null; do sleep 0.01; done
   start=$(date +%s%N)
@@ -28,7 +33,8 @@ one_run() { # $1: true to skip fsync; prints milliseconds, rows, winners
     mkdir -p "$w/client$i/.data"
     cp "$root/client/config.yaml" "$w/client$i/"
     ln -s "$(cd "$data" && pwd)/agency-$i.csv" "$w/client$i/.data/"
-    (cd "$w/client$i" && CLI_ID=$i CLI_SERVER_ADDRESS=127.0.0.1:$port exec "$root/bin/client" >log) &
+    (cd "$w/client$i" && CLI_ID=$i CLI_SERVER_ADDRESS=127.0.0.1:$port CLI_TLS=$2 \
+      CLI_TLS_CERT="$pki/agency-$i.crt" CLI_TLS_KEY="$pki/agency-$i.key" CLI_TLS_CA="$pki/ca.crt" exec "$root/bin/client" >log) &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done
@@ -40,10 +46,12 @@ one_run() { # $1: true to skip fsync; prints milliseconds, rows, winners
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-durable=() nosync=()
+tls=() plain=() nosync=()
 for r in $(seq "$runs"); do
-  read -r ms rows winners < <(one_run false); durable+=("$ms"); echo "run $r durable: ${ms} ms, $rows rows, winners ${winners%,}"
-  read -r ms rows winners < <(one_run true);  nosync+=("$ms");  echo "run $r nosync:  ${ms} ms, $rows rows, winners ${winners%,}"
+  read -r ms rows winners < <(one_run false on);  tls+=("$ms");    echo "run $r durable, TLS:    ${ms} ms, $rows rows, winners ${winners%,}"
+  read -r ms rows winners < <(one_run false off); plain+=("$ms");  echo "run $r durable, no TLS: ${ms} ms, $rows rows, winners ${winners%,}"
+  read -r ms rows winners < <(one_run true on);   nosync+=("$ms"); echo "run $r nosync, TLS:     ${ms} ms, $rows rows, winners ${winners%,}"
 done
-echo "median durable: $(printf '%s\n' "${durable[@]}" | median) ms"
-echo "median nosync:  $(printf '%s\n' "${nosync[@]}" | median) ms"
+echo "median durable, TLS:    $(printf '%s\n' "${tls[@]}" | median) ms"
+echo "median durable, no TLS: $(printf '%s\n' "${plain[@]}" | median) ms"
+echo "median nosync, TLS:     $(printf '%s\n' "${nosync[@]}" | median) ms"

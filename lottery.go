@@ -71,6 +71,23 @@ func (c Code) String() string {
 	return fmt.Sprintf("code_%d", uint8(c))
 }
 
+// publicMessages are what a peer is told about each code: a fixed text,
+// never an error's detail, which may name files or internal state.
+var publicMessages = map[Code]string{
+	EStorage:      "the bets could not be made durable; retry later",
+	EInternal:     "internal error",
+	EShuttingDown: "the central is stopping; retry later",
+	EConflict:     "already stored with other content",
+}
+
+// PublicMessage returns the fixed text a peer receives with code.
+func PublicMessage(c Code) string {
+	if m, ok := publicMessages[c]; ok {
+		return m
+	}
+	return c.String()
+}
+
 // Retryable reports whether a peer may send the same request again later
 // and expect it to succeed: the failure was the central's state, not the
 // request's content.

@@ -111,9 +111,16 @@ type Central struct {
 	log   *slog.Logger
 	draw  *Draw
 
-	// quit is closed by Shutdown: every blocking wait watches it.
+	// quit is closed by Shutdown (or Close): no new work is taken, and
+	// every wait that is not bounded by itself (the draw, a takeover,
+	// accept back-off) watches it.
 	quit     chan struct{}
 	quitOnce sync.Once
+	// kill is closed by Close, the hard stop: the waits that are bounded
+	// only by the disk (a commit) watch it, so a hung disk cannot hold a
+	// session.
+	kill     chan struct{}
+	killOnce sync.Once
 
 	// mu guards listeners and sessions, the resources Shutdown releases,
 	// the unauthenticated connections (oldest first) and the one session
@@ -142,6 +149,7 @@ func New(cfg Config, store *storage.Store, log *slog.Logger) (*Central, error) {
 		cfg: cfg.withDefaults(), store: store, log: log,
 		draw:        NewDraw(cfg.Agencies, store.Finished()),
 		quit:        make(chan struct{}),
+		kill:        make(chan struct{}),
 		listeners:   make(map[net.Listener]struct{}),
 		sessions:    make(map[*session]struct{}),
 		unauth:      list.New(),
@@ -268,12 +276,13 @@ func (c *Central) refuse(conn net.Conn, code lottery.Code, msg string) {
 	conn.Close()
 }
 
-// Shutdown stops the central: it closes the listeners, stops reading new
-// requests, lets every request already read finish (a batch is stored and
-// acked, or was never submitted), answers waiting winners queries with a
-// shutting-down error, closes every connection and waits for every session
-// goroutine. If ctx ends first, it closes the remaining connections at once
-// and still waits for their goroutines, which then return promptly.
+// Shutdown stops the central gracefully: it closes the listeners, stops
+// reading new requests, lets every request already read finish (a batch is
+// stored and acked, or was never submitted), answers waiting winners
+// queries with a shutting-down error, closes every connection and waits for
+// every session goroutine. Like net/http's Shutdown it returns when ctx
+// ends, whatever is left: it then calls Close, so the remaining goroutines
+// return promptly without it, and returns ctx's error.
 func (c *Central) Shutdown(ctx context.Context) error {
 	c.quitOnce.Do(func() { close(c.quit) })
 	c.mu.Lock()
@@ -293,14 +302,27 @@ func (c *Central) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		c.mu.Lock()
-		for s := range c.sessions {
-			s.raw.Close()
-		}
-		c.mu.Unlock()
-		<-done
+		c.Close()
 		return ctx.Err()
 	}
+}
+
+// Close stops the central at once, the hard stop: it closes the listeners
+// and every connection and releases every wait, even one for a commit on a
+// hung disk (that batch is then answered by nobody: its agency resends it).
+// It does not wait for the session goroutines, which return promptly.
+func (c *Central) Close() error {
+	c.quitOnce.Do(func() { close(c.quit) })
+	c.killOnce.Do(func() { close(c.kill) })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ln := range c.listeners {
+		ln.Close()
+	}
+	for s := range c.sessions {
+		s.raw.Close()
+	}
+	return nil
 }
 
 func remoteIP(conn net.Conn) string {

@@ -418,7 +418,12 @@ func (s *session) respond() {
 func (s *session) answer(r reply, buf []byte) []byte {
 	switch r.kind {
 	case replyBatch:
-		err := r.commit.Wait()
+		if !s.settled(r.commit) {
+			s.log.Warn("apuesta_recibida", logline.Failed, "cantidad", r.count, "agency", r.agency, "batch", r.seq,
+				"code", lottery.EShuttingDown.String(), "error", "the central stopped before the batch was durable")
+			return buf
+		}
+		err := r.commit.Err
 		code := lottery.ErrorCode(err)
 		switch {
 		case err != nil:
@@ -446,14 +451,30 @@ func (s *session) answer(r reply, buf []byte) []byte {
 	return append(buf, r.frame...)
 }
 
+// settled waits until the commit is durable or failed, and reports false
+// if the central's hard stop (Close) came first.
+func (s *session) settled(c *storage.Commit) bool {
+	select {
+	case <-c.Done():
+		return true
+	case <-s.c.kill:
+		return false
+	}
+}
+
 // finish makes an agency's "finished" durable, counts it for the draw, and
 // runs the draw when it was the last agency missing.
 func (s *session) finish(r reply, buf []byte) []byte {
 	commit := s.c.store.Finish(r.agency, r.seq)
-	if err := commit.Wait(); err != nil {
+	if !s.settled(commit) {
+		s.log.Warn("agencia_finalizada", logline.Failed, "agency", r.agency, "code", lottery.EShuttingDown.String(),
+			"error", "the central stopped before the finish was durable")
+		return buf
+	}
+	if err := commit.Err; err != nil {
 		code := lottery.ErrorCode(err)
 		s.log.Warn("agencia_finalizada", logline.Failed, "agency", r.agency, "code", code.String(), "error", err)
-		return appendFrame(buf, protocol.Error{Code: code, Message: err.Error()})
+		return appendFrame(buf, protocol.Error{Code: code, Message: lottery.PublicMessage(code)})
 	}
 	if s.c.draw.Finish(r.agency) {
 		s.log.Info("agencia_finalizada", logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", 0)
@@ -485,7 +506,8 @@ func (s *session) winners(r reply, buf []byte) []byte {
 	docs, err := s.c.draw.Winners(r.agency)
 	if err != nil {
 		s.log.Error("ganadores_enviados", logline.Failed, "agency", r.agency, "error", err)
-		return appendFrame(buf, protocol.Error{Code: lottery.ErrorCode(err), Message: err.Error()})
+		code := lottery.ErrorCode(err)
+		return appendFrame(buf, protocol.Error{Code: code, Message: lottery.PublicMessage(code)})
 	}
 	s.log.Info("ganadores_enviados", logline.OK, "agency", r.agency, "cant_ganadores", len(docs))
 	for _, w := range protocol.SplitWinners(docs) {

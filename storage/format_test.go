@@ -422,3 +422,22 @@ func TestReadBets_Err(t *testing.T) {
 		t.Fatalf("ReadBets did not return the callback's error: %v", err)
 	}
 }
+
+// TestStore_CloseConcurrent: Close called from several goroutines at once
+// closes once and gives every caller the same answer (run with -race).
+func TestStore_CloseConcurrent(t *testing.T) {
+	s, _ := mustOpen(t, filepath.Join(t.TempDir(), "bets.csv"))
+	mustStore(t, s, 1, 1, formatBets[:1])
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() { errs <- s.Close() }()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	}
+	if c := s.Append(1, 2, 1, rowsOf(formatBets[:1])); !errors.Is(c.Wait(), storage.ErrClosed) {
+		t.Fatalf("Append after Close = %v, want ErrClosed", c.Err)
+	}
+}

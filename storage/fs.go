@@ -5,16 +5,17 @@ import (
 	"os"
 )
 
-// File is what the store needs of an open file. *os.File implements it;
-// tests wrap it to inject failed writes and fsyncs and to drop unsynced
-// data as a power cut would.
+// File is exactly what the store uses of an open file: reading it once from
+// the start (recovery), appending, syncing, cutting back, its size, closing.
+// *os.File implements it; tests wrap it to inject failed writes and fsyncs
+// and to drop unsynced data as a power cut would (raft-wal's vfs is the
+// model).
 type File interface {
 	io.Reader
 	io.Writer
 	io.Closer
 	Sync() error
 	Truncate(size int64) error
-	Seek(offset int64, whence int) (int64, error)
 	Stat() (os.FileInfo, error)
 }
 

@@ -37,8 +37,9 @@ const (
 type Options struct {
 	// FS is the file system; nil means the real one.
 	FS FS
-	// NoSync skips every fsync: faster, but an acknowledged batch can be
-	// lost in a power cut. For benchmarks that show what durability costs.
+	// NoSync skips every fsync, of the files and of their directory:
+	// faster, but an acknowledged batch can be lost in a power cut. For
+	// benchmarks that show what durability costs.
 	NoSync bool
 }
 
@@ -112,6 +113,7 @@ type Store struct {
 	fsyncs      atomic.Int64
 	failed      chan struct{} // closed on a failure that stops all writing
 	failErr     atomic.Pointer[error]
+	closeOnce   sync.Once
 	closeErr    error
 }
 
@@ -172,8 +174,8 @@ func (s *Store) open() (Recovery, error) {
 	if err := s.sync(s.journal); err != nil {
 		return rec, fmt.Errorf("sync journal: %w", err)
 	}
-	if created || fresh {
-		if err := s.fs.SyncDir(filepath.Dir(s.path)); err != nil && !s.noSync {
+	if (created || fresh) && !s.noSync {
+		if err := s.fs.SyncDir(filepath.Dir(s.path)); err != nil {
 			return rec, fmt.Errorf("sync directory: %w", err)
 		}
 	}
@@ -357,19 +359,17 @@ func (s *Store) Err() error {
 func (s *Store) Path() string { return s.path }
 
 // Close lets the writer finish every commit already submitted, then closes
-// both files. It is safe to call more than once.
+// both files. It is safe to call more than once, from any goroutines: every
+// call returns once the files are closed, with the same error.
 func (s *Store) Close() error {
-	s.sendMu.Lock()
-	if s.closed {
+	s.closeOnce.Do(func() {
+		s.sendMu.Lock()
+		s.closed = true
+		close(s.queue)
 		s.sendMu.Unlock()
 		<-s.exited
-		return s.closeErr
-	}
-	s.closed = true
-	close(s.queue)
-	s.sendMu.Unlock()
-	<-s.exited
-	s.closeErr = s.closeFiles()
+		s.closeErr = s.closeFiles()
+	})
 	return s.closeErr
 }
 

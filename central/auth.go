@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"strconv"
 	"time"
 
 	"lottery/logline"
@@ -66,7 +67,7 @@ func (s *session) authenticate() bool {
 	serial := cs.PeerCertificates[0].SerialNumber
 	if !s.c.authenticated(s, agency, serial) {
 		s.log.Warn("autenticar", logline.Failed, "ip", s.ip, "agency", agency, "reason", "agency_connection_limit",
-			"error", "the agency already has "+itoa(maxAgencyConnections)+" connections")
+			"error", "the agency already has "+strconv.Itoa(maxAgencyConnections)+" connections")
 		return false
 	}
 	s.log.Debug("autenticar", logline.OK, "ip", s.ip, "agency", agency, "serial", pki.FormatSerial(serial))

@@ -277,9 +277,9 @@ func (s *session) handle(f protocol.Frame) bool {
 		case s.agency != 0:
 			return s.fail(lottery.EUnexpectedMsg, "second hello")
 		case s.certAgency != 0 && m.Agency != s.certAgency:
-			return s.fail(lottery.EWrongAgency, "hello as agency "+itoa(int(m.Agency))+" with the certificate of agency "+itoa(int(s.certAgency)))
+			return s.fail(lottery.EWrongAgency, "hello as agency "+strconv.Itoa(int(m.Agency))+" with the certificate of agency "+strconv.Itoa(int(s.certAgency)))
 		case m.Agency < 1 || int64(m.Agency) > int64(s.c.cfg.Agencies):
-			return s.fail(lottery.EUnknownAgency, "agency outside 1.."+itoa(s.c.cfg.Agencies))
+			return s.fail(lottery.EUnknownAgency, "agency outside 1.."+strconv.Itoa(s.c.cfg.Agencies))
 		}
 		if !s.c.claim(s, m.Agency) {
 			return false
@@ -315,7 +315,7 @@ func (s *session) checkAgency(agency uint32) (lottery.Code, string) {
 	case s.agency == 0:
 		return lottery.ENotIdentified, "hello first"
 	case agency != s.agency:
-		return lottery.EWrongAgency, "agency " + itoa(int(agency)) + " on a connection of agency " + itoa(int(s.agency))
+		return lottery.EWrongAgency, "agency " + strconv.Itoa(int(agency)) + " on a connection of agency " + strconv.Itoa(int(s.agency))
 	}
 	return lottery.OK, ""
 }
@@ -331,17 +331,17 @@ func (s *session) handleBatch(payload []byte) bool {
 		return s.fail(lottery.ENotIdentified, "hello first")
 	}
 	reject := func(code lottery.Code, detail string) bool {
-		s.log.Warn("apuesta_recibida", logline.Failed, "cantidad", v.Count, "agency", s.agency, "batch", v.Seq, "code", code.String(), "error", detail)
+		s.logRejected(v.Count, s.agency, v.Seq, code, detail)
 		s.send(reply{kind: replyFrame, frame: mustFrame(protocol.BatchAck{Seq: v.Seq, Code: code, Count: uint16(v.Count)})})
 		return true
 	}
 	if v.Agency != s.agency {
-		return reject(lottery.EWrongAgency, "batch of agency "+itoa(int(v.Agency)))
+		return reject(lottery.EWrongAgency, "batch of agency "+strconv.Itoa(int(v.Agency)))
 	}
 	// A batch refused for its bets still uses up its sequence number (an
 	// empty commit), or every later batch of the agency would be a gap.
 	refuse := func(detail string) bool {
-		s.log.Warn("apuesta_recibida", logline.Failed, "cantidad", v.Count, "agency", s.agency, "batch", v.Seq, "code", lottery.EInvalidBet.String(), "error", detail)
+		s.logRejected(v.Count, s.agency, v.Seq, lottery.EInvalidBet, detail)
 		commit := s.c.store.Append(v.Agency, v.Seq, 0, nil)
 		s.send(reply{kind: replyBatch, commit: commit, agency: v.Agency, seq: v.Seq, count: v.Count, refused: lottery.EInvalidBet})
 		return true
@@ -356,7 +356,7 @@ func (s *session) handleBatch(payload []byte) bool {
 	for b := range v.Bets() {
 		i++
 		if err := lottery.ValidateFields(b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number, today); err != nil {
-			return refuse("bet " + itoa(i) + ": " + err.Error())
+			return refuse("bet " + strconv.Itoa(i) + ": " + err.Error())
 		}
 		rows = csvrow.AppendBetRow(rows, int(v.Agency), b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
 		if keepBets {
@@ -414,20 +414,24 @@ func (s *session) respond() {
 	}
 }
 
+// logRejected writes the one line of a batch that is not stored.
+func (s *session) logRejected(count int, agency uint32, seq uint64, code lottery.Code, detail string) {
+	s.log.Warn("apuesta_recibida", logline.Failed, "cantidad", count, "agency", agency, "batch", seq, "code", code.String(), "error", detail)
+}
+
 // answer resolves one reply into the frames to send, appended to buf.
 func (s *session) answer(r reply, buf []byte) []byte {
 	switch r.kind {
 	case replyBatch:
 		if !s.settled(r.commit) {
-			s.log.Warn("apuesta_recibida", logline.Failed, "cantidad", r.count, "agency", r.agency, "batch", r.seq,
-				"code", lottery.EShuttingDown.String(), "error", "the central stopped before the batch was durable")
+			s.logRejected(r.count, r.agency, r.seq, lottery.EShuttingDown, "the central stopped before the batch was durable")
 			return buf
 		}
 		err := r.commit.Err
 		code := lottery.ErrorCode(err)
 		switch {
 		case err != nil:
-			s.log.Warn("apuesta_recibida", logline.Failed, "cantidad", r.count, "agency", r.agency, "batch", r.seq, "code", code.String(), "error", err)
+			s.logRejected(r.count, r.agency, r.seq, code, err.Error())
 		case r.refused != lottery.OK:
 			code = r.refused // logged when read
 		case r.commit.Duplicate:
@@ -579,4 +583,3 @@ func writeError(w io.Writer, code lottery.Code, msg string) error {
 	return err
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }

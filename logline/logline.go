@@ -1,4 +1,4 @@
-// Package logline writes log lines in the project's contract (SPEC.md):
+// Package logline writes log lines in the project's contract (README, "Logs"):
 //
 //	<date> <time> <LEVEL>     action: <name> | result: <result> | <key>: <value> | …
 //
@@ -9,6 +9,7 @@
 package logline
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -31,9 +32,6 @@ var (
 	Failed   = slog.String("result", Fail)
 	Progress = slog.String("result", InProgress)
 )
-
-// LevelWarning is slog's warning level, printed WARNING as in Python.
-const LevelWarning = slog.LevelWarn
 
 // ParseLevel reads a level name as the course writes them (DEBUG, INFO,
 // WARNING, ERROR, CRITICAL), case-insensitively.
@@ -98,7 +96,7 @@ func (h *Handler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.
 
 // WithAttrs implements slog.Handler. The attributes follow the result.
 func (h *Handler) WithAttrs(as []slog.Attr) slog.Handler {
-	var b strings.Builder
+	var b bytes.Buffer
 	b.WriteString(h.attrs)
 	result := h.result
 	for _, a := range as {
@@ -115,11 +113,14 @@ func (h *Handler) WithAttrs(as []slog.Attr) slog.Handler {
 // no nesting.
 func (h *Handler) WithGroup(string) slog.Handler { return h }
 
-var bufPool = sync.Pool{New: func() any { return new(strings.Builder) }}
+// bufPool keeps line buffers between calls: bytes.Buffer's Reset keeps its
+// capacity (strings.Builder's drops it), so a steady log allocates nothing
+// per line for the buffer.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // Handle implements slog.Handler.
 func (h *Handler) Handle(_ context.Context, r slog.Record) error {
-	b := bufPool.Get().(*strings.Builder)
+	b := bufPool.Get().(*bytes.Buffer)
 	defer func() { b.Reset(); bufPool.Put(b) }()
 	t := r.Time
 	if t.IsZero() {
@@ -149,11 +150,11 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	b.WriteByte('\n')
 	h.out.mu.Lock()
 	defer h.out.mu.Unlock()
-	_, err := io.WriteString(h.out.w, b.String())
+	_, err := h.out.w.Write(b.Bytes())
 	return err
 }
 
-func writeAttr(b *strings.Builder, prefix string, a slog.Attr) {
+func writeAttr(b *bytes.Buffer, prefix string, a slog.Attr) {
 	a.Value = a.Value.Resolve()
 	if a.Equal(slog.Attr{}) {
 		return

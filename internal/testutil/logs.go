@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Line is one parsed log line of the contract (SPEC.md):
+// Line is one parsed log line of the contract (README, "Logs"):
 //
 //	<date> <time> <LEVEL>     action: <name> | result: <result> | <key>: <value> | …
 type Line struct {

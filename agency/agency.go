@@ -196,58 +196,59 @@ func (a *Agency) reconnect(ctx context.Context, cause error) error {
 // retryable reports whether a failed exchange is worth a new connection:
 // anything but a central that refuses the request itself.
 func retryable(err error) bool {
-	var ce *centralError
+	var e *lottery.Error
 	if errors.As(err, new(*refusedError)) {
 		return false
 	}
-	return !errors.As(err, &ce) || ce.Code.Retryable()
+	return !errors.As(err, &e) || e.Code.Retryable()
 }
 
 // finish tells the central the agency is done, until it is acknowledged.
 func (a *Agency) finish(ctx context.Context, lastSeq uint64) error {
-	for {
-		err := a.cur.send(protocol.Finished{Agency: uint32(a.cfg.ID), LastSeq: lastSeq}, a.cfg.WriteTimeout)
-		var m protocol.Message
-		if err == nil {
-			m, err = a.cur.await(ctx, a.cfg.ReplyTimeout)
-		}
-		if err == nil {
-			if _, ok := m.(protocol.FinishedAck); ok {
-				a.madeProgress()
-				return nil
-			}
-			err = unexpected(m)
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !retryable(err) {
-			a.log.Error("finalizar", logline.Failed, "client_id", a.cfg.ID, "error", err)
+	return a.retry(ctx, "finalizar", func() error {
+		if err := a.cur.send(protocol.Finished{Agency: uint32(a.cfg.ID), LastSeq: lastSeq}, a.cfg.WriteTimeout); err != nil {
 			return err
 		}
-		if err := a.reconnect(ctx, err); err != nil {
+		m, err := a.cur.await(ctx, a.cfg.ReplyTimeout)
+		if err != nil {
 			return err
 		}
-	}
+		if _, ok := m.(protocol.FinishedAck); !ok {
+			return unexpected(m)
+		}
+		a.madeProgress()
+		return nil
+	})
 }
 
 // winners asks for the agency's winners and waits, without a time limit,
 // for the draw: the central answers as soon as every agency has finished.
 func (a *Agency) winners(ctx context.Context) ([]string, error) {
+	var docs []string
+	err := a.retry(ctx, "consulta_ganadores", func() (err error) {
+		docs, err = a.queryWinners(ctx, a.cur)
+		return err
+	})
+	return docs, err
+}
+
+// retry runs an exchange with the central until it succeeds, reconnecting
+// after every failure that a new connection may cure (see nextPause), and
+// logs action as failed when the central refuses it for good.
+func (a *Agency) retry(ctx context.Context, action string, exchange func() error) error {
 	for {
-		docs, err := a.queryWinners(ctx, a.cur)
-		if err == nil {
-			return docs, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if !retryable(err) {
-			a.log.Error("consulta_ganadores", logline.Failed, "client_id", a.cfg.ID, "error", err)
-			return nil, err
+		err := exchange()
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case !retryable(err):
+			a.log.Error(action, logline.Failed, "client_id", a.cfg.ID, "error", err)
+			return err
 		}
 		if err := a.reconnect(ctx, err); err != nil {
-			return nil, err
+			return err
 		}
 	}
 }

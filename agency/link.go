@@ -179,7 +179,7 @@ func (l *link) await(ctx context.Context, timeout time.Duration) (protocol.Messa
 	select {
 	case in := <-l.in:
 		if e, ok := in.msg.(protocol.Error); ok {
-			return nil, &centralError{Code: e.Code, Message: e.Message}
+			return nil, fromCentral(e)
 		}
 		return in.msg, in.err
 	case <-expire:
@@ -226,14 +226,10 @@ type refusedError struct{ err error }
 func (e *refusedError) Error() string { return e.err.Error() }
 func (e *refusedError) Unwrap() error { return e.err }
 
-// centralError is an Error message received from the central.
-type centralError struct {
-	Code    lottery.Code
-	Message string
-}
-
-func (e *centralError) Error() string {
-	return fmt.Sprintf("central answered %s: %s", e.Code, e.Message)
+// fromCentral is an Error message received from the central, as the
+// domain's error.
+func fromCentral(e protocol.Error) error {
+	return &lottery.Error{Code: e.Code, Message: "the central answered: " + e.Message}
 }
 
 func unexpected(m protocol.Message) error {

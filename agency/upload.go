@@ -3,6 +3,7 @@ package agency
 import (
 	"context"
 	"errors"
+	"lottery"
 	"time"
 
 	"lottery/logline"
@@ -163,7 +164,7 @@ func (u *uploader) receive(ctx context.Context, in inbound) error {
 	ack, ok := in.msg.(protocol.BatchAck)
 	if !ok {
 		if e, isErr := in.msg.(protocol.Error); isErr {
-			err := &centralError{Code: e.Code, Message: e.Message}
+			err := fromCentral(e)
 			if !e.Code.Retryable() {
 				u.a.log.Error("apuesta_enviada", logline.Failed, "client_id", u.a.cfg.ID, "error", err)
 				return err
@@ -178,7 +179,7 @@ func (u *uploader) receive(ctx context.Context, in inbound) error {
 	head := u.queue[0]
 	switch {
 	case ack.Code.Retryable():
-		return u.recover(ctx, &centralError{Code: ack.Code, Message: "batch not stored"})
+		return u.recover(ctx, lottery.Errorf(ack.Code, "batch %d not stored", head.seq))
 	case ack.Code != 0:
 		u.rejected += head.count
 		u.a.log.Error("apuesta_enviada", logline.Failed, "client_id", u.a.cfg.ID, "batch", head.seq, "cantidad", head.count, "code", ack.Code.String())

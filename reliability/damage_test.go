@@ -650,13 +650,13 @@ func dmgRefusals(t *testing.T, a *ackedState) []dmgCase {
 			name:   "JournalTruncatedAtRecord",
 			damage: fmt.Sprintf("journal cut at record %d (offset %d of %d; the last whole group ends at %d): %d bets bytes past it", cutAt, cutOff, len(a.journal), keepJ, size-keepB),
 			apply:  func(f *dmgFiles) { f.journal = f.journal[:cutOff] },
-			refuse: &refusal{offset: keepB, what: "more than one group commit writes"},
+			refuse: &refusal{journal: true, offset: keepJ, what: "more than one group commit writes"},
 		},
 		{
 			name:   "JournalTruncatedMidRecord",
 			damage: fmt.Sprintf("journal cut 30 bytes into record %d (offset %d)", cutAt, cutOff+30),
 			apply:  func(f *dmgFiles) { f.journal = f.journal[:cutOff+30] },
-			refuse: &refusal{offset: keepB, what: "more than one group commit writes"},
+			refuse: &refusal{journal: true, offset: keepJ, what: "more than one group commit writes"},
 		},
 		{
 			name:   "JournalMissing",
@@ -780,7 +780,6 @@ func dmgLimits(t *testing.T, a *ackedState) []dmgCase {
 	gi := a.groupOf[g.last]
 	gStart := a.recs[g.first]
 	pg := a.groups[gi-1]
-	pgStart := a.recs[pg.first]
 
 	k := len(a.recs) - 150 // a record boundary near the end
 	keepJ, keepB := a.keepBefore(k)
@@ -789,7 +788,6 @@ func dmgLimits(t *testing.T, a *ackedState) []dmgCase {
 	}
 	kOff := a.rec(t, k).off
 
-	two := a.recs[prevG.first]
 	return []dmgCase{
 		{
 			name:   "JournalLastRecord",
@@ -804,11 +802,10 @@ func dmgLimits(t *testing.T, a *ackedState) []dmgCase {
 			name: "JournalSecondToLastGroupEnd",
 			damage: fmt.Sprintf("journal: a bit of record %d, the group-end record of the second-to-last group (records %d–%d; the last is %d–%d)",
 				prevG.last, prevG.first, prevG.last, lastG.first, lastG.last),
-			apply: func(f *dmgFiles) { dmgFlip(f.journal, a.recs[prevG.last].off+10, 0x01) },
-			recover: &recovery{
-				cutBets: size - two.start, cutJournal: int64(len(a.journal)) - two.off,
-				bets: a.bets[:two.start], journal: a.journal[:two.off], apuestas: a.betsUpTo(two.off),
-			},
+			// The last group's records carry a group number two past the
+			// last whole group: proof that the flip is damage.
+			apply:  func(f *dmgFiles) { dmgFlip(f.journal, a.recs[prevG.last].off+10, 0x01) },
+			refuse: &refusal{journal: true, offset: a.recs[prevG.last].off, what: "at least two groups after"},
 		},
 		{
 			name: "PrefixLastRow",
@@ -831,10 +828,7 @@ func dmgLimits(t *testing.T, a *ackedState) []dmgCase {
 				f.journal = f.journal[:pEnd]
 				dmgFlip(f.journal, a.recs[pg.last].off+10, 0x01)
 			},
-			recover: &recovery{
-				cutBets: size - pgStart.start, cutJournal: pEnd - pgStart.off,
-				bets: a.bets[:pgStart.start], journal: a.journal[:pgStart.off], apuestas: a.betsUpTo(pgStart.off),
-			},
+			refuse: &refusal{journal: true, offset: a.recs[pg.last].off, what: "at least two groups after"},
 		},
 		{
 			name: "JournalTruncatedSmall",

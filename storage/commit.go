@@ -90,6 +90,7 @@ func (w *groupWriter) commit() {
 		chain := w.encode()
 		if err = w.persist(); err == nil {
 			s.chain = chain
+			s.group++
 		}
 	}
 	if err != nil {
@@ -133,6 +134,7 @@ func (w *groupWriter) encode() digest {
 	chain := w.s.chain
 	w.records[len(w.records)-1].flags |= flagGroupEnd
 	for _, r := range w.records {
+		r.group = w.s.group + 1
 		w.journal, chain = r.append(w.journal, chain)
 	}
 	return chain

@@ -11,10 +11,10 @@ import (
 // which bytes of it are committed. It is an 8-byte magic then fixed 64-byte
 // records, all big-endian:
 //
-//	0      1       2      4        8          16           24      28                 44                60       64
-//	+------+-------+------+--------+----------+------------+-------+------------------+-----------------+--------+
-//	| kind | flags | zero | agency | sequence | bets end   | count | digest (16)      | chain (16)      | CRC-32C|
-//	+------+-------+------+--------+----------+------------+-------+------------------+-----------------+--------+
+//	0      1       2       4        8          16           24      28                 44                60       64
+//	+------+-------+-------+--------+----------+------------+-------+------------------+-----------------+--------+
+//	| kind | flags | group | agency | sequence | bets end   | count | digest (16)      | chain (16)      | CRC-32C|
+//	+------+-------+-------+--------+----------+------------+-------+------------------+-----------------+--------+
 //
 // A batch record says that agency's batch number sequence, of count bets,
 // ends at that offset of the bets file. A finished record says the agency
@@ -35,9 +35,11 @@ import (
 //   - the CRC-32C of bytes 0-59 catches a torn or garbled record cheaply.
 //
 // flagGroupEnd marks the last record of a group commit (one write of the
-// journal, one fsync): only the last group can be incomplete after a
-// crash, so recovery knows the one place where a mismatch is an
-// unacknowledged tail rather than damage (docs/durability.md).
+// journal, one fsync), and group numbers the group commits (modulo 2^16:
+// the base record's is 0, every group the next): only the last group can
+// be incomplete after a crash, so recovery knows the one place where a
+// mismatch is an unacknowledged tail rather than damage, and a record of a
+// later group after a failure proves damage (docs/durability.md).
 //
 // Version 1 (magic LOTJRNL1, 32-byte records with no digest, chain or
 // group mark) is upgraded once at Open: see upgradeJournal.
@@ -85,6 +87,7 @@ func (d digest) prefix() uint64 { return binary.BigEndian.Uint64(d[:8]) }
 type record struct {
 	kind   recordKind
 	flags  uint8
+	group  uint16
 	agency uint32
 	seq    uint64
 	end    int64
@@ -99,7 +102,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // encoding and r's own chain.
 func (r record) append(dst []byte, prev digest) ([]byte, digest) {
 	start := len(dst)
-	dst = append(dst, byte(r.kind), r.flags, 0, 0)
+	dst = append(dst, byte(r.kind), r.flags)
+	dst = binary.BigEndian.AppendUint16(dst, r.group)
 	dst = binary.BigEndian.AppendUint32(dst, r.agency)
 	dst = binary.BigEndian.AppendUint64(dst, r.seq)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(r.end))
@@ -120,17 +124,17 @@ func chainOf(prev digest, head []byte) digest {
 }
 
 // parseRecord decodes one record, reporting false for a torn or garbled
-// one (bad CRC, nonzero reserved bytes, unknown kind or flags). It does not
-// check the chain: that needs the previous record (see linked).
+// one (bad CRC, unknown kind or flags). It does not check the chain: that
+// needs the previous record (see linked).
 func parseRecord(b []byte) (record, bool) {
 	if len(b) < journalRecordSize || crc32.Checksum(b[:recordCRCOffset], castagnoli) != binary.BigEndian.Uint32(b[recordCRCOffset:journalRecordSize]) {
 		return record{}, false
 	}
-	if b[1]&^flagGroupEnd != 0 || b[2]|b[3] != 0 {
+	if b[1]&^flagGroupEnd != 0 {
 		return record{}, false
 	}
 	r, ok := parseFields(b)
-	r.flags = b[1]
+	r.flags, r.group = b[1], binary.BigEndian.Uint16(b[2:4])
 	copy(r.digest[:], b[28:44])
 	copy(r.chain[:], b[44:60])
 	return r, ok
@@ -144,7 +148,7 @@ func linked(b []byte, prev digest) bool {
 	return chain == chainOf(prev, b[:chainedSize])
 }
 
-// parseRecordV1 decodes a record of a version 1 journal.
+// parseRecordV1 decodes a record of a version 1 journal (bytes 1-3 zero).
 func parseRecordV1(b []byte) (record, bool) {
 	if len(b) < v1RecordSize || crc32.Checksum(b[:28], castagnoli) != binary.BigEndian.Uint32(b[28:32]) {
 		return record{}, false

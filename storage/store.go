@@ -110,6 +110,7 @@ type Store struct {
 
 	journalSize int64  // writer-owned
 	chain       digest // chain of the last committed record, writer-owned
+	group       uint16 // number of the last committed group, writer-owned
 	fsyncs      atomic.Int64
 	failed      chan struct{} // closed on a failure that stops all writing
 	failErr     atomic.Pointer[error]
@@ -141,11 +142,23 @@ func Open(path string, opt Options) (*Store, Recovery, error) {
 
 func (s *Store) open() (Recovery, error) {
 	var rec Recovery
+	jpath := s.path + journalSuffix
+	// A refused start must leave no trace: nothing is created before the
+	// files are known to fit together.
+	betsSize, betsExists := s.sizeOf(s.path)
+	journalSize, journalExists := s.sizeOf(jpath)
+	switch {
+	case !betsExists && journalSize > int64(len(journalMagic)+journalRecordSize):
+		// More than a base record: it committed rows. (A new store may lose
+		// either new file's entry in a crash before its directory sync.)
+		return rec, &DamageError{File: s.path, Offset: 0, What: fmt.Sprintf("missing, but its journal %s (%d bytes) describes it", jpath, journalSize)}
+	case !journalExists && betsSize > 0:
+		return rec, noJournal(jpath, betsSize)
+	}
 	betsSize, created, err := s.openBets()
 	if err != nil {
 		return rec, err
 	}
-	jpath := s.path + journalSuffix
 	if err := s.upgradeJournal(jpath); err != nil {
 		return rec, err
 	}
@@ -159,7 +172,7 @@ func (s *Store) open() (Recovery, error) {
 		// commit anything. Only an empty bets file may start over: rows
 		// without their journal cannot be told from damage.
 		if betsSize > 0 {
-			return rec, &DamageError{File: jpath, Offset: 0, What: fmt.Sprintf("no complete journal next to %d bytes of bets: nothing proves them; if this is a course-format file to adopt, run the central with -repair", betsSize)}
+			return rec, noJournal(jpath, betsSize)
 		}
 		if err := s.startJournal(); err != nil {
 			return rec, err
@@ -183,15 +196,28 @@ func (s *Store) open() (Recovery, error) {
 	return rec, nil
 }
 
+// noJournal is the refusal of rows that have no journal to prove them.
+func noJournal(jpath string, betsSize int64) *DamageError {
+	return &DamageError{File: jpath, Offset: 0, What: fmt.Sprintf("no complete journal next to %d bytes of bets: nothing proves them; if this is a course-format file to adopt, run the central with -repair", betsSize)}
+}
+
+// sizeOf returns a file's size and whether it exists, without creating it.
+func (s *Store) sizeOf(path string) (int64, bool) {
+	f, err := s.fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return 0, !errors.Is(err, os.ErrNotExist)
+	}
+	defer f.Close()
+	size, err := fileSize(f)
+	return size, err == nil
+}
+
 // openBets opens (creating) and locks the bets file. The lock is on the
 // bets file itself: a second central reaching the same file under another
 // (hard-linked) name is refused too.
 func (s *Store) openBets() (size int64, created bool, err error) {
-	if f, err := s.fs.OpenFile(s.path, os.O_RDONLY, 0); err == nil {
-		f.Close()
-	} else if errors.Is(err, os.ErrNotExist) {
-		created = true
-	}
+	_, exists := s.sizeOf(s.path)
+	created = !exists
 	if s.bets, err = s.fs.OpenFile(s.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
 		return 0, false, fmt.Errorf("open bets file: %w", err)
 	}
@@ -255,7 +281,7 @@ func (s *Store) recover(jpath string, jsize, betsSize int64) (Recovery, error) {
 			return rec, fmt.Errorf("truncate bets file: %w", err)
 		}
 	}
-	s.journalSize, s.chain = v.keepJournal, v.chain
+	s.journalSize, s.chain, s.group = v.keepJournal, v.chain, v.group
 	s.size, s.bets64 = v.keepBets, v.bets
 	s.lastSeq, s.digests, s.finished = v.lastSeq, v.digests, v.finished
 	rec.Bets, rec.Batches = v.bets, v.batches

@@ -70,6 +70,7 @@ func copyUpgraded(out io.Writer, jr, bets io.Reader) error {
 	var pos int64
 	var chain digest
 	var enc []byte
+	var group uint16
 	for {
 		if _, err := io.ReadFull(jr, buf[:]); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -90,6 +91,8 @@ func copyUpgraded(out io.Writer, jr, bets io.Reader) error {
 			copy(r.digest[:], h.Sum(nil))
 		}
 		r.flags = flagGroupEnd // each record was synced on its own or with a group: none is torn now
+		r.group = group
+		group++
 		enc, chain = r.append(enc[:0], chain)
 		w.Write(enc)
 	}

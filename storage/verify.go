@@ -48,6 +48,7 @@ type verdict struct {
 	keepJournal int64  // bytes of the journal proven (magic included)
 	keepBets    int64  // bytes of the bets file proven
 	chain       digest // chain of the last record kept
+	group       uint16 // number of the last group kept
 	records     int    // records kept
 
 	lastSeq  map[uint32]uint64
@@ -89,6 +90,7 @@ func verifyFiles(journal io.Reader, journalPath string, journalSize int64, bets 
 		groupBad *DamageError
 		sealed   *DamageError // a complete group whose rows did not match: damage unless it is the last
 		fail     *DamageError // the first record that does not parse, link or follow
+		expect   uint16       // the group number the next record must carry
 		h        = sha256.New()
 		sum      [sha256.Size]byte
 	)
@@ -126,6 +128,8 @@ func verifyFiles(journal io.Reader, journalPath string, journalSize int64, bets 
 			fail = damage(journalPath, off, "record %d does not chain to the one before it: a record was removed, inserted or rewritten", i)
 		case (i == 0) != (r.kind == kindBase):
 			fail = damage(journalPath, off, "record %d: only the first record is a base record", i)
+		case r.group != expect:
+			fail = damage(journalPath, off, "record %d is in group %d, expected group %d", i, r.group, expect)
 		case r.end < prevEnd:
 			fail = damage(journalPath, off, "record %d ends at %d, before the previous record's end %d", i, r.end, prevEnd)
 		case r.kind == kindBatch && r.seq != last+1:
@@ -167,6 +171,7 @@ func verifyFiles(journal io.Reader, journalPath string, journalSize int64, bets 
 		if r.flags&flagGroupEnd == 0 {
 			continue
 		}
+		expect = r.group + 1
 		if groupBad != nil {
 			sealed, groupBad = groupBad, nil
 			rollback()
@@ -174,15 +179,15 @@ func verifyFiles(journal io.Reader, journalPath string, journalSize int64, bets 
 		}
 		v.records += len(group)
 		group = group[:0]
-		v.keepJournal, v.keepBets, v.chain = off, r.end, r.chain
+		v.keepJournal, v.keepBets, v.chain, v.group = off, r.end, r.chain, r.group
 	}
 	// Whatever follows the last verified group is the tail — one group at
 	// most. A record that parses further on means the failure was not a
 	// torn write but damage.
 	rollback()
 	if fail != nil {
-		if end := groupEndFollowed(jr, fail.Offset+journalRecordSize); end >= 0 {
-			fail.What += fmt.Sprintf("; a complete group ends after it (offset %d) and more follows, so this is not a torn tail", end)
+		if later := laterGroup(jr, fail.Offset+journalRecordSize, v.group); later != "" {
+			fail.What += "; " + later + ", so this is damage, not a torn last write"
 			v.damage = fail
 			return v
 		}
@@ -193,7 +198,7 @@ func verifyFiles(journal io.Reader, journalPath string, journalSize int64, bets 
 		}
 	}
 	if tail := betsSize - v.keepBets; tail > maxTailBytes {
-		v.damage = damage(betsPath, v.keepBets, "%d bytes past the last committed record, more than one group commit writes: the journal is shorter than the data it should describe", tail)
+		v.damage = damage(journalPath, v.keepJournal, "the journal ends here but %s has %d bytes past its last record, more than one group commit writes: the journal is shorter than the data it should describe", betsPath, tail)
 	}
 	return v
 }
@@ -206,23 +211,30 @@ func cmpOr(a, b *DamageError) *DamageError {
 	return b
 }
 
-// groupEndFollowed looks through the rest of the journal (jr is at offset
-// from) for a valid group-end record with anything after it, and returns
-// its offset, or -1. A crash tears only the last group write, which ends
-// the journal: a complete group followed by more means the failure before
-// it is damage.
-func groupEndFollowed(jr io.Reader, from int64) int64 {
+// laterGroup looks through the rest of the journal (jr is at offset from)
+// for proof that the failure before it is not a torn last write: a record
+// of a group at least two after the last one kept (kept), or a valid group
+// end with anything after it. A crash tears only the last group's write,
+// which ends the journal.
+func laterGroup(jr io.Reader, from int64, kept uint16) string {
 	var buf [journalRecordSize]byte
 	end := int64(-1)
 	for off := from; ; off += journalRecordSize {
 		n, err := io.ReadFull(jr, buf[:])
 		if end >= 0 && n > 0 {
-			return end
+			return fmt.Sprintf("a complete group ends at offset %d and more follows", end)
 		}
 		if err != nil {
-			return -1
+			return ""
 		}
-		if r, ok := parseRecord(buf[:]); ok && r.flags&flagGroupEnd != 0 {
+		r, ok := parseRecord(buf[:])
+		if !ok {
+			continue
+		}
+		if d := r.group - kept; d >= 2 && d < 1<<15 {
+			return fmt.Sprintf("the record at offset %d belongs to group %d, at least two groups after the last whole one (%d)", off, r.group, kept)
+		}
+		if r.flags&flagGroupEnd != 0 {
 			end = off
 		}
 	}

@@ -143,11 +143,17 @@ func Split(line []byte, fields [][]byte, scratch []byte) ([][]byte, []byte, erro
 	return fields, scratch, nil
 }
 
+// ErrTooLong reports a record longer than the Reader's limit (SetMaxRecord).
+// The reader has skipped the rest of the record's line without keeping it;
+// reading can go on at the next line.
+var ErrTooLong = errors.New("record too long")
+
 // Reader reads records from a stream: it skips a UTF-8 byte order mark at
 // the start and blank lines, accepts CRLF and LF, a last line without a line
 // ending, and quoted fields spanning lines.
 type Reader struct {
 	r       *bufio.Reader
+	max     int // longest record, line ending excluded (0: no limit)
 	line    int // line number of the last record's first line
 	next    int // line number of the next line to read
 	buf     []byte
@@ -165,6 +171,15 @@ func NewReader(r io.Reader, size int) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, size), next: 1}
 }
 
+// SetMaxRecord limits records to n bytes, line ending excluded (n <= 0: no
+// limit, the default). A longer record is an error wrapping ErrTooLong, and
+// the reader goes on at the next line: it skips the rest of the line
+// without keeping it, so a file that is one huge line costs no more memory
+// than the read buffer. A quoted field left open across lines counts
+// towards the limit too; when the limit cuts it, reading resumes at the
+// next line.
+func (r *Reader) SetMaxRecord(n int) { r.max = max(n, 0) }
+
 // Line returns the line number (from 1) where the last record started.
 func (r *Reader) Line() int { return r.line }
 
@@ -174,7 +189,8 @@ func (r *Reader) Offset() int64 { return r.offset }
 
 // Read returns the next record's fields, valid until the next call. It
 // returns io.EOF after the last record. A record with bad quoting returns an
-// error wrapping ErrQuote (and no usable fields); reading can go on.
+// error wrapping ErrQuote (and no usable fields), one over the limit an
+// error wrapping ErrTooLong; reading can go on after either.
 func (r *Reader) Read() ([][]byte, error) {
 	rec, err := r.ReadRecord()
 	if err != nil {
@@ -206,45 +222,73 @@ func (r *Reader) record() ([]byte, error) {
 	q := quoteState{atStart: true} // scanned chunk by chunk: never quadratic
 	for {
 		chunk, err := r.r.ReadSlice('\n')
-		if !r.started && len(r.buf) == 0 {
-			q.scan(bytes.TrimPrefix(chunk, bom)) // the BOM is not part of the first field
-		} else {
-			q.scan(chunk)
-		}
 		r.offset += int64(len(chunk))
-		if err == bufio.ErrBufferFull {
-			r.buf = append(r.buf, chunk...)
-			continue
-		}
-		if err != nil && err != io.EOF {
+		if err != nil && err != bufio.ErrBufferFull && err != io.EOF {
 			return nil, err
+		}
+		if !r.started {
+			// The first chunk holds the whole first line or a full buffer
+			// (at least 16 bytes): a BOM is wholly in it or not there.
+			r.started = true
+			chunk = bytes.TrimPrefix(chunk, bom) // not part of the first field
 		}
 		if err == io.EOF && len(chunk) == 0 && len(r.buf) == 0 {
 			return nil, io.EOF
 		}
-		whole := chunk
-		if len(r.buf) > 0 {
-			r.buf = append(r.buf, chunk...)
-			whole = r.buf
-		}
-		if !r.started {
-			r.started = true
-			whole = bytes.TrimPrefix(whole, bom)
-			if len(r.buf) > 0 {
-				r.buf = whole // a long first record keeps growing r.buf: drop the BOM there too
-			}
+		q.scan(chunk)
+		// more: the record goes on after chunk (a line longer than the
+		// buffer, or a quoted field open at the line's end).
+		more := err == bufio.ErrBufferFull || err == nil && q.in
+		if r.max > 0 && r.over(len(r.buf), chunk, more) {
+			return nil, r.skipLine(chunk, err, q.in)
 		}
 		if len(chunk) > 0 && chunk[len(chunk)-1] == '\n' {
 			r.next++
 		}
-		if err == nil && q.in { // a quoted field goes on in the next line
-			if len(r.buf) == 0 {
-				r.buf = append(r.buf, whole...)
-			}
+		if more {
+			r.buf = append(r.buf, chunk...)
 			continue
 		}
-		return trimEOL(whole), nil
+		if len(r.buf) == 0 {
+			return trimEOL(chunk), nil // the common case: the line is the record, read in place
+		}
+		r.buf = append(r.buf, chunk...)
+		return trimEOL(r.buf), nil
 	}
+}
+
+// over reports whether a record of the kept bytes plus chunk is over the
+// limit. While the record goes on, a CR LF at the end of chunk may still be
+// its line ending, so up to 2 bytes are given the benefit of the doubt;
+// the record's last chunk is measured exactly.
+func (r *Reader) over(kept int, chunk []byte, more bool) bool {
+	size := kept + len(chunk)
+	if more {
+		size -= 2
+	} else {
+		size -= len(chunk) - len(trimEOL(chunk))
+	}
+	return size > r.max
+}
+
+// skipLine discards the rest of the line that last (read with err) belongs
+// to, without keeping it, and returns the error for the record over the
+// limit, or a read error.
+func (r *Reader) skipLine(last []byte, err error, quoted bool) error {
+	for err == bufio.ErrBufferFull {
+		last, err = r.r.ReadSlice('\n')
+		r.offset += int64(len(last))
+	}
+	if len(last) > 0 && last[len(last)-1] == '\n' {
+		r.next++
+	}
+	if err != nil && err != io.EOF {
+		return err
+	}
+	if quoted {
+		return fmt.Errorf("%w: a quoted field still open after %d bytes", ErrTooLong, r.max)
+	}
+	return fmt.Errorf("%w: more than %d bytes", ErrTooLong, r.max)
 }
 
 // bom is the UTF-8 byte order mark some editors put at the start of a file.

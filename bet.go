@@ -17,6 +17,14 @@ const (
 	BirthdateLayout   = "2006-01-02"
 )
 
+// MaxRowBytes caps a row of an agency file, line ending excluded: a longer
+// row is one invalid row, and the agency skips it without reading it into
+// memory. The longest row of a valid bet is 832 bytes (two names of 100
+// four-byte characters, a 10-digit document, a date and an 8-character
+// number with leading zeros, four commas); a real one is about 50 bytes.
+// 4 KiB is well above both and keeps a hostile line from costing more.
+const MaxRowBytes = 4 << 10
+
 // Bet is one ticket sold at an agency. Document and Birthdate stay text, as
 // written by the agency: leading zeros of a DNI matter.
 type Bet struct {
@@ -66,13 +74,19 @@ func ValidateFields[T string | []byte](first, last, document, birthdate T, numbe
 }
 
 // validateName accepts 1 to MaxNameRunes characters of valid UTF-8 with no
-// control characters: a name never spans lines in the bets file.
+// control characters, starting with a letter (of any script). A name never
+// spans lines in the bets file, and never starts with =, +, - or @: a
+// spreadsheet opening bets.csv would take it for a formula and run it.
 func validateName[T string | []byte](what string, name T) error {
 	if len(name) == 0 {
 		return Errorf(EInvalidBet, "%s is empty", what)
 	}
 	if len(name) > MaxNameRunes*utf8.UTFMax {
 		return Errorf(EInvalidBet, "%s longer than %d characters", what, MaxNameRunes)
+	}
+	// At most 4 bytes: converting them to a string does not allocate.
+	if first, _ := utf8.DecodeRuneInString(string(name[:min(utf8.UTFMax, len(name))])); !unicode.IsLetter(first) {
+		return Errorf(EInvalidBet, "%s must start with a letter", what)
 	}
 	n := 0
 	for i := 0; i < len(name); {

@@ -44,13 +44,13 @@ func TestValidateFields(t *testing.T) {
 		{"OK/NameCommaQuoteApostrophe", with(func(b *lottery.Bet) { b.FirstName, b.LastName = `Juan "Tito", hijo`, "D'Alessandro" }), true},
 		{"OK/Name100ASCII", with(func(b *lottery.Bet) { b.FirstName = strings.Repeat("a", 100) }), true},
 		{"OK/Name100TwoByte", with(func(b *lottery.Bet) { b.LastName = strings.Repeat("á", 100) }), true},
-		{"OK/Name100FourByte", with(func(b *lottery.Bet) { b.LastName = strings.Repeat("𝄞", 100) }), true},
-		{"OK/NameLeadingSpace", with(func(b *lottery.Bet) { b.FirstName = " Ana" }), true},
+		{"OK/Name100FourByte", with(func(b *lottery.Bet) { b.LastName = strings.Repeat("𠀀", 100) }), true},
+		{"OK/NameFourByteSymbolsAfterALetter", with(func(b *lottery.Bet) { b.LastName = "A" + strings.Repeat("𝄞", 99) }), true},
 		{"ErrFirstNameEmpty", with(func(b *lottery.Bet) { b.FirstName = "" }), false},
 		{"ErrLastNameEmpty", with(func(b *lottery.Bet) { b.LastName = "" }), false},
 		{"ErrName101ASCII", with(func(b *lottery.Bet) { b.FirstName = strings.Repeat("a", 101) }), false},
 		{"ErrName101TwoByte", with(func(b *lottery.Bet) { b.LastName = strings.Repeat("ñ", 101) }), false},
-		{"ErrName101FourByte", with(func(b *lottery.Bet) { b.LastName = strings.Repeat("𝄞", 101) }), false},
+		{"ErrName101FourByte", with(func(b *lottery.Bet) { b.LastName = strings.Repeat("𠀀", 101) }), false},
 		{"ErrNameTab", with(func(b *lottery.Bet) { b.FirstName = "Ana\tMaría" }), false},
 		{"ErrNameNewline", with(func(b *lottery.Bet) { b.LastName = "Pérez\n" }), false},
 		{"ErrNameCR", with(func(b *lottery.Bet) { b.LastName = "Pérez\rX" }), false},
@@ -60,6 +60,7 @@ func TestValidateFields(t *testing.T) {
 		{"ErrNameInvalidUTF8", with(func(b *lottery.Bet) { b.FirstName = "A\xffB" }), false},
 		{"ErrNameTruncatedUTF8", with(func(b *lottery.Bet) { b.LastName = "Pe\xc3" }), false},
 		{"ErrNameSurrogate", with(func(b *lottery.Bet) { b.LastName = "\xed\xa0\x80" }), false},
+		{"ErrNameStartsWithMusicalSymbol", with(func(b *lottery.Bet) { b.LastName = strings.Repeat("𝄞", 100) }), false},
 
 		// Document.
 		{"OK/DocumentOneDigit", with(func(b *lottery.Bet) { b.Document = "7" }), true},
@@ -126,6 +127,108 @@ func TestValidateFields(t *testing.T) {
 				t.Fatalf("Bet.Validate = %v, want ok=%v", err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestValidateFields_NameStart checks that a name starts with a letter, of
+// any script: bets.csv opened in a spreadsheet must not run a formula, so
+// no name may start with =, +, - or @ (nor anything else that is not a
+// letter).
+func TestValidateFields_NameStart(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"Ana", true},
+		{"ana", true},
+		{"Álvaro", true},
+		{"Édgar", true},
+		{"Ñandú", true},
+		{"ñoño", true},
+		{"Über", true},
+		{"Ümit", true},
+		{"Øyvind", true},
+		{"Łukasz", true},
+		{"SS", true},
+		{"Ωmega", true},
+		{"Жанна", true},
+		{"李", true},
+		{"山田", true},
+		{"김", true},
+		{"ひろし", true},
+		{"محمد", true},
+		{"Ana-María", true},
+		{"D'Alessandro", true},
+		{"O'Brien=1", true},
+		{"A+B", true},
+		{"=HYPERLINK(\"http://x\")", false},
+		{"=1+1", false},
+		{"+5491155551234", false},
+		{"-2+3", false},
+		{"@SUM(A1)", false},
+		{"0Ana", false},
+		{"7", false},
+		{"١Ana", false},
+		{" Ana", false},
+		{"\u00a0Ana", false},
+		{"\"Ana\"", false},
+		{"'Ana", false},
+		{",Ana", false},
+		{"(Ana)", false},
+		{".Ana", false},
+		{"_Ana", false},
+		{"\u0301Ana", false}, // a combining accent alone is not a letter
+		{"😀Ana", false},
+		{"\ufeffAna", false},
+	}
+	for _, tt := range tests {
+		for _, field := range []string{"first", "last"} {
+			t.Run(field+"/"+tt.name, func(t *testing.T) {
+				b := okBet
+				if field == "first" {
+					b.FirstName = tt.name
+				} else {
+					b.LastName = tt.name
+				}
+				err := validate(t, b, today)
+				if (err == nil) != tt.ok {
+					t.Fatalf("%s name %q: %v, want ok=%v", field, tt.name, err, tt.ok)
+				}
+				if err != nil && (lottery.ErrorCode(err) != lottery.EInvalidBet || !strings.Contains(err.Error(), "start with a letter")) {
+					t.Fatalf("%s name %q: %v, want invalid_bet: … must start with a letter", field, tt.name, err)
+				}
+				// The agency's row check applies the same rule.
+				row := []string{b.FirstName, b.LastName, b.Document, b.Birthdate, "7574"}
+				if _, err := lottery.CheckRow(row, today); (err == nil) != tt.ok {
+					t.Fatalf("CheckRow(%q) = %v, want ok=%v", row, err, tt.ok)
+				}
+			})
+		}
+	}
+}
+
+// TestMaxRowBytes checks that the longest row of a valid bet fits well
+// under the cap on agency file rows, so the cap never refuses a bet.
+func TestMaxRowBytes(t *testing.T) {
+	longest := []string{
+		strings.Repeat("𠀀", lottery.MaxNameRunes), // a four-byte letter
+		strings.Repeat("𠀀", lottery.MaxNameRunes),
+		strings.Repeat("9", lottery.MaxDocumentDigits),
+		"2000-02-29",
+		"00007574", // the longest number ParseNumber takes
+	}
+	if _, err := lottery.CheckRow(longest, today); err != nil {
+		t.Fatalf("the longest bet is invalid: %v", err)
+	}
+	// Quoting a name makes it no longer: a name that needs quotes has a
+	// one-byte comma or quote in place of a four-byte character.
+	n := len(strings.Join(longest, ","))
+	t.Logf("longest valid row: %d bytes; cap: %d", n, lottery.MaxRowBytes)
+	if n != 832 {
+		t.Errorf("longest valid row is %d bytes; MaxRowBytes's comment says 832", n)
+	}
+	if lottery.MaxRowBytes < 4*n {
+		t.Errorf("MaxRowBytes %d is not well above the longest valid row (%d bytes)", lottery.MaxRowBytes, n)
 	}
 }
 

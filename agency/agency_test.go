@@ -109,19 +109,24 @@ func TestAgency_Packing(t *testing.T) {
 
 func TestAgency_InvalidRows(t *testing.T) {
 	rows := []string{
-		"Ana,Gómez,30111222,1990-05-17,1234", // 1 valid
-		"Juan,Pérez,123,1990-01-01",          // 2 four fields
-		"Luis,Díaz,00001234,1985-12-31,7574", // 3 valid
-		"Ana,Gómez,12a45,1990-01-01,5",       // 4 document not digits
-		"Ana,,123,1990-01-01,5",              // 5 empty last name
-		"Ana,Gómez,123,2999-01-01,5",         // 6 born in the future
-		"Ana,Gómez,123,1990-02-30,5",         // 7 no such date
-		"Ana,Gómez,123,1990-01-01,10000",     // 8 number too big
-		"Ana,Gómez,12345678901,1990-01-01,5", // 9 eleven digits
-		"Eva,Núñez,99,2000-02-29,0",          // 10 valid: leap day, number 0
-		"Eva,Núñez,99,2000-02-29,9999",       // 11 valid: number 9999
-		"Ana,Gómez,123,1990-01-01,5,extra",   // 12 six fields
-		"\"Ana,Gómez,123,1990-01-01,5",       // 13 unterminated quote
+		"Ana,Gómez,30111222,1990-05-17,1234",       // 1 valid
+		"Juan,Pérez,123,1990-01-01",                // 2 four fields
+		"Luis,Díaz,00001234,1985-12-31,7574",       // 3 valid
+		"Ana,Gómez,12a45,1990-01-01,5",             // 4 document not digits
+		"Ana,,123,1990-01-01,5",                    // 5 empty last name
+		"Ana,Gómez,123,2999-01-01,5",               // 6 born in the future
+		"Ana,Gómez,123,1990-02-30,5",               // 7 no such date
+		"Ana,Gómez,123,1990-01-01,10000",           // 8 number too big
+		"Ana,Gómez,12345678901,1990-01-01,5",       // 9 eleven digits
+		"Eva,Núñez,99,2000-02-29,0",                // 10 valid: leap day, number 0
+		"Eva,Núñez,99,2000-02-29,9999",             // 11 valid: number 9999
+		"Ana,Gómez,123,1990-01-01,5,extra",         // 12 six fields
+		"=Ana,Gómez,123,1990-01-01,5",              // 13 a formula for a first name
+		"Ana,@Gómez,123,1990-01-01,5",              // 14 a formula for a last name
+		strings.Repeat("x", lottery.MaxRowBytes+1), // 15 over the row cap
+		strings.Repeat(",", 1_000_000),             // 16 a million commas
+		"Eva,Núñez,77,2000-02-29,1",                // 17 valid, after them
+		"\"Ana,Gómez,123,1990-01-01,5",             // 18 unterminated quote
 	}
 	f := newFake(t, nil)
 	path := filepath.Join(t.TempDir(), "agency-1.csv")
@@ -138,18 +143,26 @@ func TestAgency_InvalidRows(t *testing.T) {
 		}
 		failed = append(failed, n)
 	}
-	if want := []int{2, 4, 5, 6, 7, 8, 9, 12, 13}; !slices.Equal(failed, want) {
+	if want := []int{2, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 18}; !slices.Equal(failed, want) {
 		t.Errorf("leer_apuesta fail lines for rows %v, want %v", failed, want)
 	}
 	var docs []string
 	for _, b := range f.stored() {
 		docs = append(docs, b.Document)
 	}
-	if want := []string{"30111222", "00001234", "99", "99"}; !slices.Equal(docs, want) {
+	if want := []string{"30111222", "00001234", "99", "99", "77"}; !slices.Equal(docs, want) {
 		t.Errorf("sent documents %v, want %v", docs, want)
 	}
-	if res.Invalid != 9 || res.Sent != 4 {
-		t.Errorf("result %+v, want 9 invalid and 4 sent", res)
+	if res.Invalid != 13 || res.Sent != 5 {
+		t.Errorf("result %+v, want 13 invalid and 5 sent", res)
+	}
+	for _, l := range testutil.Find(logs.Lines(t), "leer_apuesta", "fail") {
+		if n, _ := l.Int("linea"); (n == 15 || n == 16) && !strings.Contains(l.Get("error"), "record too long") {
+			t.Errorf("row %d: error %q, want record too long", n, l.Get("error"))
+		}
+		if len(l.Raw) > 2*lottery.MaxRowBytes {
+			t.Errorf("a %d-byte log line", len(l.Raw))
+		}
 	}
 }
 

@@ -19,6 +19,8 @@ func TestCountRows(t *testing.T) {
 		{"a\r\n\r\n\nb", 2},
 		{"\n\n\r\n", 0},
 		{"a\nb\nc\n", 3},
+		{strings.Repeat("a", 1<<20), 1},
+		{strings.Repeat(",", 1<<20) + "\nx\n", 2},
 	}
 	for _, tt := range tests {
 		for name, r := range map[string]io.Reader{
@@ -27,7 +29,7 @@ func TestCountRows(t *testing.T) {
 		} {
 			got, err := countRows(r)
 			if err != nil || got != tt.want {
-				t.Errorf("countRows(%q) %s = %d, %v; want %d", tt.in, name, got, err, tt.want)
+				t.Errorf("countRows(%.20q) %s = %d, %v; want %d", tt.in, name, got, err, tt.want)
 			}
 		}
 	}

@@ -64,12 +64,17 @@ func openFile(path string, log *slog.Logger) (*fileSource, error) {
 		f.Close()
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	return &fileSource{f: f, r: csvrow.NewReader(f, fileBufferSize), log: log, today: time.Now(), total: total}, nil
+	r := csvrow.NewReader(f, fileBufferSize)
+	// A row over the cap is one invalid row, skipped without being kept:
+	// a file of one endless line costs no more memory than a short one.
+	r.SetMaxRecord(lottery.MaxRowBytes)
+	return &fileSource{f: f, r: r, log: log, today: time.Now(), total: total}, nil
 }
 
 // countRows counts the non-blank lines of an agency file, for progress
 // lines. It counts bytes, not fields: a full parse would double the cost of
-// reading the file, and progress needs no more than lines.
+// reading the file, and progress needs no more than lines. It keeps only
+// its buffer, whatever the length of a line.
 func countRows(r io.Reader) (int, error) {
 	buf := make([]byte, fileBufferSize)
 	rows, blank := 0, true // blank: nothing but line endings since the last '\n'
@@ -120,10 +125,10 @@ func (s *fileSource) Fill(b *protocol.BatchBuilder) (bool, error) {
 		if err == io.EOF {
 			return true, nil
 		}
-		if err != nil && !errors.Is(err, csvrow.ErrQuote) {
+		if err != nil && !errors.Is(err, csvrow.ErrQuote) && !errors.Is(err, csvrow.ErrTooLong) {
 			return false, fmt.Errorf("read agency file: %w", err)
 		}
-		number, verr := 0, err // bad quoting
+		number, verr := 0, err // bad quoting, or a row over lottery.MaxRowBytes
 		if verr == nil {
 			number, verr = lottery.CheckRow(fields, s.today)
 		}

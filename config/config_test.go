@@ -30,16 +30,15 @@ func TestReadINI(t *testing.T) {
 		{"Course", "[DEFAULT]\nSERVER_PORT = 12345\nSERVER_IP = server\nSERVER_LISTEN_BACKLOG = 5\nLOGGING_LEVEL = INFO\n",
 			map[string]string{"SERVER_PORT": "12345", "SERVER_IP": "server", "SERVER_LISTEN_BACKLOG": "5", "LOGGING_LEVEL": "INFO"}},
 		{"CommentsAndBlanks", "# a comment\n; another\n\n[DEFAULT]\n  # indented comment\nA=1\n\n", map[string]string{"A": "1"}},
-		{"OtherSectionsIgnored", "[DEFAULT]\nA = 1\n[other]\nA = 2\nB = 3\n[DEFAULT]\nC = 4\n", map[string]string{"A": "1", "C": "4"}},
-		{"LowercaseSectionIsAnother", "[default]\nA = 1\n", map[string]string{}},
-		{"KeysBeforeAnySection", "A = 1\n[x]\nB = 2\n", map[string]string{"A": "1"}},
+		{"OtherSectionsApart", "[DEFAULT]\nA = 1\n[other]\nA = 2\nB = 3\n[DEFAULT]\nC = 4\n", map[string]string{"A": "1", "C": "4", "[other] A": "2", "[other] B": "3"}},
+		{"LowercaseSectionIsAnother", "[default]\nA = 1\n", map[string]string{"[default] A": "1"}},
+		{"KeysBeforeAnySection", "A = 1\n[x]\nB = 2\n", map[string]string{"A": "1", "[x] B": "2"}},
 		{"KeysUppercased", "[DEFAULT]\nserver_port = 1\n", map[string]string{"SERVER_PORT": "1"}},
 		{"ColonSeparator", "[DEFAULT]\nA: 1\n", map[string]string{"A": "1"}},
 		{"EqualsInValue", "[DEFAULT]\nA = b=c\n", map[string]string{"A": "b=c"}},
 		{"EmptyValue", "[DEFAULT]\nA =\n", map[string]string{"A": ""}},
 		{"Spaces", "  [ DEFAULT ]  \n   A   =   x y   \n", map[string]string{"A": "x y"}},
 		{"CRLF", "[DEFAULT]\r\nA = 1\r\nB = 2\r\n", map[string]string{"A": "1", "B": "2"}},
-		{"LastValueWins", "[DEFAULT]\nA = 1\nA = 2\n", map[string]string{"A": "2"}},
 		{"Empty", "", map[string]string{}},
 	}
 	for _, tt := range tests {
@@ -62,6 +61,10 @@ func TestReadINI_Err(t *testing.T) {
 		{"NoEquals", "[DEFAULT]\nA = 1\njust some words\n", ":3:"},
 		{"EmptyKey", "[DEFAULT]\n = 1\n", ":2:"},
 		{"BadSection", "[DEFAULT\nA = 1\n", ":1:"},
+		{"DuplicateKey", "[DEFAULT]\nA = 1\nA = 2\n", ":3: A is set again (first at line 2)"},
+		{"DuplicateKeyOtherCase", "[DEFAULT]\nserver_port = 1\n\nSERVER_PORT = 2\n", ":4: SERVER_PORT is set again (first at line 2)"},
+		{"DuplicateKeyReopenedSection", "A = 1\n[x]\nB = 2\n[DEFAULT]\nA = 1\n", ":5: A is set again"},
+		{"DuplicateKeyOtherSection", "[x]\nB = 2\nB = 3\n", ":3: [x] B is set again"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,5 +297,100 @@ func TestValues_Err(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Err() does not mention %s:\n%v", want, err)
 		}
+	}
+}
+
+func TestValues_Address(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // "" when refused (the default comes back)
+	}{
+		{"server:12345", "server:12345"},
+		{"127.0.0.1:1", "127.0.0.1:1"},
+		{"lottery.example:65535", "lottery.example:65535"},
+		{"[::1]:12345", "[::1]:12345"},
+		{"  server:12345 ", "server:12345"},
+		{"nohost", ""},
+		{":99999", ""},
+		{":12345", ""},
+		{"server:", ""},
+		{"server:0", ""},
+		{"server:65536", ""},
+		{"server:99999", ""},
+		{"server:-1", ""},
+		{"server:+80", ""},
+		{"server:http", ""},
+		{"server:12345:1", ""},
+		{"::1:12345", ""},
+		{"a:1,b:2", ""},
+		{"my server:1", ""},
+		{"http://server:1", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			v := config.New(nil, cliKey, env(map[string]string{"CLI_SERVER_ADDRESS": tt.in}))
+			got := v.Address("server.address", "def:1")
+			err := v.Err()
+			if tt.want == "" {
+				if err == nil || got != "def:1" || !strings.Contains(err.Error(), "server.address (CLI_SERVER_ADDRESS)") {
+					t.Fatalf("Address(%q) = %q, %v; want the default and an error naming the key", tt.in, got, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Address(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestValues_Warnings checks what warns: a blank value that falls back to
+// a default (not one whose blank is the default), and a key of the file no
+// getter asked for, with a hint when only its case is wrong.
+func TestValues_Warnings(t *testing.T) {
+	file := map[string]string{
+		"loop.amount": "", "log.level": "", "loop.period": "", "tls.enabled": "", "data.file": "",
+		"server.ip": "", "server.address": "server:1", "batch.maxamount": "5", "sever.address": "x:1",
+		"[other] A": "1",
+	}
+	v := config.New(file, cliKey, env(map[string]string{"CLI_BATCH_WINDOW": " "}))
+	v.Int("loop.amount", 0, 0, 10)
+	v.Level("log.level", slog.LevelInfo)
+	v.Duration("loop.period", 5*time.Second)
+	v.Bool("tls.enabled", true)
+	v.String("data.file", "./.data/agency-1.csv")
+	v.String("server.ip", "") // blank is its default: no warning
+	v.Address("server.address", "server:12345")
+	v.Int("batch.maxAmount", 100, 1, 1000)
+	v.Int("batch.window", 16, 1, 100)
+	v.String("absent", "x")
+	if err := v.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range v.Warnings() {
+		got = append(got, w.String())
+	}
+	want := []string{
+		"loop.amount (CLI_LOOP_AMOUNT): blank in the file: the default 0 is used",
+		"log.level (CLI_LOG_LEVEL): blank in the file: the default INFO is used",
+		"loop.period (CLI_LOOP_PERIOD): blank in the file: the default 5s is used",
+		"tls.enabled (CLI_TLS_ENABLED): blank in the file: the default on is used",
+		"data.file (CLI_DATA_FILE): blank in the file: the default ./.data/agency-1.csv is used",
+		"batch.window (CLI_BATCH_WINDOW): blank in CLI_BATCH_WINDOW: the default 16 is used",
+		"[other] A: outside [DEFAULT], the only section read: ignored",
+		"batch.maxamount: unknown key: ignored (did you mean batch.maxAmount?)",
+		"sever.address: unknown key: ignored",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Warnings() =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// The course's config.ini: SERVER_IP blank means all addresses.
+	v = config.New(map[string]string{"SERVER_IP": "", "SERVER_PORT": "12345"}, func(k string) string { return k }, env(nil))
+	v.String("SERVER_IP", "")
+	v.Int("SERVER_PORT", 12345, 1, 65535)
+	if w := v.Warnings(); len(w) != 0 {
+		t.Fatalf("Warnings() = %v for the course's config.ini", w)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,7 +51,7 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 	v := config.New(file, envKey, lookup)
 	c := agency.Config{
 		ID:             v.Int("id", 0, 1, math.MaxInt32),
-		ServerAddress:  v.String("server.address", "server:12345"),
+		ServerAddress:  v.Address("server.address", "server:12345"),
 		LoopAmount:     v.Int("loop.amount", 0, 0, math.MaxInt32),
 		LoopPeriod:     v.Duration("loop.period", 0),
 		MaxAmount:      v.Int("batch.maxAmount", agency.DefaultMaxAmount, 1, math.MaxInt32),
@@ -65,6 +66,7 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 		return Config{Agency: c, Level: level}, errors.New("id (CLI_ID): missing: every agency needs its number")
 	}
 	c.DataFile = v.String("data.file", fmt.Sprintf("./.data/agency-%d.csv", c.ID))
+	fileErr := checkDataFile(v, c.DataFile)
 	tc := TLSConfig{
 		Enabled: v.Bool("tls.enabled", true),
 		Cert:    v.String("tls.cert", "./.pki/"+pki.AgencyCertFile(c.ID)),
@@ -73,7 +75,25 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 	}
 	bet, err := singleBet(c.ID, lookup)
 	c.Bet = bet
-	return Config{Agency: c, Level: level, TLS: tc}, errors.Join(v.Err(), err)
+	return Config{Agency: c, Level: level, TLS: tc, Warnings: v.Warnings()}, errors.Join(v.Err(), fileErr, err)
+}
+
+// checkDataFile refuses an agency file named explicitly (data.file,
+// CLI_DATA_FILE) that is not there: taken for "no bets", its agency would
+// finish with nothing and let the draw run without its bets. Only the
+// default path may be absent (the single-bet and no-bets modes).
+func checkDataFile(v *config.Values, path string) error {
+	if s, _ := v.Raw("data.file"); s == "" {
+		return nil
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return fmt.Errorf("data.file (CLI_DATA_FILE): %w (only the default agency file may be absent)", err)
+	case st.IsDir():
+		return fmt.Errorf("data.file (CLI_DATA_FILE): %s is a directory, not an agency file", path)
+	}
+	return nil
 }
 
 // Config is everything the agency reads at start.
@@ -81,6 +101,9 @@ type Config struct {
 	Agency agency.Config
 	Level  slog.Level
 	TLS    TLSConfig
+	// Warnings are settings that did not stop the agency but may not do
+	// what their author meant: blank values, unknown keys.
+	Warnings []config.Warning
 }
 
 // TLSConfig says where the agency's TLS material is. Secure by default: TLS
@@ -127,7 +150,58 @@ func singleBet(id int, lookup func(string) (string, bool)) (*lottery.Bet, error)
 }
 
 func main() {
-	os.Exit(run(os.Stdout, os.LookupEnv))
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
+}
+
+const usage = `usage: client
+
+Runs agency CLI_ID of the Lotería Nacional: uploads its agency file to the
+central, says it has finished, and logs its winners. It reads ./config.yaml;
+environment variables override it. It takes no arguments; it stops
+gracefully on SIGTERM or SIGINT.
+
+  config.yaml key     environment             default
+  id                  CLI_ID                  (required) the agency number
+  server.address      CLI_SERVER_ADDRESS      server:12345 (host:port)
+  loop.amount         CLI_LOOP_AMOUNT         0 (batches to send; 0: all)
+  loop.period         CLI_LOOP_PERIOD         0s (pause between batches)
+  log.level           CLI_LOG_LEVEL           INFO
+  batch.maxAmount     CLI_BATCH_MAXAMOUNT     100 (bets per batch, within 8 KiB)
+  batch.window        CLI_BATCH_WINDOW        16 (batches awaiting their ack)
+  reconnect.initial   CLI_RECONNECT_INITIAL   100ms
+  reconnect.max       CLI_RECONNECT_MAX       5s
+  timeout.reply       CLI_TIMEOUT_REPLY       30s
+  timeout.write       CLI_TIMEOUT_WRITE       10s
+  data.file           CLI_DATA_FILE           ./.data/agency-<ID>.csv (must
+                                              exist when set explicitly)
+  tls.enabled         CLI_TLS                 on (off: the course's bare exercises)
+  tls.cert            CLI_TLS_CERT            ./.pki/agency-<ID>.crt
+  tls.key             CLI_TLS_KEY             ./.pki/agency-<ID>.key
+  tls.ca              CLI_TLS_CA              ./.pki/ca.crt
+
+Without an agency file, NOMBRE, APELLIDO, DOCUMENTO, NACIMIENTO and NUMERO
+give a single bet. Exit codes: 0 done (or stopped by a signal), 1 the
+central refused the agency or some of its bets, 2 bad configuration.
+`
+
+// dispatch prints the usage for -h or --help, refuses any other argument,
+// and runs the agency.
+func dispatch(args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
+	fs := flag.NewFlagSet("client", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "client: %v\n%s", err, usage)
+		return exitConfig
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "client: unexpected arguments %q\n%s", fs.Args(), usage)
+		return exitConfig
+	}
+	return run(stdout, lookup)
 }
 
 func run(out io.Writer, lookup func(string) (string, bool)) int {
@@ -159,6 +233,7 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 		log.Warn("tls", logline.Progress, "tls", "off", "client_id", cfg.ID, "warning",
 			"CLI_TLS=off: the lottery is open to anyone: this agency cannot tell the real central from an impostor, and its bets and winners travel in clear text")
 	}
+	config.LogWarnings(log, all.Warnings, "client_id", cfg.ID)
 	a, err := agency.New(cfg, log)
 	if err != nil {
 		log.Error("config", logline.Failed, "error", err)

@@ -43,6 +43,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	TLS             TLSConfig
 	Central         central.Config
+	Warnings        []config.Warning // blank values, unknown keys: logged, not fatal
 }
 
 // TLSConfig says where the central's TLS material is. Secure by default:
@@ -90,6 +91,7 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 			HandshakeTimeout:   v.Duration("HANDSHAKE_TIMEOUT", central.DefaultHandshakeTimeout),
 		},
 	}
+	c.Warnings = v.Warnings()
 	if err := v.Err(); err != nil {
 		return c, err
 	}
@@ -261,6 +263,7 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 		log.Warn("tls", logline.Progress, "tls", "off", "warning",
 			"TLS=off: the lottery is open to anyone: whoever reaches the port can act as any agency, store bets in its name and read its winners")
 	}
+	config.LogWarnings(log, cfg.Warnings)
 
 	store, rec, err := storage.Open(cfg.Storage, storage.Options{NoSync: cfg.NoSync})
 	var damage *storage.DamageError

@@ -48,10 +48,33 @@ type options struct {
 	memProfile string
 }
 
-func parseFlags(args []string, stderr io.Writer) (options, error) {
-	var o options
+const usage = `usage: bench [flags]
+  Runs a real central on loopback with durable storage and -agencies
+  agencies uploading generated files at once; reports end-to-end time,
+  bets/s, batch ack latency, the central's peak RSS and CPU, and fsyncs,
+  and exits 1 if an agency did not get exactly its winners. With
+  -draw-only it times the draw over a store of -bets rows instead.
+
+`
+
+// parseFlags reads the flags. For -h it prints the usage on stdout and
+// returns flag.ErrHelp; for a bad flag, the error and the usage on stderr.
+func parseFlags(args []string, stdout, stderr io.Writer) (o options, err error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
+	defer func() {
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			fs.SetOutput(stdout)
+		case err != nil:
+			fmt.Fprintln(stderr, "bench:", err)
+			fs.SetOutput(stderr)
+		default:
+			return
+		}
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}()
 	fs.IntVar(&o.sc.Agencies, "agencies", 5, "agencies uploading at once")
 	fs.IntVar(&o.sc.Bets, "bets", 20000, "bets per agency file (with -draw-only: bets stored for the draw)")
 	fs.IntVar(&o.sc.Winners, "winners", bench.DefaultWinners, "winning bets per agency file")
@@ -87,11 +110,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, stderr)
+	o, err := parseFlags(args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "bench:", err)
-		}
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -89,3 +89,31 @@ func TestRun_ErrServerFails(t *testing.T) {
 		t.Errorf("exit %d, want %d; stderr:\n%s", code, exitFailed, stderr.String())
 	}
 }
+
+// TestRun_Help: -h and --help print the usage on stdout and exit 0
+// without running anything; a usage error prints it on stderr.
+func TestRun_Help(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"-h"}, exitOK},
+		{[]string{"--help"}, exitOK},
+		{[]string{"-help"}, exitOK},
+		{[]string{"-nope"}, exitUsage},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(tt.args, &stdout, &stderr); code != tt.code {
+				t.Fatalf("exit %d, want %d", code, tt.code)
+			}
+			out, other := stdout.String(), stderr.String()
+			if tt.code != exitOK {
+				out, other = other, out
+			}
+			if !strings.HasPrefix(out, "usage: bench") && !strings.Contains(out, "\nusage: bench") || !strings.Contains(out, "-agencies") || other != "" {
+				t.Fatalf("stdout %q, stderr %q", stdout.String(), stderr.String())
+			}
+		})
+	}
+}

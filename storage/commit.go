@@ -23,100 +23,134 @@ type groupWriter struct {
 type outcome uint8
 
 const (
-	write      outcome = iota // stored by this group
+	stored     outcome = iota // stored by this group
 	dupDurable                // already committed before: succeeds whatever happens
 	dupInGroup                // a resend of a commit of this same group
-	rejected                  // refused on its own merits (c.Err set)
+	refused                   // refused on its own merits (c.Err set)
 )
 
 func (w *groupWriter) commit() {
-	s := w.s
+	w.reset()
+	end := w.s.size
+	for _, c := range w.group {
+		o := w.decide(c, &end)
+		c.Duplicate = o == dupDurable || o == dupInGroup
+		w.outcome = append(w.outcome, o)
+	}
+	var err error
+	if len(w.records) > 0 {
+		if err = w.write(); err == nil {
+			w.publish(end)
+		}
+	}
+	w.complete(err)
+}
+
+// reset empties the writer's buffers for a new group.
+func (w *groupWriter) reset() {
 	if w.pending == nil {
 		w.pending, w.fin = make(map[uint32]uint64), make(map[uint32]bool)
 	}
 	clear(w.pending)
 	clear(w.fin)
 	w.rows, w.journal, w.records, w.outcome = w.rows[:0], w.journal[:0], w.records[:0], w.outcome[:0]
-	end := s.size
-	// The writer is the only goroutine that changes lastSeq, finished and
-	// size, so it reads them here without s.mu.
-	for _, c := range w.group {
-		last, inGroup := w.pending[c.agency]
-		if !inGroup {
-			last = s.lastSeq[c.agency]
-		}
-		_, done := s.finished[c.agency]
-		var o outcome
+}
+
+// decide settles one commit of the group against the committed state and
+// the group's earlier commits: a new batch or finish (its rows and record
+// are added, end grows), a duplicate, or a refusal (c.Err). The writer is
+// the only goroutine that changes lastSeq, finished, digests and size, so it
+// reads them here without s.mu.
+func (w *groupWriter) decide(c *Commit, end *int64) outcome {
+	s := w.s
+	last, inGroup := w.pending[c.agency]
+	if !inGroup {
+		last = s.lastSeq[c.agency]
+	}
+	finishedAfter, done := s.finished[c.agency]
+	refuse := func(code lottery.Code, format string, args ...any) outcome {
+		c.Err = lottery.Errorf(code, format, args...)
+		return refused
+	}
+	if c.kind == kindBatch {
 		switch {
-		case c.kind == kindBatch && c.seq == 0: // not a duplicate of anything: never ack it
-			o, c.Err = rejected, lottery.Errorf(lottery.ESequence, "batch 0: sequences start at 1")
-		case c.kind == kindBatch && c.seq <= last && !s.sameDigest(c):
-			o, c.Err = rejected, lottery.Errorf(lottery.EConflict, "batch %d is already stored with other bets", c.seq)
-		case c.kind == kindBatch && c.seq <= last:
-			o = dupDurable
-			if inGroup && c.seq > s.lastSeq[c.agency] {
-				o = dupInGroup
-			}
-		case c.kind == kindBatch && (done || w.fin[c.agency]):
-			o, c.Err = rejected, lottery.Errorf(lottery.ESequence, "batch %d after the agency finished", c.seq)
-		case c.kind == kindBatch && c.seq != last+1:
-			o, c.Err = rejected, lottery.Errorf(lottery.ESequence, "batch %d after batch %d", c.seq, last)
-		case c.kind == kindBatch:
-			w.rows = append(w.rows, c.rows...)
-			end += int64(len(c.rows))
-			w.records = append(w.records, record{kind: kindBatch, agency: c.agency, seq: c.seq, end: end, count: uint32(c.count), digest: c.digest})
-			w.pending[c.agency] = c.seq
-			s.digests[c.agency] = append(s.digests[c.agency], c.digest.prefix())
-		case done && s.finished[c.agency] != c.seq:
-			o, c.Err = rejected, lottery.Errorf(lottery.EConflict, "finished after batch %d, but it had finished after batch %d", c.seq, s.finished[c.agency])
-		case done:
-			o = dupDurable
-		case w.fin[c.agency] && c.seq != last:
-			o, c.Err = rejected, lottery.Errorf(lottery.EConflict, "finished after batch %d, but it finishes after batch %d", c.seq, last)
-		case w.fin[c.agency]:
-			o = dupInGroup
-		case c.seq != last:
-			o, c.Err = rejected, lottery.Errorf(lottery.ESequence, "finished after batch %d, but the last stored is %d", c.seq, last)
-		default:
-			w.records = append(w.records, record{kind: kindFinished, agency: c.agency, seq: c.seq, end: end})
-			w.fin[c.agency] = true
+		case c.seq == 0: // not a duplicate of anything: never ack it
+			return refuse(lottery.ESequence, "batch 0: sequences start at 1")
+		case c.seq <= last && !s.sameDigest(c):
+			return refuse(lottery.EConflict, "batch %d is already stored with other bets", c.seq)
+		case c.seq <= last && inGroup && c.seq > s.lastSeq[c.agency]:
+			return dupInGroup
+		case c.seq <= last:
+			return dupDurable
+		case done || w.fin[c.agency]:
+			return refuse(lottery.ESequence, "batch %d after the agency finished", c.seq)
+		case c.seq != last+1:
+			return refuse(lottery.ESequence, "batch %d after batch %d", c.seq, last)
 		}
-		c.Duplicate = o == dupDurable || o == dupInGroup
-		w.outcome = append(w.outcome, o)
+		w.rows = append(w.rows, c.rows...)
+		*end += int64(len(c.rows))
+		w.records = append(w.records, record{kind: kindBatch, agency: c.agency, seq: c.seq, end: *end, count: uint32(c.count), digest: c.digest})
+		w.pending[c.agency] = c.seq
+		s.digests[c.agency] = append(s.digests[c.agency], c.digest.prefix())
+		return stored
 	}
-	var err error
-	records := len(w.records)
-	if records > 0 {
-		chain := w.encode()
-		if err = w.persist(); err == nil {
-			s.chain = chain
-			s.group++
-		}
+	switch {
+	case done && finishedAfter != c.seq:
+		return refuse(lottery.EConflict, "finished after batch %d, but it had finished after batch %d", c.seq, finishedAfter)
+	case done:
+		return dupDurable
+	case w.fin[c.agency] && c.seq != last:
+		return refuse(lottery.EConflict, "finished after batch %d, but it finishes after batch %d", c.seq, last)
+	case w.fin[c.agency]:
+		return dupInGroup
+	case c.seq != last:
+		return refuse(lottery.ESequence, "finished after batch %d, but the last stored is %d", c.seq, last)
 	}
-	if err != nil {
-		for a := range w.pending { // forget the digests of batches not stored
+	w.records = append(w.records, record{kind: kindFinished, agency: c.agency, seq: c.seq, end: *end})
+	w.fin[c.agency] = true
+	return stored
+}
+
+// write encodes the group's records and makes rows and records durable;
+// on failure it forgets the digests of the batches not stored.
+func (w *groupWriter) write() error {
+	s := w.s
+	chain := w.encode()
+	if err := w.persist(); err != nil {
+		for a := range w.pending {
 			s.digests[a] = s.digests[a][:s.lastSeq[a]]
 		}
+		return err
 	}
-	if err == nil && records > 0 {
-		s.mu.Lock()
-		for a, seq := range w.pending {
-			s.lastSeq[a] = seq
-		}
-		for a := range w.fin {
-			s.finished[a] = s.lastSeq[a]
-		}
-		for i, c := range w.group {
-			if w.outcome[i] == write && c.kind == kindBatch {
-				s.bets64 += int64(c.count)
-			}
-		}
-		s.size = end
-		s.mu.Unlock()
+	s.chain = chain
+	s.group++
+	return nil
+}
+
+// publish makes the durable group's state visible to the other goroutines.
+func (w *groupWriter) publish(end int64) {
+	s := w.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for a, seq := range w.pending {
+		s.lastSeq[a] = seq
+	}
+	for a := range w.fin {
+		s.finished[a] = s.lastSeq[a]
 	}
 	for i, c := range w.group {
+		if w.outcome[i] == stored && c.kind == kindBatch {
+			s.storedBets += int64(c.count)
+		}
+	}
+	s.size = end
+}
+
+// complete answers every commit of the group: only now may a session ack.
+func (w *groupWriter) complete(err error) {
+	for i, c := range w.group {
 		switch o := w.outcome[i]; {
-		case o == rejected:
+		case o == refused:
 			c.complete(c.Err)
 		case o == dupDurable || err == nil:
 			c.complete(nil)

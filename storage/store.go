@@ -97,11 +97,11 @@ type Store struct {
 	exited chan struct{} // closed when the writer goroutine returns
 
 	// mu guards the committed state below, written only by the writer.
-	mu       sync.Mutex
-	size     int64             // committed length of the bets file
-	bets64   int64             // committed bets
-	lastSeq  map[uint32]uint64 // last committed batch per agency
-	finished map[uint32]uint64 // agencies finished, with their last batch
+	mu         sync.Mutex
+	size       int64             // committed length of the bets file
+	storedBets int64             // committed bets
+	lastSeq    map[uint32]uint64 // last committed batch per agency
+	finished   map[uint32]uint64 // agencies finished, with their last batch
 
 	// digests holds, per agency, the first 8 bytes of every batch's digest
 	// (index seq-1), to tell a resend from a conflict. Writer-owned; 8
@@ -282,7 +282,7 @@ func (s *Store) recover(jpath string, jsize, betsSize int64) (Recovery, error) {
 		}
 	}
 	s.journalSize, s.chain, s.group = v.keepJournal, v.chain, v.group
-	s.size, s.bets64 = v.keepBets, v.bets
+	s.size, s.storedBets = v.keepBets, v.bets
 	s.lastSeq, s.digests, s.finished = v.lastSeq, v.digests, v.finished
 	rec.Bets, rec.Batches = v.bets, v.batches
 	return rec, nil
@@ -365,7 +365,7 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Bets: s.bets64, Size: s.size, Fsyncs: s.fsyncs.Load()}
+	return Stats{Bets: s.storedBets, Size: s.size, Fsyncs: s.fsyncs.Load()}
 }
 
 // Failed is closed when a failure (a failed fsync, or a write that could not
@@ -380,9 +380,6 @@ func (s *Store) Err() error {
 	}
 	return nil
 }
-
-// Path returns the bets file's path.
-func (s *Store) Path() string { return s.path }
 
 // Close lets the writer finish every commit already submitted, then closes
 // both files. It is safe to call more than once, from any goroutines: every

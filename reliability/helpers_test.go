@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"cmp"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"lottery/csvrow"
 	"lottery/gendata"
 	"lottery/internal/testutil"
+	"lottery/pki"
 	"lottery/protocol"
 	"lottery/storage"
 )
@@ -192,14 +194,32 @@ func tail(text string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// exchange sends frames on a new connection, half-closes it and returns
-// every frame the central answered until it closed the connection. It
-// gives up after timeout.
+// exchange sends frames in plain text on a new connection, half-closes it
+// and returns every frame the central answered until it closed the
+// connection. It gives up after timeout. Against a central with TLS (the
+// default) a plain-text peer may only echo: exchangeTLS speaks as an agency.
 func exchange(addr string, timeout time.Duration, out []byte) ([]protocol.Frame, error) {
 	conn, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
 	}
+	return exchangeOn(conn, timeout, out)
+}
+
+// exchangeTLS is exchange over TLS with the client configuration cfg
+// (agencyTLS: an agency's certificate of the test PKI). The handshake is
+// part of the exchange's time.
+func exchangeTLS(addr string, cfg *tls.Config, timeout time.Duration, out []byte) ([]protocol.Frame, error) {
+	conn, err := dialTLS(addr, cfg, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return exchangeOn(conn, timeout, out)
+}
+
+// exchangeOn writes out on conn, half-closes it and reads every frame
+// answered until the central closes; it closes conn.
+func exchangeOn(conn net.Conn, timeout time.Duration, out []byte) ([]protocol.Frame, error) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(timeout))
 	if _, err := conn.Write(out); err != nil {
@@ -208,8 +228,28 @@ func exchange(addr string, timeout time.Duration, out []byte) ([]protocol.Frame,
 			return nil, err
 		}
 	}
-	conn.(*net.TCPConn).CloseWrite()
+	// Both *net.TCPConn and *tls.Conn (close_notify, then the TCP half-close).
+	conn.(interface{ CloseWrite() error }).CloseWrite()
 	return readFrames(conn)
+}
+
+// agencyTLS is the client TLS of agency id of the test PKI (testutil.PKI)
+// for the central at addr, as bin/client builds it.
+func agencyTLS(t testing.TB, id int, addr string) *tls.Config {
+	t.Helper()
+	dir := testutil.PKI(t, id)
+	cfg, err := pki.ClientConfig(filepath.Join(dir, pki.AgencyCertFile(id)), filepath.Join(dir, pki.AgencyKeyFile(id)), filepath.Join(dir, pki.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pki.ForServer(cfg, addr)
+}
+
+// dialTLS connects to addr and completes a TLS handshake within timeout.
+// In TLS 1.3 the client's handshake ends before the central has checked
+// the client's certificate: a refusal arrives as an alert at the first read.
+func dialTLS(addr string, cfg *tls.Config, timeout time.Duration) (*tls.Conn, error) {
+	return tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", addr, cfg)
 }
 
 // readFrames reads frames until EOF, copying each.

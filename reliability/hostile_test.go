@@ -1,6 +1,8 @@
 package reliability
 
 import (
+	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -17,6 +19,7 @@ import (
 	"lottery"
 	"lottery/gendata"
 	"lottery/internal/testutil"
+	"lottery/pki"
 	"lottery/protocol"
 )
 
@@ -71,10 +74,34 @@ func stopCentral(t *testing.T, p *testutil.Proc) {
 	}
 }
 
+// How a hostile case reaches the central.
+type route int
+
+const (
+	// asAgency speaks over TLS with the certificate of an agency of the
+	// test PKI: the protocol checks are behind the handshake.
+	asAgency route = iota
+	// asStranger speaks plain text to the same central: it may only echo,
+	// but its frames are read (and refused) like anyone's.
+	asStranger
+	// toOpenCentral speaks plain text to a TLS=off central, the course's
+	// bare mode, where the Hello alone says who the peer is. Only there can
+	// a peer name agency 0 or 2^31: no certificate can (pki.AgencyID).
+	toOpenCentral
+)
+
+func (r route) String() string {
+	return [...]string{"tls", "plain", "tls-off"}[r]
+}
+
 // TestCentral_HostileFrames sends the built central each kind of bad input
 // the issue names: every one gets its error code (an Error answer or a
 // refusing BatchAck) and a fail log line, nothing is stored, and the
-// central goes on serving.
+// central goes on serving. The protocol checks are reached as an
+// authenticated agency; the checks of the framing itself also as a
+// plain-text stranger, who gets the same answers (the central decodes its
+// frames before refusing them); the agency-number checks that need a peer
+// free to name any agency, against a TLS=off central.
 func TestCentral_HostileFrames(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the built central")
@@ -89,62 +116,112 @@ func TestCentral_HostileFrames(t *testing.T) {
 	// A batch whose count claims 50 bets where there is 1.
 	lyingCount := slices.Clone(okBatch)
 	binary.BigEndian.PutUint16(lyingCount[protocol.HeaderSize+12:], 50)
+	echo := testutil.Frame(t, protocol.Echo{Data: []byte("ping")})
 
+	both := []route{asAgency, asStranger}
 	tests := []struct {
-		name string
-		send []byte
-		want []lottery.Code // codes answered, in order
+		name   string
+		routes []route // nil: asAgency
+		as     int     // the certificate's agency (asAgency); 0: agency 1
+		send   []byte
+		want   []lottery.Code // codes answered, in order
 	}{
-		{"frame over 8 KiB", cat(header(1, protocol.TypeEcho, 9000), make([]byte, 100)), []lottery.Code{lottery.ETooLarge}},
-		{"unknown version", cat(header(2, protocol.TypeHello, 4), []byte{0, 0, 0, 1}), []lottery.Code{lottery.EVersion}},
-		{"version zero", cat(header(0, protocol.TypeHello, 4), []byte{0, 0, 0, 1}), []lottery.Code{lottery.EVersion}},
-		{"unknown type", cat(header(1, 0xEE, 0)), []lottery.Code{lottery.EUnknownType}},
-		{"truncated frame", cat(hello(1), header(1, protocol.TypeBatch, 100), make([]byte, 10)), []lottery.Code{lottery.EMalformed}},
-		{"truncated header", []byte{1, byte(protocol.TypeHello)}, []lottery.Code{lottery.EMalformed}},
-		{"hello payload too short", cat(header(1, protocol.TypeHello, 2), []byte{0, 1}), []lottery.Code{lottery.EMalformed}},
-		{"hello payload too long", cat(header(1, protocol.TypeHello, 6), []byte{0, 0, 0, 1, 0, 0}), []lottery.Code{lottery.EMalformed}},
-		{"lying string length", cat(hello(1), lying), []lottery.Code{lottery.EMalformed}},
-		{"lying bet count", cat(hello(1), lyingCount), []lottery.Code{lottery.EMalformed}},
-		{"batch before hello", okBatch, []lottery.Code{lottery.ENotIdentified}},
-		{"batch for another agency", cat(hello(2), okBatch), []lottery.Code{lottery.EWrongAgency}},
-		{"batch out of sequence", cat(hello(1), batchFrame(1, 7, goodBet)), []lottery.Code{lottery.ESequence}},
-		{"invalid bet", cat(hello(1), batchFrame(1, 1, badDate)), []lottery.Code{lottery.EInvalidBet}},
-		{"empty batch", cat(hello(1), batchFrame(1, 1)), []lottery.Code{lottery.EInvalidBet}},
-		{"winners query for another agency", cat(hello(1), testutil.Frame(t, protocol.WinnersQuery{Agency: 2})), []lottery.Code{lottery.EWrongAgency}},
-		{"finished for another agency", cat(hello(1), testutil.Frame(t, protocol.Finished{Agency: 2})), []lottery.Code{lottery.EWrongAgency}},
-		{"agency zero", hello(0), []lottery.Code{lottery.EUnknownAgency}},
-		{"agency above AGENCIES", hello(4), []lottery.Code{lottery.EUnknownAgency}},
-		{"agency far outside", hello(1 << 31), []lottery.Code{lottery.EUnknownAgency}},
-		{"second hello", cat(hello(1), hello(1)), []lottery.Code{lottery.EUnexpectedMsg}},
-		{"answer sent as a request", cat(hello(1), testutil.Frame(t, protocol.Welcome{LastSeq: 1})), []lottery.Code{lottery.EUnexpectedMsg}},
-		{"finished before its batches", cat(hello(1), testutil.Frame(t, protocol.Finished{Agency: 1, LastSeq: 9})), []lottery.Code{lottery.ESequence}},
+		{name: "frame over 8 KiB", routes: both, send: cat(header(1, protocol.TypeEcho, 9000), make([]byte, 100)), want: []lottery.Code{lottery.ETooLarge}},
+		{name: "unknown version", routes: both, send: cat(header(2, protocol.TypeHello, 4), []byte{0, 0, 0, 1}), want: []lottery.Code{lottery.EVersion}},
+		{name: "version zero", routes: both, send: cat(header(0, protocol.TypeHello, 4), []byte{0, 0, 0, 1}), want: []lottery.Code{lottery.EVersion}},
+		{name: "unknown type", routes: both, send: cat(header(1, 0xEE, 0)), want: []lottery.Code{lottery.EUnknownType}},
+		{name: "truncated header", routes: both, send: []byte{1, byte(protocol.TypeHello)}, want: []lottery.Code{lottery.EMalformed}},
+		{name: "truncated echo", routes: both, send: cat(echo, header(1, protocol.TypeEcho, 100), make([]byte, 10)), want: []lottery.Code{lottery.EMalformed}},
+		{name: "truncated frame", send: cat(hello(1), header(1, protocol.TypeBatch, 100), make([]byte, 10)), want: []lottery.Code{lottery.EMalformed}},
+		{name: "hello payload too short", send: cat(header(1, protocol.TypeHello, 2), []byte{0, 1}), want: []lottery.Code{lottery.EMalformed}},
+		{name: "hello payload too long", send: cat(header(1, protocol.TypeHello, 6), []byte{0, 0, 0, 1, 0, 0}), want: []lottery.Code{lottery.EMalformed}},
+		{name: "lying string length", send: cat(hello(1), lying), want: []lottery.Code{lottery.EMalformed}},
+		{name: "lying bet count", send: cat(hello(1), lyingCount), want: []lottery.Code{lottery.EMalformed}},
+		{name: "batch before hello", send: okBatch, want: []lottery.Code{lottery.ENotIdentified}},
+		{name: "hello as another agency", send: hello(2), want: []lottery.Code{lottery.EWrongAgency}},
+		{name: "batch for another agency", as: 2, routes: []route{asAgency, toOpenCentral}, send: cat(hello(2), okBatch), want: []lottery.Code{lottery.EWrongAgency}},
+		{name: "batch out of sequence", send: cat(hello(1), batchFrame(1, 7, goodBet)), want: []lottery.Code{lottery.ESequence}},
+		{name: "invalid bet", send: cat(hello(1), batchFrame(1, 1, badDate)), want: []lottery.Code{lottery.EInvalidBet}},
+		{name: "empty batch", send: cat(hello(1), batchFrame(1, 1)), want: []lottery.Code{lottery.EInvalidBet}},
+		{name: "winners query for another agency", send: cat(hello(1), testutil.Frame(t, protocol.WinnersQuery{Agency: 2})), want: []lottery.Code{lottery.EWrongAgency}},
+		{name: "finished for another agency", send: cat(hello(1), testutil.Frame(t, protocol.Finished{Agency: 2})), want: []lottery.Code{lottery.EWrongAgency}},
+		// A certificate names agencies 1…2^31-1 only: with one, agency 0
+		// or 2^31 is someone else; only an open central checks the range.
+		{name: "agency zero", send: hello(0), want: []lottery.Code{lottery.EWrongAgency}},
+		{name: "agency zero", routes: []route{toOpenCentral}, send: hello(0), want: []lottery.Code{lottery.EUnknownAgency}},
+		{name: "agency above AGENCIES", as: 4, routes: []route{asAgency, toOpenCentral}, send: hello(4), want: []lottery.Code{lottery.EUnknownAgency}},
+		{name: "agency far outside", send: hello(1 << 31), want: []lottery.Code{lottery.EWrongAgency}},
+		{name: "agency far outside", routes: []route{toOpenCentral}, send: hello(1 << 31), want: []lottery.Code{lottery.EUnknownAgency}},
+		{name: "second hello", send: cat(hello(1), hello(1)), want: []lottery.Code{lottery.EUnexpectedMsg}},
+		{name: "answer sent as a request", send: cat(hello(1), testutil.Frame(t, protocol.Welcome{LastSeq: 1})), want: []lottery.Code{lottery.EUnexpectedMsg}},
+		{name: "finished before its batches", send: cat(hello(1), testutil.Frame(t, protocol.Finished{Agency: 1, LastSeq: 9})), want: []lottery.Code{lottery.ESequence}},
+		// A stranger may echo, and nothing else.
+		{name: "hello in plain text", routes: []route{asStranger}, send: hello(1), want: []lottery.Code{lottery.ETLSRequired}},
+		{name: "batch in plain text", routes: []route{asStranger}, send: cat(okBatch), want: []lottery.Code{lottery.ETLSRequired}},
+		{name: "echo then hello in plain text", routes: []route{asStranger}, send: cat(echo, hello(1)), want: []lottery.Code{lottery.ETLSRequired}},
 		// Last: it really finishes agency 3, which has nothing to send.
-		{"second finished", cat(hello(3), testutil.Frame(t, protocol.Finished{Agency: 3}), testutil.Frame(t, protocol.Finished{Agency: 3})), []lottery.Code{lottery.EAlreadyFinished}},
+		{name: "second finished", as: 3, send: cat(hello(3), testutil.Frame(t, protocol.Finished{Agency: 3}), testutil.Frame(t, protocol.Finished{Agency: 3})), want: []lottery.Code{lottery.EAlreadyFinished}},
 	}
 	server, betsPath := startCentral(t, nil)
-	addr := server.Addr
+	open, openBets := startCentral(t, map[string]string{"TLS": "off"})
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			fails := len(testutil.Results(server.Lines(), "fail"))
-			frames, err := exchange(addr, 30*time.Second, tt.send)
-			if err != nil {
-				t.Fatalf("exchange: %v", err)
-			}
-			if got := errorCodes(frames); !slices.Equal(got, tt.want) {
-				t.Errorf("codes answered = %v, want %v (frames %v)", got, tt.want, frames)
-			}
-			if !server.WaitOutput(30*time.Second, func(out string) bool {
-				return len(testutil.Results(testutil.Lines(out), "fail")) > fails
-			}) {
-				t.Errorf("no fail log line for it:\n%s", tail(server.Output(), 5))
-			}
-		})
+		routes := tt.routes
+		if routes == nil {
+			routes = []route{asAgency}
+		}
+		as := max(tt.as, 1)
+		for _, r := range routes {
+			t.Run(r.String()+"/"+tt.name, func(t *testing.T) {
+				central := server
+				if r == toOpenCentral {
+					central = open
+				}
+				fails := len(testutil.Results(central.Lines(), "fail"))
+				var frames []protocol.Frame
+				var err error
+				if r == asAgency {
+					frames, err = exchangeTLS(central.Addr, agencyTLS(t, as, central.Addr), 30*time.Second, tt.send)
+				} else {
+					frames, err = exchange(central.Addr, 30*time.Second, tt.send)
+				}
+				if err != nil {
+					t.Fatalf("exchange: %v", err)
+				}
+				if got := errorCodes(frames); !slices.Equal(got, tt.want) {
+					t.Errorf("codes answered = %v, want %v (frames %v)", got, tt.want, frames)
+				}
+				if !central.WaitOutput(30*time.Second, func(out string) bool {
+					return len(testutil.Results(testutil.Lines(out), "fail")) > fails
+				}) {
+					t.Errorf("no fail log line for it:\n%s", tail(central.Output(), 5))
+				}
+			})
+		}
 	}
+	t.Run("tls/garbage handshake", func(t *testing.T) {
+		// A first byte that says TLS, then no TLS: the handshake fails, the
+		// central logs why and closes without a protocol answer.
+		conn, err := net.DialTimeout("tcp", server.Addr, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
+		conn.Write(cat([]byte{0x16, 3, 1, 0, 40}, bytes.Repeat([]byte{0xEE}, 40)))
+		got, err := io.ReadAll(conn)
+		if err != nil && !isReset(err) {
+			t.Fatalf("the central did not close the connection: %v", err)
+		}
+		if len(got) > 0 && got[0] != tlsRecordAlert {
+			t.Errorf("answered %q, want nothing or a TLS alert", got)
+		}
+		waitReason(t, server, "autenticar", pki.ReasonProtocol)
+	})
 	// The central still serves, and a batch refused on its merits uses up
 	// its sequence number: the agency's next batches are stored and it can
 	// finish (otherwise one bad bet would fail all the rest as out of
 	// sequence). Sent again, the refused batch is refused again.
-	frames, err := exchange(addr, 30*time.Second, cat(hello(1), batchFrame(1, 1, badDate),
+	frames, err := exchangeTLS(server.Addr, agencyTLS(t, 1, server.Addr), 30*time.Second, cat(hello(1), batchFrame(1, 1, badDate),
 		batchFrame(1, 2, goodBet), batchFrame(1, 1, badDate), testutil.Frame(t, protocol.Finished{Agency: 1, LastSeq: 2})))
 	if err != nil {
 		t.Fatal(err)
@@ -164,36 +241,80 @@ func TestCentral_HostileFrames(t *testing.T) {
 		t.Errorf("after a refused batch the central answered %q, want %q", got, want)
 	}
 	stopCentral(t, server)
+	stopCentral(t, open)
 	if n := testutil.CountLines(t, betsPath); n != 1 {
 		t.Errorf("bets file has %d rows, want only the good one", n)
 	}
+	if n := testutil.CountLines(t, openBets); n != 0 {
+		t.Errorf("the open central's bets file has %d rows, want none", n)
+	}
 }
 
-// TestCentral_SlowlorisAndIdle: with IDLE_TIMEOUT=1s, a peer that sends no
-// whole frame for that long is closed with an idle error: one that sends
-// nothing, one that identified itself and then went quiet, and one that
-// trickles a frame a byte at a time more slowly than that.
+// tlsRecordAlert is the first byte of a TLS alert record.
+const tlsRecordAlert = 0x15
+
+// waitReason waits for the central's `action: <action> | result: fail` line
+// with `reason: <reason>`.
+func waitReason(t *testing.T, central *testutil.Proc, action, reason string) testutil.Line {
+	t.Helper()
+	var found testutil.Line
+	if !central.WaitOutput(30*time.Second, func(out string) bool {
+		for _, l := range testutil.Find(testutil.Lines(out), action, "fail") {
+			if l.Get("reason") == reason {
+				found = l
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Errorf("the central logged no `%s | result: fail | … | reason: %s` line:\n%s", action, reason, tail(central.Output(), 10))
+	}
+	return found
+}
+
+// TestCentral_SlowlorisAndIdle: with HANDSHAKE_TIMEOUT=1s and
+// IDLE_TIMEOUT=1s, a peer that does not finish its handshake in time is
+// dropped (nothing to answer: it is not speaking the protocol yet), and one
+// that sends no whole frame for that long is closed with an idle error: a
+// raw connection that sends nothing, one that trickles a ClientHello, a
+// plain-text peer that trickles an echo, and agencies (each with its own
+// certificate, so none takes over another's session) that identify
+// themselves and then go quiet or trickle a frame a byte at a time more
+// slowly than that.
 func TestCentral_SlowlorisAndIdle(t *testing.T) {
 	testutil.Long(t)
-	server, _ := startCentral(t, map[string]string{"IDLE_TIMEOUT": "1s"})
-	slowHello := testutil.Frame(t, protocol.Hello{Agency: 1})
+	server, _ := startCentral(t, map[string]string{"IDLE_TIMEOUT": "1s", "HANDSHAKE_TIMEOUT": "1s"})
+	hello := func(a uint32) []byte { return testutil.Frame(t, protocol.Hello{Agency: a}) }
 	slowEcho := testutil.Frame(t, protocol.Echo{Data: []byte("trickle, trickle, trickle")})
 	tests := []struct {
 		name    string
+		as      int    // speak TLS with agency as's certificate; 0: raw TCP
 		first   []byte // sent at once
 		trickle []byte // then a byte every 400 ms
+		// reason is the central's `autenticar` fail reason for a connection
+		// dropped in its handshake; "" means it gets an idle_timeout answer
+		// and a `recibir_mensaje` fail line.
+		reason string
 	}{
-		{"silent connection", nil, nil},
-		{"quiet after hello", slowHello, nil},
-		{"slowloris hello", nil, slowHello},
-		{"slowloris echo after hello", slowHello, slowEcho},
+		{name: "silent connection", reason: pki.ReasonTimeout},
+		{name: "slowloris handshake", trickle: clientHello(t, server.Addr), reason: pki.ReasonTimeout},
+		{name: "slowloris plain-text echo", trickle: slowEcho},
+		{name: "quiet after hello", as: 1, first: hello(1)},
+		{name: "slowloris hello", as: 2, trickle: hello(2)},
+		{name: "slowloris echo after hello", as: 3, first: hello(3), trickle: slowEcho},
 	}
 	var wg sync.WaitGroup
 	for _, tt := range tests {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := net.Dial("tcp", server.Addr)
+			var conn net.Conn
+			var err error
+			if tt.as > 0 {
+				conn, err = dialTLS(server.Addr, agencyTLS(t, tt.as, server.Addr), 30*time.Second)
+			} else {
+				conn, err = net.DialTimeout("tcp", server.Addr, 30*time.Second)
+			}
 			if err != nil {
 				t.Errorf("%s: %v", tt.name, err)
 				return
@@ -205,8 +326,10 @@ func TestCentral_SlowlorisAndIdle(t *testing.T) {
 				return
 			}
 			stop := make(chan struct{})
-			defer close(stop)
+			trickled := make(chan struct{})
+			defer func() { close(stop); <-trickled }()
 			go func() {
+				defer close(trickled)
 				for i := 0; i < len(tt.trickle); i++ {
 					select {
 					case <-stop:
@@ -218,6 +341,17 @@ func TestCentral_SlowlorisAndIdle(t *testing.T) {
 					}
 				}
 			}()
+			if tt.reason != "" {
+				// Dropped in the handshake: closed with nothing to read but,
+				// at most, a TLS alert.
+				got, err := io.ReadAll(conn)
+				if err != nil && !isReset(err) {
+					t.Errorf("%s: the central did not close the connection: %v", tt.name, err)
+				} else if len(got) > 0 && got[0] != tlsRecordAlert {
+					t.Errorf("%s: answered %q, want nothing or a TLS alert", tt.name, got)
+				}
+				return
+			}
 			frames, err := readFrames(conn)
 			if err != nil {
 				t.Errorf("%s: the central did not close the connection: %v", tt.name, err)
@@ -231,16 +365,72 @@ func TestCentral_SlowlorisAndIdle(t *testing.T) {
 	}
 	wg.Wait()
 	// The lines are written before the answers, but reach us through a pipe.
-	if !server.WaitCount(30*time.Second, len(tests), "recibir_mensaje", "fail") {
-		t.Errorf("fewer than %d recibir_mensaje fail lines:\n%s", len(tests), tail(server.Output(), 10))
+	var idle, handshakes int
+	for _, tt := range tests {
+		if tt.reason == "" {
+			idle++
+		} else {
+			handshakes++
+		}
+	}
+	if !server.WaitOutput(30*time.Second, func(out string) bool {
+		lines := testutil.Lines(out)
+		timeouts := 0
+		for _, l := range testutil.Find(lines, "autenticar", "fail") {
+			if l.Get("reason") == pki.ReasonTimeout {
+				timeouts++
+			}
+		}
+		idles := 0
+		for _, l := range testutil.Find(lines, "recibir_mensaje", "fail") {
+			if l.Get("code") == lottery.EIdle.String() {
+				idles++
+			}
+		}
+		return timeouts >= handshakes && idles >= idle
+	}) {
+		t.Errorf("want %d `autenticar | result: fail | … | reason: timeout` and %d `recibir_mensaje | result: fail | … | code: idle_timeout` lines:\n%s",
+			handshakes, idle, tail(server.Output(), 10))
 	}
 	stopCentral(t, server)
+}
+
+// clientHello returns the first TLS record an agency sends to addr: its
+// ClientHello, to be trickled.
+func clientHello(t *testing.T, addr string) []byte {
+	t.Helper()
+	c, s := net.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tls.Client(c, agencyTLS(t, 1, addr)).Handshake() // fails once s is closed
+		c.Close()
+	}()
+	defer func() { s.Close(); <-done }()
+	s.SetDeadline(time.Now().Add(30 * time.Second))
+	hdr := make([]byte, 5)
+	if _, err := io.ReadFull(s, hdr); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, binary.BigEndian.Uint16(hdr[3:]))
+	if _, err := io.ReadFull(s, body); err != nil {
+		t.Fatal(err)
+	}
+	if hdr[0] != 0x16 {
+		t.Fatalf("the first record is of type %#x, not a handshake", hdr[0])
+	}
+	return cat(hdr, body)
 }
 
 // TestCentral_ConnectionFlood: with MAX_CONNECTIONS=20, 200 connections at
 // once get 20 sessions and 180 refusals (an Error, then the connection
 // closed); while the 20 are held, a real agency waits and retries, and it
-// completes once they go.
+// completes once they go. The flood is of plain-text strangers, which can
+// fill the central only because MAX_UNAUTHENTICATED is raised to
+// MAX_CONNECTIONS here: the total cap is what is under test (with the
+// default, an eighth, they would evict each other instead:
+// TestCentral_UnauthenticatedCap). A served stranger proves it is served
+// with an echo, the one request it may make.
 func TestCentral_ConnectionFlood(t *testing.T) {
 	testutil.Long(t)
 	const limit, flood = 20, 200
@@ -249,7 +439,8 @@ func TestCentral_ConnectionFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	server, betsPath := startCentral(t, map[string]string{
-		"AGENCIES": "1", "MAX_CONNECTIONS": strconv.Itoa(limit), "SERVER_LISTEN_BACKLOG": "512", "IDLE_TIMEOUT": "60s",
+		"AGENCIES": "1", "MAX_CONNECTIONS": strconv.Itoa(limit), "MAX_UNAUTHENTICATED": strconv.Itoa(limit),
+		"SERVER_LISTEN_BACKLOG": "512", "IDLE_TIMEOUT": "60s", "HANDSHAKE_TIMEOUT": "60s",
 	})
 	type result struct {
 		conn net.Conn
@@ -257,6 +448,7 @@ func TestCentral_ConnectionFlood(t *testing.T) {
 		code lottery.Code
 		err  error
 	}
+	ping := testutil.Frame(t, protocol.Echo{Data: []byte("still there?")})
 	dialed, results := make(chan net.Conn, flood), make(chan result, flood)
 	var start sync.WaitGroup
 	start.Add(1)
@@ -271,15 +463,20 @@ func TestCentral_ConnectionFlood(t *testing.T) {
 			}
 			dialed <- conn
 			// A refused connection gets its Error at once; a served one
-			// hears nothing until it says Hello, then gets a Welcome.
+			// hears nothing until it asks, then gets its echo.
 			conn.SetReadDeadline(time.Now().Add(2 * time.Minute))
 			f, err := protocol.NewReader(conn).Next()
 			r := result{conn: conn, typ: f.Type, err: err}
 			if m, derr := protocol.Decode(f); err == nil && derr == nil {
-				if e, ok := m.(protocol.Error); ok {
-					r.code = e.Code
+				switch m := m.(type) {
+				case protocol.Error:
+					r.code = m.Code
 					_, err := io.Copy(io.Discard, conn) // then the connection is closed
 					r.err = err
+				case protocol.Echo:
+					if !bytes.Equal(testutil.Frame(t, m), ping) {
+						r.err = fmt.Errorf("echo %q, want %q", testutil.Frame(t, m), ping)
+					}
 				}
 			}
 			results <- r
@@ -306,7 +503,7 @@ func TestCentral_ConnectionFlood(t *testing.T) {
 			t.Errorf("flood connection: %v", r.err)
 		case r.typ == protocol.TypeError && r.code == lottery.ETooManyConns:
 			refused++
-		case r.typ == protocol.TypeWelcome:
+		case r.typ == protocol.TypeEcho:
 			held = append(held, r.conn)
 		default:
 			t.Errorf("flood connection got %v (code %v)", r.typ, r.code)
@@ -315,9 +512,9 @@ func TestCentral_ConnectionFlood(t *testing.T) {
 	for range flood - limit {
 		collect()
 	}
-	// Now every connection says Hello: only the served ones hear back.
+	// Now every connection asks for an echo: only the served ones hear back.
 	for _, c := range conns {
-		c.Write(testutil.Frame(t, protocol.Hello{Agency: 1}))
+		c.Write(ping)
 	}
 	for range limit {
 		collect()
@@ -338,7 +535,7 @@ func TestCentral_ConnectionFlood(t *testing.T) {
 		}
 		return false
 	}) {
-		t.Fatalf("the agency was never refused:\n%s", tail(agency.Output(), 10))
+		t.Fatalf("the agency was never refused for %s, or gave up:\n%s", lottery.ETooManyConns, tail(agency.Output(), 10))
 	}
 	// ...and completes once the flood goes away.
 	for _, c := range conns {
@@ -353,6 +550,67 @@ func TestCentral_ConnectionFlood(t *testing.T) {
 	}
 	stopCentral(t, server)
 	checkStored(t, betsPath, sortedBets(validRows(t, filepath.Join(dir, "agency-1.csv"), 1)))
+}
+
+// TestCentral_UnauthenticatedCap: with MAX_UNAUTHENTICATED=16, strangers
+// that hold connections without authenticating never hold more than 16:
+// each new connection past the cap closes the oldest of them (a
+// `conexion | result: fail | … | reason: unauthenticated_limit` line), and
+// an agency that authenticates meanwhile is not among those closed.
+func TestCentral_UnauthenticatedCap(t *testing.T) {
+	testutil.Long(t)
+	const limit, strangers = 16, 40
+	server, _ := startCentral(t, map[string]string{
+		"AGENCIES": "1", "MAX_UNAUTHENTICATED": strconv.Itoa(limit), "HANDSHAKE_TIMEOUT": "60s", "IDLE_TIMEOUT": "60s",
+	})
+	agency, err := dialTLS(server.Addr, agencyTLS(t, 1, server.Addr), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agency.Close()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	// One at a time, each waiting for the central to have taken it (a line
+	// per eviction once past the cap), so "oldest" is well defined.
+	for i := range strangers {
+		c, err := net.DialTimeout("tcp", server.Addr, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if i >= limit && !server.WaitCount(30*time.Second, i-limit+1, "conexion", "fail") {
+			t.Fatalf("stranger %d did not evict anyone:\n%s", i+1, tail(server.Output(), 5))
+		}
+	}
+	// The first strangers-limit were closed by the central without a word;
+	// the last limit are still open (an echo comes back).
+	ping := testutil.Frame(t, protocol.Echo{Data: []byte("ping")})
+	for i, c := range conns {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		c.Write(ping)
+		got, err := io.ReadAll(io.LimitReader(c, int64(len(ping))))
+		switch {
+		case i < strangers-limit && (len(got) > 0 || err != nil && !isReset(err)):
+			t.Errorf("stranger %d, evicted, read %q (%v), want the connection closed", i+1, got, err)
+		case i >= strangers-limit && !bytes.Equal(got, ping):
+			t.Errorf("stranger %d, among the newest %d, read %q (%v), want its echo", i+1, limit, got, err)
+		}
+	}
+	for _, l := range testutil.Find(server.Lines(), "conexion", "fail") {
+		if l.Get("reason") != "unauthenticated_limit" {
+			t.Errorf("conexion fail line %q, want reason: unauthenticated_limit", l.Raw)
+		}
+	}
+	// The agency authenticated before them all and was never evicted.
+	frames, err := exchangeOn(agency, 30*time.Second, testutil.Frame(t, protocol.Hello{Agency: 1}))
+	if err != nil || len(frames) != 1 || frames[0].Type != protocol.TypeWelcome {
+		t.Errorf("the authenticated agency got %v (%v), want a welcome", frames, err)
+	}
+	stopCentral(t, server)
 }
 
 func sortedBets(b []lottery.Bet) []lottery.Bet { sortBets(b); return b }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,10 +33,11 @@ const (
 const fuzzSeq = 1 << 50
 
 // fuzzInput returns what one hostile connection sends: random bytes, or
-// valid frames broken in one of the ways the issue names.
-func fuzzInput(t testing.TB, rnd *rand.Rand, agencies int) (kind string, out []byte) {
-	agency := uint32(1 + rnd.IntN(agencies))
-	other := uint32(1 + (int(agency)+rnd.IntN(agencies-1))%agencies) // another real agency
+// valid frames broken in one of the ways the issue names. agency is the
+// agency the frames speak for (the connection's own, when it has a
+// certificate), agencies how many the central knows.
+func fuzzInput(t testing.TB, rnd *rand.Rand, agency uint32, agencies int) (kind string, out []byte) {
+	other := uint32(1 + (int(agency)+rnd.IntN(agencies-1))%agencies) // another known agency
 	hello := testutil.Frame(t, protocol.Hello{Agency: agency})
 	bet := goodBet
 	bet.Document = strconv.Itoa(1 + rnd.IntN(99999999))
@@ -47,9 +49,12 @@ func fuzzInput(t testing.TB, rnd *rand.Rand, agencies int) (kind string, out []b
 		}
 		return b
 	}
-	switch k := rnd.IntN(16); k {
+	switch k := rnd.IntN(17); k {
 	case 0:
 		return "random bytes", randomBytes(rnd.IntN(10000))
+	case 16:
+		// The first byte says TLS; what follows is not a ClientHello.
+		return "garbage handshake", cat([]byte{0x16, 3, byte(rnd.IntN(4))}, randomBytes(rnd.IntN(600)))
 	case 1:
 		// A plausible header (version 1, any type, any length) and random
 		// bytes, possibly fewer than it claims.
@@ -112,11 +117,25 @@ func fuzzInput(t testing.TB, rnd *rand.Rand, agencies int) (kind string, out []b
 // agencies upload: the agencies finish with the right winners, the bets
 // file holds exactly their valid rows, the central logged fail lines for
 // the bad input, stays up, and exits 0 on SIGTERM.
+//
+// The hostile peers are of three kinds. Strangers speak plain text (they
+// may only echo, so every frame they send is refused, after it is read) or
+// TLS without a certificate (refused at the handshake). Insiders hold a
+// certificate of the lottery's CA and reach every protocol check: each
+// fuzzing goroutine is its own agency, 6 and up, so insiders never take
+// over each other's session nor a real agency's (the newest connection of
+// an agency replaces the older: TestAttack_SameCertificate). The draw
+// waits for every agency of AGENCIES, so once the fuzz is over the test
+// finishes the insiders' agencies with nothing stored, like an agency with
+// no bets.
 func TestCentral_NetworkFuzz(t *testing.T) {
 	testutil.Long(t)
 	d := loadDataset(t, 4000)
+	const firstInsider = testutil.DatasetAgencies + 1
+	agencyCount := d.agencies + fuzzParallel
+	testutil.PKI(t, agencyCount)
 	server, betsPath := startCentral(t, map[string]string{
-		"AGENCIES": strconv.Itoa(d.agencies), "IDLE_TIMEOUT": "5s", "SERVER_LISTEN_BACKLOG": "256",
+		"AGENCIES": strconv.Itoa(agencyCount), "IDLE_TIMEOUT": "5s", "SERVER_LISTEN_BACKLOG": "256",
 	})
 	agencies := make([]*testutil.Proc, d.agencies)
 	for a := 1; a <= d.agencies; a++ {
@@ -131,6 +150,8 @@ func TestCentral_NetworkFuzz(t *testing.T) {
 		}
 		close(agenciesDone)
 	}()
+	stranger := agencyTLS(t, 1, server.Addr)
+	stranger.Certificates = nil
 
 	var (
 		mu        sync.Mutex
@@ -143,7 +164,9 @@ func TestCentral_NetworkFuzz(t *testing.T) {
 	deadline := time.Now().Add(fuzzBudget)
 	began := time.Now()
 	var wg sync.WaitGroup
-	for range fuzzParallel {
+	for w := range fuzzParallel {
+		insider := firstInsider + w
+		cfg := agencyTLS(t, insider, server.Addr)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -153,11 +176,31 @@ func TestCentral_NetworkFuzz(t *testing.T) {
 					return
 				}
 				rnd := rand.New(rand.NewPCG(uint64(i), 0xf022))
-				kind, out := fuzzInput(t, rnd, d.agencies)
-				sentBytes.Add(int64(len(out)))
-				frames, err := exchange(server.Addr, 20*time.Second, out)
+				var (
+					peer   string
+					frames []protocol.Frame
+					err    error
+				)
+				switch rnd.IntN(4) {
+				case 0:
+					peer = "plain"
+					kind, out := fuzzInput(t, rnd, uint32(1+rnd.IntN(agencyCount)), agencyCount)
+					peer += "/" + kind
+					sentBytes.Add(int64(len(out)))
+					frames, err = exchange(server.Addr, 20*time.Second, out)
+				case 1:
+					peer = "tls without certificate"
+					_, out := fuzzInput(t, rnd, uint32(1+rnd.IntN(agencyCount)), agencyCount)
+					sentBytes.Add(int64(len(out)))
+					frames, err = exchangeTLS(server.Addr, stranger, 20*time.Second, out)
+				default:
+					kind, out := fuzzInput(t, rnd, uint32(insider), agencyCount)
+					peer = "insider/" + kind
+					sentBytes.Add(int64(len(out)))
+					frames, err = exchangeTLS(server.Addr, cfg, 20*time.Second, out)
+				}
 				mu.Lock()
-				kinds[kind]++
+				kinds[peer]++
 				for _, c := range errorCodes(frames) {
 					codes[c]++
 				}
@@ -171,13 +214,25 @@ func TestCentral_NetworkFuzz(t *testing.T) {
 	wg.Wait()
 	made := min(next.Load()-fuzzParallel, fuzzConns)
 	fuzzTime := time.Since(began)
+	if server.Exited() {
+		t.Fatalf("the central died under the fuzz (code %d):\n%s", server.ExitCode(), tail(server.Output(), 30))
+	}
+	// The insiders finish, with nothing stored: the draw can run.
+	for a := firstInsider; a <= agencyCount; a++ {
+		frames, err := exchangeTLS(server.Addr, agencyTLS(t, a, server.Addr), 30*time.Second,
+			cat(testutil.Frame(t, protocol.Hello{Agency: uint32(a)}), testutil.Frame(t, protocol.Finished{Agency: uint32(a)})))
+		var got []string
+		for _, f := range frames {
+			got = append(got, f.Type.String())
+		}
+		if err != nil || !slices.Equal(got, []string{"welcome", "finished_ack"}) {
+			t.Errorf("insider %d finishing: answered %q (%v), want welcome and finished_ack", a, got, err)
+		}
+	}
 	select {
 	case <-agenciesDone:
 	case <-time.After(2 * time.Minute):
 		t.Fatal("the agencies did not finish")
-	}
-	if server.Exited() {
-		t.Fatalf("the central died under the fuzz (code %d):\n%s", server.ExitCode(), tail(server.Output(), 30))
 	}
 	for a, p := range agencies {
 		checkAgency(t, p, a+1, d.winners[a])
@@ -198,9 +253,14 @@ func TestCentral_NetworkFuzz(t *testing.T) {
 		hist = append(hist, fmt.Sprintf("%s=%d", c, n))
 	}
 	sort.Strings(hist)
+	var peers []string
+	for k, n := range kinds {
+		peers = append(peers, fmt.Sprintf("%s=%d", k, n))
+	}
+	sort.Strings(peers)
 	t.Logf("network fuzz: %d connections (%d at a time, budget %v) in %v, %d bytes sent; inputs %v; error codes answered %v; "+
 		"client-side errors %v; %d fail lines logged; the five agencies stored %d bets exactly once",
-		made, fuzzParallel, fuzzBudget, fuzzTime.Round(time.Millisecond), sentBytes.Load(), kinds, hist, netErrors, fails, len(d.rows))
+		made, fuzzParallel, fuzzBudget, fuzzTime.Round(time.Millisecond), sentBytes.Load(), peers, hist, netErrors, fails, len(d.rows))
 	if made < fuzzConns/10 {
 		t.Errorf("only %d connections in the budget: the fuzz proved little", made)
 	}

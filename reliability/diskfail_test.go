@@ -40,7 +40,9 @@ func (d *sickDisk) OpenFile(name string, flag int, perm os.FileMode) (storage.Fi
 
 func (d *sickDisk) SyncDir(dir string) error { return storage.OS{}.SyncDir(dir) }
 
-func (d *sickDisk) Rename(oldpath, newpath string) error { return storage.OS{}.Rename(oldpath, newpath) }
+func (d *sickDisk) Rename(oldpath, newpath string) error {
+	return storage.OS{}.Rename(oldpath, newpath)
+}
 
 type sickFile struct {
 	*os.File

@@ -29,6 +29,11 @@ func (r Row) Bet() lottery.Bet {
 // keep a 10-million-row draw to a few hundred system calls.
 const scanBufferSize = 1 << 20
 
+// maxRowBytes bounds a row of the bets file the central reads back: the
+// agency's cap on a row of its own file plus the agency column, so a
+// damaged file with a huge line costs an error, not the central's memory.
+const maxRowBytes = lottery.MaxRowBytes + 16
+
 // betsFileFields is the number of columns of the bets file.
 const betsFileFields = 6
 
@@ -46,6 +51,7 @@ func ReadBets(r io.Reader, fn func(Row) error) error {
 // the draw over millions of rows cheap: almost no row wins.
 func ReadBetsWhere(r io.Reader, keep func(agency, number int) bool, fn func(Row) error) error {
 	cr := csvrow.NewReader(r, scanBufferSize)
+	cr.SetMaxRecord(maxRowBytes)
 	var fields [][]byte
 	var scratch []byte
 	for {

@@ -204,10 +204,14 @@ func completeRows(path string) (end, rows int64, err error) {
 	}
 	defer f.Close()
 	r := csvrow.NewReader(f, scanBufferSize)
+	r.SetMaxRecord(maxRowBytes)
 	for {
 		_, err := r.ReadRecord()
 		if err == io.EOF {
 			return end, rows, nil
+		}
+		if errors.Is(err, csvrow.ErrTooLong) {
+			return 0, 0, fmt.Errorf("adopt %s: line %d: %w", path, r.Line(), err)
 		}
 		if err != nil && !errors.Is(err, csvrow.ErrQuote) {
 			return 0, 0, fmt.Errorf("adopt %s: %w", path, err)

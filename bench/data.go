@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"lottery"
-	"lottery/csvrow"
 	"lottery/gendata"
 	"lottery/storage"
 )
@@ -80,11 +79,13 @@ func preload(betsPath string, rows int64, firstAgency int, seed uint64) (winners
 		var commits []*storage.Commit
 		for seq, start := uint64(1), 0; start < n; seq, start = seq+1, start+preloadBatch {
 			batch := bets[start:min(start+preloadBatch, n)]
-			buf := make([]byte, 0, len(batch)*64)
+			var rows storage.Rows
+			rows.Grow(len(batch) * 64)
 			for _, b := range batch {
-				buf = csvrow.AppendBetRow(buf, id, b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
+				b.Agency = id
+				rows.AddBet(b)
 			}
-			commits = append(commits, store.Append(uint32(id), seq, len(batch), buf))
+			commits = append(commits, store.Append(uint32(id), seq, &rows))
 		}
 		for _, c := range commits {
 			if err := c.Wait(); err != nil {

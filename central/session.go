@@ -19,7 +19,6 @@ import (
 	"unicode/utf8"
 
 	"lottery"
-	"lottery/csvrow"
 	"lottery/logline"
 	"lottery/protocol"
 	"lottery/storage"
@@ -342,7 +341,7 @@ func (s *session) handleBatch(payload []byte) bool {
 	// empty commit), or every later batch of the agency would be a gap.
 	refuse := func(detail string) bool {
 		s.logRejected(v.Count, s.agency, v.Seq, lottery.EInvalidBet, detail)
-		commit := s.c.store.Append(v.Agency, v.Seq, 0, nil)
+		commit := s.c.store.Append(v.Agency, v.Seq, nil)
 		s.send(reply{kind: replyBatch, commit: commit, agency: v.Agency, seq: v.Seq, count: v.Count, refused: lottery.EInvalidBet})
 		return true
 	}
@@ -351,19 +350,20 @@ func (s *session) handleBatch(payload []byte) bool {
 	}
 	keepBets := v.Count == 1 || s.log.Enabled(context.Background(), slog.LevelDebug)
 	var bets []betLog
-	rows := make([]byte, 0, len(payload)+v.Count*4)
+	var rows storage.Rows
+	rows.Grow(len(payload) + v.Count*4)
 	today, i := time.Now(), 0
 	for b := range v.Bets() {
 		i++
 		if err := lottery.ValidateFields(b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number, today); err != nil {
 			return refuse("bet " + strconv.Itoa(i) + ": " + err.Error())
 		}
-		rows = csvrow.AppendBetRow(rows, int(v.Agency), b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
+		rows.Add(int(v.Agency), b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
 		if keepBets {
 			bets = append(bets, betLog{string(b.Document), b.Number})
 		}
 	}
-	commit := s.c.store.Append(v.Agency, v.Seq, v.Count, rows)
+	commit := s.c.store.Append(v.Agency, v.Seq, &rows)
 	s.send(reply{kind: replyBatch, commit: commit, agency: v.Agency, seq: v.Seq, count: v.Count, bets: bets})
 	return true
 }

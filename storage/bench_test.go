@@ -28,6 +28,7 @@ func BenchmarkStore_Append(b *testing.B) {
 	for _, bet := range gendata.Bets(1, benchBetsPerBatch, 0, 1) {
 		rows = csvrow.AppendBetRow(rows, 1, bet.FirstName, bet.LastName, bet.Document, bet.Birthdate, bet.Number)
 	}
+	// The store only reads rows: every batch may share them.
 	for _, mode := range []struct {
 		name   string
 		noSync bool
@@ -67,8 +68,7 @@ func benchAppend(b *testing.B, rows []byte, appenders int, noSync bool) {
 				if len(inFlight) == benchInFlight {
 					wait()
 				}
-				// The store only reads rows: every batch may share them.
-				inFlight = append(inFlight, store.Append(uint32(a+1), seq, benchBetsPerBatch, rows))
+				inFlight = append(inFlight, store.Append(uint32(a+1), seq, storage.RawRows(rows, benchBetsPerBatch)))
 			}
 			for len(inFlight) > 0 {
 				wait()

@@ -304,16 +304,20 @@ func (s *Store) sync(f File) error {
 	return f.Sync()
 }
 
-// Append submits a batch of count bets, already encoded as bets file rows,
-// as batch number seq of the agency. The store owns rows from now on.
-// Sequence numbers start at 1 and grow by one per batch: a batch already
-// stored with the same rows completes as a Duplicate without being stored
-// again, one already stored with other rows fails with EConflict, and one
-// after a gap fails with ESequence.
-func (s *Store) Append(agency uint32, seq uint64, count int, rows []byte) *Commit {
+// Append submits rows (nil: none) as batch number seq of the agency; the
+// store owns them from now on. Sequence numbers start at 1 and grow by one
+// per batch: a batch already stored with the same rows completes as a
+// Duplicate without being stored again, one already stored with other rows
+// fails with EConflict, and one after a gap fails with ESequence.
+func (s *Store) Append(agency uint32, seq uint64, rows *Rows) *Commit {
+	c := &Commit{kind: kindBatch, agency: agency, seq: seq}
+	if rows != nil {
+		c.count, c.rows = rows.count, rows.b
+	}
 	// Hashed here, in the caller's goroutine: sessions hash in parallel
 	// and the single writer only compares.
-	return s.submit(&Commit{kind: kindBatch, agency: agency, seq: seq, count: count, rows: rows, digest: digestOf(rows)})
+	c.digest = digestOf(c.rows)
+	return s.submit(c)
 }
 
 // Finish durably marks the agency finished after its batch lastSeq, which

@@ -582,4 +582,3 @@ func writeError(w io.Writer, code lottery.Code, msg string) error {
 	_, err := w.Write(errorFrame(code, msg))
 	return err
 }
-

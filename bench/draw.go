@@ -13,7 +13,7 @@ import (
 )
 
 // DrawScenario measures the draw alone: a store holding Bets rows, and
-// central.RunDraw over it.
+// central.FindWinners over it.
 type DrawScenario struct {
 	Bets int64
 	Seed uint64
@@ -81,7 +81,7 @@ func (d *DrawBench) Run() (DrawResult, error) {
 	res.RSSBefore = procStatusBytes("self", "VmRSS:")
 	mem := startMemSampler()
 	cpu0, start := processCPUSeconds(), time.Now()
-	winners, err := central.RunDraw(d.store)
+	winners, err := central.FindWinners(d.store)
 	elapsed := time.Since(start)
 	res.CPUSeconds = processCPUSeconds() - cpu0
 	res.GoHeapPeak, res.GoMappedPeak = mem.Stop()

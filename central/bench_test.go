@@ -8,11 +8,11 @@ import (
 	"lottery/central"
 )
 
-// BenchmarkRunDraw times the draw (load_bets + has_won over the whole
+// BenchmarkFindWinners times the draw (load_bets + has_won over the whole
 // bets file) over stores of growing size. B/op should not grow with the
 // rows: the draw streams the file. cmd/bench -draw-only -bets 10000000
 // measures the 10-million-bet target.
-func BenchmarkRunDraw(b *testing.B) {
+func BenchmarkFindWinners(b *testing.B) {
 	for _, rows := range []int64{100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
 			d, err := bench.PrepareDraw(bench.DrawScenario{Bets: rows, Dir: b.TempDir()})
@@ -23,7 +23,7 @@ func BenchmarkRunDraw(b *testing.B) {
 			b.SetBytes(d.Store().Stats().Size)
 			b.ReportAllocs()
 			for b.Loop() {
-				winners, err := central.RunDraw(d.Store())
+				winners, err := central.FindWinners(d.Store())
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -157,21 +157,18 @@ func New(cfg Config, store *storage.Store, log *slog.Logger) (*Central, error) {
 		agencyConns: make(map[uint32]int),
 	}
 	if c.draw.Complete() {
-		c.runDraw("recuperar_sorteo")
+		c.holdDraw("recuperar_sorteo")
 	}
 	return c, nil
 }
 
-// Draw returns the central's draw barrier.
-func (c *Central) Draw() *Draw { return c.draw }
-
-// runDraw computes and publishes the winners, once, logging it as action:
+// holdDraw computes and publishes the winners, once, logging it as action:
 // "sorteo" for the draw itself, "recuperar_sorteo" when a restarted central
 // recomputes a draw that had already happened (the same winners: the file
 // cannot change after the draw), so the log shows one sorteo per draw.
-func (c *Central) runDraw(action string) {
+func (c *Central) holdDraw(action string) {
 	c.drawOnce.Do(func() {
-		winners, err := RunDraw(c.store)
+		winners, err := FindWinners(c.store)
 		if err != nil {
 			// The stored file cannot be read back: there is no honest answer,
 			// so queries get an error rather than a wrong list.

@@ -296,7 +296,7 @@ func TestCentral_Finished(t *testing.T) {
 		c := dialRaw(t, srv.addr)
 		c.hello(1)
 		c.finish(1, 0)
-		if p := srv.c.Draw().Pending(); p != 4 {
+		if p := srv.c.Barrier().Pending(); p != 4 {
 			t.Errorf("pending agencies = %d, want 4", p)
 		}
 	})
@@ -515,7 +515,7 @@ func TestCentral_Restart(t *testing.T) {
 		// Same port: agency 1, still waiting for its winners, finds the new
 		// central by itself.
 		srv2 := startServerAt(t, central.Config{Agencies: 3}, path, srv.addr)
-		if p := srv2.c.Draw().Pending(); p != 2 {
+		if p := srv2.c.Barrier().Pending(); p != 2 {
 			t.Fatalf("restarted central waits for %d agencies, want 2", p)
 		}
 		r23 := runAgencies(t, srv2.addr, d, []int{2, 3}, nil)

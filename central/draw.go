@@ -86,10 +86,10 @@ func (d *Draw) Winners(agency uint32) ([]string, error) {
 	return slices.Clip(d.winners[agency]), nil
 }
 
-// RunDraw streams the stored bets once (load_bets + has_won) and groups the
+// FindWinners streams the stored bets once (load_bets + has_won) and groups the
 // winners' documents by agency. Memory grows with the winners, not with the
 // bets.
-func RunDraw(store *storage.Store) (map[uint32][]string, error) {
+func FindWinners(store *storage.Store) (map[uint32][]string, error) {
 	winners := make(map[uint32][]string)
 	wins := func(_, number int) bool { return lottery.Wins(number) }
 	err := store.ScanWhere(wins, func(r storage.Row) error {

@@ -482,7 +482,7 @@ func (s *session) finish(r reply, buf []byte) []byte {
 	}
 	if s.c.draw.Finish(r.agency) {
 		s.log.Info("agencia_finalizada", logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", 0)
-		s.c.runDraw("sorteo")
+		s.c.holdDraw("sorteo")
 	} else {
 		s.log.Info("agencia_finalizada", logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", s.c.draw.Pending(), "repetido", commit.Duplicate)
 	}

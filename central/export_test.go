@@ -1,0 +1,4 @@
+package central
+
+// Barrier returns the central's draw barrier, for tests.
+func (c *Central) Barrier() *Draw { return c.draw }

@@ -476,13 +476,9 @@ func TestAgency_StartBeforeCentral(t *testing.T) {
 		res, err := a.Run(ctx)
 		done <- outcome{res, err}
 	}()
-	deadline := time.Now().Add(waitLong)
-	for len(testutil.Find(testutil.Lines(logs.String()), "conectar", "in_progress")) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the agency did not retry:\n%s", logs.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, waitLong, "the agency to retry", func() bool {
+		return len(testutil.Find(testutil.Lines(logs.String()), "conectar", "in_progress")) >= 2
+	})
 	realCentral(t, 1, filepath.Join(t.TempDir(), "bets.csv"), addr)
 	o := <-done
 	if o.err != nil {
@@ -543,13 +539,7 @@ func TestAgency_Cancel(t *testing.T) {
 				_, err := a.Run(ctx)
 				done <- err
 			}()
-			deadline := time.Now().Add(waitLong)
-			for !tt.ready(f, logs) {
-				if time.Now().After(deadline) {
-					t.Fatalf("the agency never reached the stage:\n%s", logs.String())
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			testutil.WaitFor(t, waitLong, "the agency to reach the stage", func() bool { return tt.ready(f, logs) })
 			cancel()
 			select {
 			case err := <-done:

@@ -85,7 +85,7 @@ func TestCentral_Draw(t *testing.T) {
 // agencies finished: the answer waits for the draw, holds only the asking
 // agency's documents, and the silent wait is not taken for an idle peer.
 func TestCentral_EarlyWinnersQuery(t *testing.T) {
-	const idle = time.Second
+	const idle = 300 * time.Millisecond // short: the test waits 2.5 of them
 	d := genData(t, 3, 600, realWinners)
 	small := d.bets[1][:40]
 	srv := startServer(t, central.Config{Agencies: 3, IdleTimeout: idle}, filepath.Join(t.TempDir(), "bets.csv"))

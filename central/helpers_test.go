@@ -10,7 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,13 +37,7 @@ const (
 // waitFor polls cond until it holds or waitLong passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLong)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, waitLong, what, cond)
 }
 
 // server is a central serving on 127.0.0.1:0 over a real store.
@@ -228,7 +222,7 @@ func (c *raw) expectClosed() {
 }
 
 func isReset(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), "connection reset") || errors.Is(err, net.ErrClosed))
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
 // winners sends a WinnersQuery and collects the whole answer.

@@ -182,3 +182,17 @@ func Frame(t testing.TB, m protocol.Message) []byte {
 	}
 	return b
 }
+
+// WaitFor polls cond every few milliseconds until it holds, failing the
+// test if timeout passes first. It is for state only visible by polling
+// (a file, a counter); a process's output has Proc.WaitOutput.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -54,7 +54,7 @@ COMPOSE_DEV ?= docker-compose-dev.yaml
 NETCAT_IMAGE ?= netcat:latest
 BUSYBOX_DEB ?= busybox-static
 
-.PHONY: docker-image docker-netcat-image docker-compose-up docker-compose-down docker-compose-logs
+.PHONY: docker-image docker-netcat-image docker-compose-up docker-compose-down docker-compose-clean docker-compose-logs
 
 docker-image: build ## the server:latest and client:latest images (FROM scratch: nothing is pulled)
 	docker build -f ./server/Dockerfile -t server:latest .
@@ -74,14 +74,21 @@ bin/busybox:
 	  dpkg-deb -x ./*.deb pkg && install -m 0755 pkg/bin/busybox "$(CURDIR)/bin/busybox"; \
 	  echo "bin/busybox from $$(ls ./*.deb)"
 
-docker-compose-up: docker-image pki ## build the images and .pki/, write docker-compose-dev.yaml (5 agencies) if missing, start it
-	@[ -f $(COMPOSE_DEV) ] || ./generar-compose.sh $(COMPOSE_DEV) 5
+# -keep: an existing docker-compose-dev.yaml is left as it is, but .pki/ is
+# always made ready (what is missing issued, central.key readable by the
+# central's user), so a key that is new since the last up works too.
+docker-compose-up: docker-image pki ## build the images and .pki/ (central.key readable by the central's user), write docker-compose-dev.yaml (5 agencies) if missing, start it
+	@./generar-compose.sh -keep $(COMPOSE_DEV) 5
 	@mkdir -p .data
 	$(DOCKER_COMPOSE) -f $(COMPOSE_DEV) up -d
 
-docker-compose-down: ## stop (1 s grace) and remove the containers and network
+docker-compose-down: ## stop (1 s grace) and remove the containers and network; the bets volume is kept
 	$(DOCKER_COMPOSE) -f $(COMPOSE_DEV) stop -t 1
 	$(DOCKER_COMPOSE) -f $(COMPOSE_DEV) down
+
+docker-compose-clean: ## docker-compose-down, and remove the bets volume too (down -v): the next up starts a new draw
+	$(DOCKER_COMPOSE) -f $(COMPOSE_DEV) stop -t 1
+	$(DOCKER_COMPOSE) -f $(COMPOSE_DEV) down -v
 
 docker-compose-logs: ## follow the containers' logs
 	$(DOCKER_COMPOSE) -f $(COMPOSE_DEV) logs -f

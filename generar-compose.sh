@@ -1,13 +1,18 @@
 #!/bin/sh
-# generar-compose.sh [-tls=false] <output-file> <N>: writes a Docker Compose
-# file with the central ("server") and N agencies ("client1" … "clientN").
-# The work is done by the Go generator in cmd/gencompose (package compose);
-# this script only builds and runs it. With TLS (the default) the generator
-# first adds what is missing of .pki/ next to the output file (the CA, the
-# central's and agencies 1…N's keys and certificates, as bin/pki does) and
-# mounts into each container only its own key and certificate plus ca.crt.
-# Bad arguments: usage, exit 2, and the output file (and .pki/) are left as
-# they were. POSIX sh, so `sh generar-compose.sh` works too.
+# generar-compose.sh [-tls=false] [-keep] <output-file> <N>: writes a Docker
+# Compose file with the central ("server") and N agencies ("client1" …
+# "clientN"); the central's bets file and journal go on the named volume
+# lottery_central_data (down keeps it, down -v removes it). The work is done
+# by the Go generator in cmd/gencompose (package compose); this script only
+# builds and runs it. With TLS (the default) the generator first adds what is
+# missing of .pki/ next to the output file (the CA, the central's and
+# agencies 1…N's keys and certificates, as bin/pki does), lets the central's
+# user in its image (uid 10001, not root) read central.key through an ACL
+# entry, and mounts into each container only its own key and certificate
+# plus ca.crt. -keep leaves an existing output file alone and still does the
+# .pki/ part (make docker-compose-up). Bad arguments: usage, exit 2, and the
+# output file (and .pki/) are left as they were. POSIX sh, so
+# `sh generar-compose.sh` works too.
 set -eu
 root=$(cd "$(dirname "$0")" && pwd)
 

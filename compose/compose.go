@@ -1,7 +1,8 @@
 // Package compose writes the Docker Compose file that runs the central and
 // its agencies: a service "server" and services "client1" … "clientN" on one
 // network, the config files, the agency data and the TLS material mounted
-// read-only.
+// read-only, and the central's bets file with its journal on a named volume
+// of their own, so that `docker compose down` and `up` keep them.
 //
 // Each container gets only the keys it needs: the central its own key and
 // certificate, agency N its own, both the CA's certificate to verify the
@@ -26,15 +27,19 @@ import (
 
 // Names the course's harness relies on.
 const (
-	ServerService  = "server"        // the central's service, container and host name
-	ClientPrefix   = "client"        // agency N is service and container "clientN"
-	ServerImage    = "server:latest" // built by server/Dockerfile
-	ClientImage    = "client:latest" // built by client/Dockerfile
-	DefaultNetwork = "lottery_net"   // the one network every service joins
-	ServerConfig   = "/config.ini"   // where the central reads ./config.ini (its WORKDIR is /)
-	ClientConfig   = "/config.yaml"  // where an agency reads ./config.yaml (its WORKDIR is /)
-	DataDir        = "/.data"        // where an agency finds ./.data/agency-N.csv
-	PKIDir         = "/.pki"         // where both read ./.pki/… (their default TLS paths)
+	ServerService  = "server"               // the central's service, container and host name
+	ClientPrefix   = "client"               // agency N is service and container "clientN"
+	ServerImage    = "server:latest"        // built by server/Dockerfile
+	ClientImage    = "client:latest"        // built by client/Dockerfile
+	DefaultNetwork = "lottery_net"          // the one network every service joins
+	ServerConfig   = "/config.ini"          // where the central reads ./config.ini (its WORKDIR is /)
+	ClientConfig   = "/config.yaml"         // where an agency reads ./config.yaml (its WORKDIR is /)
+	DataDir        = "/.data"               // where an agency finds ./.data/agency-N.csv
+	PKIDir         = "/.pki"                // where both read ./.pki/… (their default TLS paths)
+	CentralDataDir = "/data"                // the central's volume: its image gives it to CentralUID
+	BetsFile       = "/data/bets.csv"       // STORAGE_FILEPATH; the journal is beside it
+	DataVolume     = "central_data"         // the volume's key in the file
+	DataVolumeName = "lottery_central_data" // its name in Docker, after Options.NamePrefix
 	hostServerConf = "./server/config.ini"
 	hostClientConf = "./client/config.yaml"
 	hostDataDir    = "./.data"
@@ -62,9 +67,10 @@ var ErrAgencies = errors.New("compose: agencies must be between 0 and " + strcon
 type Options struct {
 	// Agencies is N, the number of agency services; 0 gives a central alone.
 	Agencies int
-	// NamePrefix is put before every container name (not service name).
-	// Empty for the course's names; tests use it so that their containers
-	// never collide with a deployment that is already running.
+	// NamePrefix is put before every container name (not service name)
+	// and before the volume's name. Empty for the course's names; tests use
+	// it so that their containers and volumes never collide with a
+	// deployment that is already running.
 	NamePrefix string
 	// Network is the network's name inside the file; DefaultNetwork if empty.
 	Network string
@@ -81,6 +87,7 @@ type EnvVar struct{ Name, Value string }
 type File struct {
 	Services Services           `yaml:"services"`
 	Networks map[string]Network `yaml:"networks"`
+	Volumes  map[string]Volume  `yaml:"volumes,omitempty"`
 }
 
 // Service is one compose service.
@@ -126,6 +133,12 @@ type Network struct {
 	Driver string `yaml:"driver"`
 }
 
+// Volume is one named volume. Name fixes its name in Docker, which
+// otherwise would be the project's name (the directory's) + "_" + its key.
+type Volume struct {
+	Name string `yaml:"name"`
+}
+
 // New builds the compose file for opt.
 func New(opt Options) (File, error) {
 	if opt.Agencies < 0 || opt.Agencies > MaxAgencies {
@@ -140,13 +153,16 @@ func New(opt Options) (File, error) {
 		ContainerName: opt.NamePrefix + ServerService,
 		Image:         ServerImage,
 		Networks:      []string{network},
-		Volumes:       []string{readOnly(hostServerConf, ServerConfig)},
+		Volumes:       []string{readOnly(hostServerConf, ServerConfig), DataVolume + ":" + CentralDataDir},
 	}
 	// With no agency there is nothing to wait for: the central keeps the
 	// AGENCIES of its config.ini (AGENCIES=0 is not a valid central).
 	if opt.Agencies > 0 {
 		server.Environment = []string{env("AGENCIES", strconv.Itoa(opt.Agencies))}
 	}
+	// The bets file lives on the volume, whatever config.ini says: the
+	// rest of the image is not the central's to write.
+	server.Environment = append(server.Environment, env("STORAGE_FILEPATH", BetsFile))
 	if opt.PlainText {
 		server.Environment = append(server.Environment, env("TLS", "off"))
 	} else {
@@ -155,6 +171,7 @@ func New(opt Options) (File, error) {
 	f := File{
 		Services: Services{server},
 		Networks: map[string]Network{network: {Driver: "bridge"}},
+		Volumes:  map[string]Volume{DataVolume: {Name: opt.NamePrefix + DataVolumeName}},
 	}
 	for id := 1; id <= opt.Agencies; id++ {
 		name := ClientPrefix + strconv.Itoa(id)

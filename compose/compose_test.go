@@ -27,6 +27,7 @@ type parsed struct {
 		DependsOn     []string `yaml:"depends_on"`
 	} `yaml:"services"`
 	Networks map[string]map[string]string `yaml:"networks"`
+	Volumes  map[string]map[string]string `yaml:"volumes"`
 }
 
 func generate(t *testing.T, opt compose.Options) ([]byte, parsed) {
@@ -59,14 +60,14 @@ func TestWrite_Services(t *testing.T) {
 			if server.ContainerName != "server" || server.Image != "server:latest" {
 				t.Errorf("server: container %q image %q", server.ContainerName, server.Image)
 			}
-			wantEnv := []string{"AGENCIES=" + strconv.Itoa(n)}
+			wantEnv := []string{"AGENCIES=" + strconv.Itoa(n), "STORAGE_FILEPATH=/data/bets.csv"}
 			if n == 0 {
-				wantEnv = nil // AGENCIES=0 is not a valid central: it keeps config.ini's
+				wantEnv = wantEnv[1:] // AGENCIES=0 is not a valid central: it keeps config.ini's
 			}
 			if !slices.Equal(server.Environment, wantEnv) {
 				t.Errorf("server environment %q, want %q", server.Environment, wantEnv)
 			}
-			wantVolumes := []string{"./server/config.ini:/config.ini:ro",
+			wantVolumes := []string{"./server/config.ini:/config.ini:ro", "central_data:/data",
 				"./.pki/central.crt:/.pki/central.crt:ro", "./.pki/central.key:/.pki/central.key:ro", "./.pki/ca.crt:/.pki/ca.crt:ro"}
 			if !slices.Equal(server.Volumes, wantVolumes) {
 				t.Errorf("server volumes %q, want %q", server.Volumes, wantVolumes)
@@ -118,7 +119,7 @@ func TestWrite_ServiceOrder(t *testing.T) {
 	for i := 1; i <= 10; i++ {
 		want = append(want, "client"+strconv.Itoa(i))
 	}
-	want = append(want, compose.DefaultNetwork)
+	want = append(want, compose.DefaultNetwork, compose.DataVolume)
 	if !slices.Equal(names, want) {
 		t.Errorf("services in order %q, want %q", names, want)
 	}
@@ -144,6 +145,73 @@ func TestWrite_Options(t *testing.T) {
 	}
 	if _, ok := p.Networks["other"]; !ok || len(p.Networks) != 1 {
 		t.Errorf("networks %v, want only other", p.Networks)
+	}
+	if got := p.Volumes[compose.DataVolume]["name"]; got != "t1-lottery_central_data" {
+		t.Errorf("volume name %q, want the prefix before it", got)
+	}
+}
+
+// TestWrite_DataVolume checks where the bets go: the central, and nobody
+// else, mounts one named volume, read-write, on the directory of
+// STORAGE_FILEPATH; its name is fixed (not the project's), so the
+// documentation can name it.
+func TestWrite_DataVolume(t *testing.T) {
+	for _, opt := range []compose.Options{{Agencies: 0}, {Agencies: 3}, {Agencies: 2, PlainText: true}} {
+		_, p := generate(t, opt)
+		if len(p.Volumes) != 1 || p.Volumes["central_data"]["name"] != "lottery_central_data" {
+			t.Errorf("%+v: volumes %v, want only central_data named lottery_central_data", opt, p.Volumes)
+		}
+		for name, svc := range p.Services {
+			var named []string
+			for _, v := range svc.Volumes {
+				if !strings.HasPrefix(v, "./") {
+					named = append(named, v)
+				}
+			}
+			want := []string(nil)
+			if name == compose.ServerService {
+				want = []string{"central_data:/data"}
+				if !slices.Contains(svc.Environment, "STORAGE_FILEPATH=/data/bets.csv") {
+					t.Errorf("%+v: server environment %q has no STORAGE_FILEPATH on the volume", opt, svc.Environment)
+				}
+			}
+			if !slices.Equal(named, want) {
+				t.Errorf("%+v: %s mounts %q, want %q", opt, name, named, want)
+			}
+		}
+	}
+	if filepath.Dir(compose.BetsFile) != compose.CentralDataDir {
+		t.Errorf("BetsFile %s is not in %s", compose.BetsFile, compose.CentralDataDir)
+	}
+}
+
+// TestDockerfile_CentralUser keeps server/Dockerfile and the generator in
+// step: the image runs the central as CentralUID:CentralGID, the user
+// ShareCentralKey lets read the key, and gives it the volume's directory.
+func TestDockerfile_CentralUser(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "server", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := strconv.Itoa(compose.CentralUID) + ":" + strconv.Itoa(compose.CentralGID)
+	var users, copies []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) > 0 && f[0] == "USER":
+			users = append(users, strings.Join(f[1:], " "))
+		case len(f) == 4 && f[0] == "COPY" && f[3] == compose.CentralDataDir:
+			copies = append(copies, f[1]+" "+f[2])
+		}
+	}
+	if !slices.Equal(users, []string{user}) {
+		t.Errorf("server/Dockerfile USER %q, want exactly %q", users, user)
+	}
+	if want := "--chown=" + user + " server/data"; !slices.Equal(copies, []string{want}) {
+		t.Errorf("server/Dockerfile copies %s with %q, want %q", compose.CentralDataDir, copies, want)
+	}
+	if st, err := os.Stat(filepath.Join("..", "server", "data")); err != nil || !st.IsDir() {
+		t.Errorf("server/data, the directory the image copies to %s: %v", compose.CentralDataDir, err)
 	}
 }
 

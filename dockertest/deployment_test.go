@@ -157,6 +157,10 @@ func newDeployment(t *testing.T, agencies int) *deployment {
 	if _, err := pki.Issue(pki.Options{Dir: d.path(".pki"), Agencies: agencies}); err != nil {
 		t.Fatal(err)
 	}
+	// What the generator does next: the central (not root) must read its key.
+	if _, err := compose.ShareCentralKey(d.path(".pki")); err != nil {
+		t.Fatal(err)
+	}
 	f, err := compose.New(compose.Options{Agencies: agencies, NamePrefix: d.prefix})
 	if err != nil {
 		t.Fatal(err)
@@ -395,13 +399,21 @@ func (d *deployment) splitLogs(out string) map[string]string {
 // or stopped) and reads it.
 func (d *deployment) copyBets() []lottery.Bet {
 	d.t.Helper()
-	dst := filepath.Join(d.t.TempDir(), "bets.csv")
-	d.docker("cp", d.container(compose.ServerService)+":/bets.csv", dst)
+	dst := d.copyOut(compose.BetsFile)
 	bets, err := storage.LoadBets(dst)
 	if err != nil {
 		d.t.Fatalf("the bets file copied out of the central: %v", err)
 	}
 	return bets
+}
+
+// copyOut copies a file out of the central's container (running or
+// stopped) into a temporary directory and returns its path there.
+func (d *deployment) copyOut(path string) string {
+	d.t.Helper()
+	dst := filepath.Join(d.t.TempDir(), filepath.Base(path))
+	d.docker("cp", d.container(compose.ServerService)+":"+path, dst)
+	return dst
 }
 
 // acked sums the cantidad of the central's `apuesta_recibida | result:

@@ -1,14 +1,17 @@
 // Command gencompose writes the Docker Compose file for the central and N
-// agencies: gencompose [-tls=false] <output-file> <N>. generar-compose.sh
-// calls it.
+// agencies: gencompose [-tls=false] [-keep] <output-file> <N>.
+// generar-compose.sh calls it.
 //
 // The mounts in the file are relative to the file's directory, so write it
 // at the repository root. With TLS on (the default) it first makes sure the
-// PKI the file mounts is there: .pki/ next to the output file, with the CA,
-// the central and agencies 1…N (pki.Issue, what bin/pki runs: it adds what
-// is missing and never replaces a key). The output file is replaced
-// atomically and only when the arguments are valid: a bad call never
-// touches it, nor the PKI.
+// PKI the file mounts is there and usable: .pki/ next to the output file,
+// with the CA, the central and agencies 1…N (pki.Issue, what bin/pki runs:
+// it adds what is missing and never replaces a key), and central.key
+// readable by the central's user in its image (compose.ShareCentralKey),
+// which is not root. The output file is replaced atomically and only when
+// the arguments are valid: a bad call never touches it, nor the PKI. With
+// -keep an existing output file is left as it is and only the PKI is seen
+// to (make docker-compose-up).
 package main
 
 import (
@@ -38,14 +41,20 @@ const pkiDir = ".pki"
 
 const usage = `usage: generar-compose.sh <output-file> <N>
        generar-compose.sh -tls=false <output-file> <N>
+       generar-compose.sh -keep <output-file> <N>
   Writes a Docker Compose file with the central ("server") and N agencies
   ("client1" … "clientN"), N a whole number from 0 to %d.
   Write it at the repository root: its volumes are relative to it.
+  The central's bets file and journal go on the named volume
+  lottery_central_data: down and up keep them, down -v removes them.
   With TLS (the default) it first issues what is missing of .pki/ next to
-  the file (CA, central, agencies 1…N) and mounts into each container only
-  its own key and certificate plus ca.crt; the CA's key is mounted nowhere.
+  the file (CA, central, agencies 1…N), lets the central's user (uid %d)
+  read central.key, and mounts into each container only its own key and
+  certificate plus ca.crt; the CA's key is mounted nowhere.
   -tls=false: TLS off on both sides (TLS=off, CLI_TLS=off), no keys
   mounted: only for the course's bare exercises.
+  -keep: leave an existing output file as it is; .pki/ is still brought
+  up to date for N agencies (make docker-compose-up runs this).
   example: ./generar-compose.sh docker-compose-dev.yaml 5
 `
 
@@ -53,90 +62,110 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
+// request is what a valid call asks for.
+type request struct {
+	out  string // the output file
+	keep bool   // leave out as it is when it exists
+	opt  compose.Options
+}
+
 func run(args []string, stderr io.Writer) int {
-	out, opt, err := parseArgs(args)
+	req, err := parseArgs(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(stderr, usage, compose.MaxAgencies)
+		fmt.Fprintf(stderr, usage, compose.MaxAgencies, compose.CentralUID)
 		return exitOK
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "gencompose: %v\n", err)
-		fmt.Fprintf(stderr, usage, compose.MaxAgencies)
+		fmt.Fprintf(stderr, usage, compose.MaxAgencies, compose.CentralUID)
 		return exitUsage
 	}
-	if err := generate(out, opt, stderr); err != nil {
+	if err := generate(req, stderr); err != nil {
 		fmt.Fprintf(stderr, "gencompose: %v\n", err)
 		return exitFailed
 	}
 	return exitOK
 }
 
-// parseArgs checks [-tls=false] <output-file> <N>: exactly two arguments
-// after the flag, N made of digits only (no sign, no spaces) and within range.
-func parseArgs(args []string) (string, compose.Options, error) {
+// parseArgs checks [-tls=false] [-keep] <output-file> <N>: exactly two
+// arguments after the flags, N made of digits only (no sign, no spaces) and
+// within range.
+func parseArgs(args []string) (request, error) {
 	fs := flag.NewFlagSet("gencompose", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // run prints the usage
 	useTLS := fs.Bool("tls", true, "mutual TLS: issue and mount the PKI")
+	keep := fs.Bool("keep", false, "leave an existing output file as it is")
 	if err := fs.Parse(args); err != nil {
-		return "", compose.Options{}, err
+		return request{}, err
 	}
 	args = fs.Args()
 	if len(args) != 2 {
-		return "", compose.Options{}, fmt.Errorf("want 2 arguments, got %d", len(args))
+		return request{}, fmt.Errorf("want 2 arguments, got %d", len(args))
 	}
 	out, s := args[0], args[1]
 	if out == "" {
-		return "", compose.Options{}, fmt.Errorf("empty output file name")
+		return request{}, fmt.Errorf("empty output file name")
 	}
 	if s == "" {
-		return "", compose.Options{}, fmt.Errorf("N is empty")
+		return request{}, fmt.Errorf("N is empty")
 	}
 	for _, c := range s {
 		if c < '0' || c > '9' {
-			return "", compose.Options{}, fmt.Errorf("N must be a whole number ≥ 0, got %q", s)
+			return request{}, fmt.Errorf("N must be a whole number ≥ 0, got %q", s)
 		}
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n > compose.MaxAgencies {
-		return "", compose.Options{}, fmt.Errorf("N must be at most %d, got %q", compose.MaxAgencies, s)
+		return request{}, fmt.Errorf("N must be at most %d, got %q", compose.MaxAgencies, s)
 	}
-	return out, compose.Options{Agencies: n, PlainText: !*useTLS}, nil
+	return request{out: out, keep: *keep, opt: compose.Options{Agencies: n, PlainText: !*useTLS}}, nil
 }
 
-// generate issues the PKI the file mounts, if any, then writes the file.
-// It says on stderr how many keys and certificates it issued, if any.
-func generate(out string, opt compose.Options, stderr io.Writer) error {
+// generate sees to the PKI the file mounts, if any, then writes the file
+// (unless it is to be kept). It says on stderr what it changed in the PKI.
+func generate(req request, stderr io.Writer) error {
 	var buf bytes.Buffer
-	if err := compose.Write(&buf, opt); err != nil {
+	if err := compose.Write(&buf, req.opt); err != nil {
 		return err
 	}
-	if !opt.PlainText {
-		written, err := issuePKI(filepath.Dir(out), opt.Agencies)
-		if len(written) > 0 {
-			fmt.Fprintf(stderr, "gencompose: issued %d keys and certificates in %s\n",
-				len(written), filepath.Dir(written[0]))
-		}
-		if err != nil {
+	if !req.opt.PlainText {
+		if err := preparePKI(filepath.Dir(req.out), req.opt.Agencies, stderr); err != nil {
 			return err
 		}
 	}
-	return writeFile(out, buf.Bytes())
+	if req.keep {
+		if _, err := os.Stat(req.out); err == nil {
+			return nil
+		}
+	}
+	return writeFile(req.out, buf.Bytes())
 }
 
-// issuePKI adds to dir/.pki what is missing of the CA, the central and
-// agencies 1…n, and returns the files it wrote. The PKI goes beside the
-// file only if the file can go there: a missing directory is an error, not
-// something to create.
-func issuePKI(dir string, n int) ([]string, error) {
+// preparePKI adds to dir/.pki what is missing of the CA, the central and
+// agencies 1…n, then lets the central's user read its key. The PKI goes
+// beside the file only if the file can go there: a missing directory is an
+// error, not something to create.
+func preparePKI(dir string, n int, stderr io.Writer) error {
 	if _, err := os.Stat(dir); err != nil {
-		return nil, err
+		return err
 	}
 	p := filepath.Join(dir, pkiDir)
 	written, err := pki.Issue(pki.Options{Dir: p, Agencies: n})
-	if err != nil {
-		return written, fmt.Errorf("the PKI in %s: %w", p, err)
+	if len(written) > 0 {
+		fmt.Fprintf(stderr, "gencompose: issued %d keys and certificates in %s\n", len(written), p)
 	}
-	return written, nil
+	if err != nil {
+		return fmt.Errorf("the PKI in %s: %w", p, err)
+	}
+	access, err := compose.ShareCentralKey(p)
+	if err != nil {
+		return err
+	}
+	if access != compose.Readable {
+		fmt.Fprintf(stderr, "gencompose: %s made readable by uid %d (the central's user) through %s\n",
+			filepath.Join(p, pki.CentralKeyFile), compose.CentralUID, access)
+	}
+	return nil
 }
 
 // writeFile replaces path with data atomically: a temporary file in the

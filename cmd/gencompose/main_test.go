@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -67,6 +68,16 @@ func TestRun_OK(t *testing.T) {
 		}
 	}
 
+	// The central's user can read its key now: nothing left to do.
+	if runtime.GOOS == "linux" {
+		if !strings.Contains(stderr.String(), "central.key made readable by uid 10001") {
+			t.Errorf("stderr does not say the key was made readable: %s", stderr.String())
+		}
+		if access, err := compose.ShareCentralKey(filepath.Join(dir, pkiDir)); err != nil || access != compose.Readable {
+			t.Errorf("ShareCentralKey after a run = %v, %v; want Readable", access, err)
+		}
+	}
+
 	// A second run keeps the keys and adds the new agencies' only.
 	key := filepath.Join(dir, pkiDir, pki.AgencyKeyFile(1))
 	before, err := os.ReadFile(key)
@@ -81,6 +92,39 @@ func TestRun_OK(t *testing.T) {
 	}
 	if files := pkiFiles(t, dir); !slices.Contains(files, pki.AgencyKeyFile(4)) {
 		t.Errorf("no key for agency 4 after a run with N=4: %q", files)
+	}
+}
+
+// TestRun_Keep is what make docker-compose-up runs: an existing file is
+// left as it is, a missing one is written, and the PKI is seen to either way.
+func TestRun_Keep(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "docker-compose-dev.yaml")
+	if err := os.WriteFile(out, []byte("edited by hand"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if code := run([]string{"-keep", out, "2"}, &stderr); code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, stderr.String())
+	}
+	if got, _ := os.ReadFile(out); string(got) != "edited by hand" {
+		t.Errorf("-keep replaced the file with:\n%s", got)
+	}
+	if files := pkiFiles(t, dir); !slices.Contains(files, pki.CentralKeyFile) || !slices.Contains(files, pki.AgencyKeyFile(2)) {
+		t.Errorf("-keep did not issue the PKI: %q", files)
+	}
+	if err := os.Remove(out); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"-keep", out, "2"}, &stderr); code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, stderr.String())
+	}
+	var want bytes.Buffer
+	if err := compose.Write(&want, compose.Options{Agencies: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("-keep with no file wrote:\n%s\nwant:\n%s", got, want.Bytes())
 	}
 }
 
@@ -112,8 +156,10 @@ func TestRun_Help(t *testing.T) {
 	if code := run([]string{"-h"}, &stderr); code != exitOK {
 		t.Errorf("exit %d, want %d", code, exitOK)
 	}
-	if !strings.Contains(stderr.String(), "-tls=false") {
-		t.Errorf("the usage does not say -tls=false:\n%s", stderr.String())
+	for _, want := range []string{"-tls=false", "-keep", "uid 10001", "lottery_central_data"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("the usage does not say %s:\n%s", want, stderr.String())
+		}
 	}
 }
 
@@ -136,6 +182,8 @@ func TestRun_ErrUsage(t *testing.T) {
 		{"UnknownFlag", []string{"-tsl=false", "OUT", "3"}},
 		{"BadFlagValue", []string{"-tls=maybe", "OUT", "3"}},
 		{"FlagAfterArgs", []string{"OUT", "3", "-tls=false"}},
+		{"KeepAfterArgs", []string{"OUT", "3", "-keep"}},
+		{"KeepValue", []string{"-keep=sometimes", "OUT", "3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

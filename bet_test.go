@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"lottery"
+	"lottery/gendata"
 )
 
 // today is a fixed "today" so the birthdate rules do not depend on the clock.
@@ -375,4 +376,53 @@ func FuzzValidateFields(f *testing.F) {
 			t.Fatalf("code %v for %v", lottery.ErrorCode(err), err)
 		}
 	})
+}
+
+// benchBets returns bets as the central receives them: byte slices, so
+// validation runs in place as in the central's batch loop.
+func benchBets(bets []lottery.Bet) [][4][]byte {
+	out := make([][4][]byte, len(bets))
+	for i, b := range bets {
+		out[i] = [4][]byte{[]byte(b.FirstName), []byte(b.LastName), []byte(b.Document), []byte(b.Birthdate)}
+	}
+	return out
+}
+
+// BenchmarkValidateFields validates one bet per op, as the central does for
+// every received bet: generated Spanish names (accents in about half of
+// them), names of plain ASCII, and names of CJK characters.
+func BenchmarkValidateFields(b *testing.B) {
+	realistic := gendata.Bets(1, 1000, 0, 1)
+	with := func(first, last string) []lottery.Bet {
+		bets := make([]lottery.Bet, len(realistic))
+		for i, bet := range realistic {
+			bet.FirstName, bet.LastName = first, last
+			bets[i] = bet
+		}
+		return bets
+	}
+	cases := []struct {
+		name string
+		bets []lottery.Bet
+	}{
+		{"Generated", realistic},
+		{"ASCII", with("Santiago Lionel", "Lorca")},
+		{"CJK", with("山田太郎", "李")},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			bets := benchBets(c.bets)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				f := bets[i]
+				if err := lottery.ValidateFields(f[0], f[1], f[2], f[3], 42, today); err != nil {
+					b.Fatal(err)
+				}
+				if i++; i == len(bets) {
+					i = 0
+				}
+			}
+		})
+	}
 }

@@ -52,8 +52,10 @@ type session struct {
 	serial     *big.Int
 	claimed    uint32
 	// pending is the session's place among the unauthenticated
-	// connections (nil once authenticated), guarded by Central.mu.
-	pending *list.Element
+	// connections, in the list pendingIn (Central.silent or
+	// Central.talking); nil once authenticated. Guarded by Central.mu.
+	pending   *list.Element
+	pendingIn *list.List
 	// evicted is set when the central closed the connection on purpose
 	// (room for a newer connection, a takeover, a revoked certificate):
 	// the reason is logged then, so the session ends quietly.
@@ -128,10 +130,8 @@ func newSession(c *Central, conn net.Conn) *session {
 	ip := remoteIP(conn)
 	return &session{
 		c: c, raw: conn, ip: ip,
-		log:        c.log,
-		replies:    make(chan reply, c.cfg.Window),
-		readerDone: make(chan struct{}),
-		ended:      make(chan struct{}),
+		log:   c.log,
+		ended: make(chan struct{}),
 	}
 }
 
@@ -142,6 +142,9 @@ func (s *session) run() {
 		s.raw.Close()
 		return
 	}
+	// Allocated only now: a stranger that never gets past the first byte
+	// or the handshake costs the central no window and no responder.
+	s.replies, s.readerDone = make(chan reply, s.c.cfg.Window), make(chan struct{})
 	responded := make(chan struct{})
 	go func() {
 		defer close(responded)
@@ -321,50 +324,68 @@ func (s *session) checkAgency(agency uint32) (lottery.Code, string) {
 
 // handleBatch validates a whole batch, encodes it as bets file rows and
 // submits it to storage without waiting: the responder acks it once stored.
+// The batch is decoded in one pass, each bet validated and encoded as it is
+// read; only then does Finish tell whether the payload was well formed, so
+// nothing is acted upon before it, and a malformed batch is refused as
+// malformed even when an earlier bet was invalid, as if its structure had
+// been checked first.
 func (s *session) handleBatch(payload []byte) bool {
-	v, err := protocol.ParseBatch(payload)
+	d, err := protocol.DecodeBatch(payload)
 	if err != nil {
 		return s.fail(lottery.EMalformed, err.Error())
+	}
+	if s.agency == 0 || d.Agency != s.agency || d.Count == 0 {
+		// Refused whatever its bets hold: only its structure is checked.
+		if err := d.Finish(); err != nil {
+			return s.fail(lottery.EMalformed, err.Error())
+		}
 	}
 	if s.agency == 0 {
 		return s.fail(lottery.ENotIdentified, "hello first")
 	}
 	reject := func(code lottery.Code, detail string) bool {
-		s.logRejected(v.Count, s.agency, v.Seq, code, detail)
-		s.send(reply{kind: replyFrame, frame: mustFrame(protocol.BatchAck{Seq: v.Seq, Code: code, Count: uint16(v.Count)})})
+		s.logRejected(d.Count, s.agency, d.Seq, code, detail)
+		s.send(reply{kind: replyFrame, frame: mustFrame(protocol.BatchAck{Seq: d.Seq, Code: code, Count: uint16(d.Count)})})
 		return true
 	}
-	if v.Agency != s.agency {
-		return reject(lottery.EWrongAgency, "batch of agency "+strconv.Itoa(int(v.Agency)))
+	if d.Agency != s.agency {
+		return reject(lottery.EWrongAgency, "batch of agency "+strconv.Itoa(int(d.Agency)))
 	}
 	// A batch refused for its bets still uses up its sequence number (an
 	// empty commit), or every later batch of the agency would be a gap.
 	refuse := func(detail string) bool {
-		s.logRejected(v.Count, s.agency, v.Seq, lottery.EInvalidBet, detail)
-		commit := s.c.store.Append(v.Agency, v.Seq, nil)
-		s.send(reply{kind: replyBatch, commit: commit, agency: v.Agency, seq: v.Seq, count: v.Count, refused: lottery.EInvalidBet})
+		s.logRejected(d.Count, s.agency, d.Seq, lottery.EInvalidBet, detail)
+		commit := s.c.store.Append(d.Agency, d.Seq, nil)
+		s.send(reply{kind: replyBatch, commit: commit, agency: d.Agency, seq: d.Seq, count: d.Count, refused: lottery.EInvalidBet})
 		return true
 	}
-	if v.Count == 0 {
+	if d.Count == 0 {
 		return refuse("empty batch")
 	}
-	keepBets := v.Count == 1 || s.log.Enabled(context.Background(), slog.LevelDebug)
+	keepBets := d.Count == 1 || s.log.Enabled(context.Background(), slog.LevelDebug)
 	var bets []betLog
 	var rows storage.Rows
-	rows.Grow(len(payload) + v.Count*4)
+	rows.Grow(len(payload) + d.Count*4)
 	today, i := time.Now(), 0
-	for b := range v.Bets() {
+	var invalid error
+	for b := range d.Bets() {
 		i++
-		if err := lottery.ValidateFields(b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number, today); err != nil {
-			return refuse("bet " + strconv.Itoa(i) + ": " + err.Error())
+		if invalid = lottery.ValidateFields(b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number, today); invalid != nil {
+			break
 		}
-		rows.Add(int(v.Agency), b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
+		rows.Add(int(d.Agency), b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
 		if keepBets {
 			bets = append(bets, betLog{string(b.Document), b.Number})
 		}
 	}
-	commit := s.c.store.Append(v.Agency, v.Seq, &rows)
-	s.send(reply{kind: replyBatch, commit: commit, agency: v.Agency, seq: v.Seq, count: v.Count, bets: bets})
+	if err := d.Finish(); err != nil {
+		return s.fail(lottery.EMalformed, err.Error())
+	}
+	if invalid != nil {
+		return refuse("bet " + strconv.Itoa(i) + ": " + invalid.Error())
+	}
+	commit := s.c.store.Append(d.Agency, d.Seq, &rows)
+	s.send(reply{kind: replyBatch, commit: commit, agency: d.Agency, seq: d.Seq, count: d.Count, bets: bets})
 	return true
 }
 

@@ -44,8 +44,23 @@ type BatchView struct {
 
 // ParseBatch checks the structure of a batch payload (every length inside
 // the payload, the count matching the bets, nothing after them) without
-// copying anything. It does not check the bet rules.
+// copying anything. It does not check the bet rules. A caller that visits
+// every bet once should use DecodeBatch instead, which walks the bets only
+// once.
 func ParseBatch(payload []byte) (BatchView, error) {
+	v, err := parseBatchHeader(payload)
+	if err != nil {
+		return BatchView{}, err
+	}
+	if err := skipBets(v.bets, v.Count); err != nil {
+		return BatchView{}, err
+	}
+	return v, nil
+}
+
+// parseBatchHeader reads the fixed part of a batch payload and checks that
+// the count is possible in the bytes left.
+func parseBatchHeader(payload []byte) (BatchView, error) {
 	d := decoder{b: payload}
 	v := BatchView{Agency: d.u32(), Seq: d.u64(), Count: int(d.u16())}
 	if d.err != nil {
@@ -55,16 +70,20 @@ func ParseBatch(payload []byte) (BatchView, error) {
 	if v.Count > len(v.bets)/betFixedSize {
 		return BatchView{}, fmt.Errorf("%w: batch: %d bets in %d bytes", ErrMalformed, v.Count, len(v.bets))
 	}
-	for i := 0; i < v.Count; i++ {
+	return v, nil
+}
+
+// skipBets checks that b is exactly count bets, field by field, and says
+// where it is not.
+func skipBets(b []byte, count int) error {
+	d := decoder{b: b}
+	for i := 0; i < count; i++ {
 		d.take(2)
 		for f := 0; f < 4; f++ {
 			d.str()
 		}
 	}
-	if err := d.finish(TypeBatch); err != nil {
-		return BatchView{}, err
-	}
-	return v, nil
+	return d.finish(TypeBatch)
 }
 
 // Bets iterates over the bets of a batch checked by ParseBatch.
@@ -79,6 +98,107 @@ func (v BatchView) Bets() iter.Seq[BetView] {
 			}
 		}
 	}
+}
+
+// BatchDecoder decodes a batch payload in one pass, for the central's hot
+// path: DecodeBatch reads the fixed part, Bets yields each bet as soon as
+// its own lengths are checked, and Finish checks the rest of the payload.
+// A payload is well formed only if Finish returns nil: nothing read from a
+// BatchDecoder may be acted upon before that, since the bytes after the
+// bets read so far may still be malformed. It accepts exactly the payloads
+// ParseBatch accepts, with the same bets and the same errors.
+type BatchDecoder struct {
+	Agency uint32
+	Seq    uint64
+	Count  int
+	rest   []byte // the bets not yet yielded
+	left   int    // how many of them
+	err    error  // the structure error found, if any
+}
+
+// DecodeBatch reads the fixed part of a batch payload. Like ParseBatch it
+// refuses a count the payload cannot hold, but it checks the bets only as
+// they are read (Bets) or skipped (Finish).
+func DecodeBatch(payload []byte) (BatchDecoder, error) {
+	v, err := parseBatchHeader(payload)
+	if err != nil {
+		return BatchDecoder{}, err
+	}
+	return BatchDecoder{Agency: v.Agency, Seq: v.Seq, Count: v.Count, rest: v.bets, left: v.Count}, nil
+}
+
+// Bets yields the bets not read yet, in order, each one whole: it stops
+// before a bet whose lengths run past the payload (Finish then reports
+// why). The views alias the payload.
+func (d *BatchDecoder) Bets() iter.Seq[BetView] {
+	return func(yield func(BetView) bool) {
+		for d.left > 0 && d.err == nil {
+			b, ok := d.next()
+			if !ok || !yield(b) {
+				return
+			}
+		}
+	}
+}
+
+// next cuts one bet off the front of the rest, or records why it cannot.
+func (d *BatchDecoder) next() (BetView, bool) {
+	b := d.rest
+	if len(b) < 2 {
+		return d.malformed()
+	}
+	v := BetView{Number: int(binary.BigEndian.Uint16(b))}
+	b = b[2:]
+	var ok bool
+	if v.FirstName, b, ok = cutString(b); !ok {
+		return d.malformed()
+	}
+	if v.LastName, b, ok = cutString(b); !ok {
+		return d.malformed()
+	}
+	if v.Document, b, ok = cutString(b); !ok {
+		return d.malformed()
+	}
+	if v.Birthdate, b, ok = cutString(b); !ok {
+		return d.malformed()
+	}
+	d.rest, d.left = b, d.left-1
+	return v, true
+}
+
+// cutString cuts a string (a 2-byte length, then the bytes) off the front
+// of b.
+func cutString(b []byte) (s, rest []byte, ok bool) {
+	if len(b) < 2 {
+		return nil, b, false
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	if len(b)-2 < n {
+		return nil, b, false
+	}
+	return b[2 : 2+n], b[2+n:], true
+}
+
+// malformed records the structure error at the bet not yet yielded. It is
+// the cold path, so it walks the rest with ParseBatch's own checks: the
+// error says what ParseBatch would have said.
+func (d *BatchDecoder) malformed() (BetView, bool) {
+	d.err = skipBets(d.rest, d.left)
+	if d.err == nil { // unreachable: next only fails where skipBets does
+		d.err = fmt.Errorf("%w: %s: a bet that does not decode", ErrMalformed, TypeBatch)
+	}
+	return BetView{}, false
+}
+
+// Finish checks the bets not read yet and that nothing follows the last
+// one, and returns the first structure error of the payload (wrapping
+// ErrMalformed), or nil if the whole payload is well formed.
+func (d *BatchDecoder) Finish() error {
+	if d.err == nil {
+		d.err = skipBets(d.rest, d.left)
+		d.rest, d.left = nil, 0
+	}
+	return d.err
 }
 
 // BatchBuilder packs bets into one batch frame, refusing any bet that would

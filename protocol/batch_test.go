@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -280,35 +281,149 @@ func TestBatchBuilder_SmallMaxAmount(t *testing.T) {
 	}
 }
 
-func TestParseBatch_Err(t *testing.T) {
-	good := "00000001 0000000000000002 0002" +
+// goodBatchHex is a well-formed batch payload of agency 1, sequence 2,
+// with two bets.
+const goodBatchHex = "00000001 0000000000000002 0002" +
+	"1d96 0003 416e61 0005 44c3ad617a 0008 3030303132333435 000a 323030302d30322d3239" +
+	"002a 0001 4a 0001 50 0001 31 000a 313939392d31322d3331"
+
+// malformedBatches are batch payloads with a structure error each.
+var malformedBatches = []struct{ name, hex string }{
+	{"Empty", ""},
+	{"ShortFixedPart", "00000001 0000000000000002 00"},
+	{"CountTooBig", "00000001 0000000000000002 0003" + goodBatchHex[30:]},
+	{"CountHuge", "00000001 0000000000000002 ffff" + goodBatchHex[30:]},
+	{"CountTooSmall", "00000001 0000000000000002 0001" + goodBatchHex[30:]},
+	{"CountZeroWithBets", "00000001 0000000000000002 0000" + goodBatchHex[30:]},
+	{"Trailing", goodBatchHex + "00"},
+	{"TruncatedLastString", goodBatchHex[:len(goodBatchHex)-2]},
+	{"LyingStringLengthLong", "00000001 0000000000000001 0001 0001 0003 4a 0001 50 0001 31 0001 31"},
+	{"LyingStringLengthShort", "00000001 0000000000000001 0001 0001 0001 4a4a 0001 50 0001 31 0001 31"},
+	{"LyingStringLengthHuge", "00000001 0000000000000001 0001 0001 ffff 4a 0001 50 0001 31 0001 31"},
+	{"MissingField", "00000001 0000000000000001 0001 0001 0001 4a 0001 50 0001 31"},
+	{"OnlyNumber", "00000001 0000000000000001 0001 0001"},
+	{"GoodBetThenCut", "00000001 0000000000000002 0002" +
 		"1d96 0003 416e61 0005 44c3ad617a 0008 3030303132333435 000a 323030302d30322d3239" +
-		"002a 0001 4a 0001 50 0001 31 000a 313939392d31322d3331"
-	if _, err := protocol.ParseBatch(unhex(t, good)); err != nil {
+		"002a 0001 4a 0001 50 0001"},
+}
+
+func TestParseBatch_Err(t *testing.T) {
+	if _, err := protocol.ParseBatch(unhex(t, goodBatchHex)); err != nil {
 		t.Fatalf("the good batch: %v", err)
 	}
-	tests := []struct{ name, hex string }{
-		{"Empty", ""},
-		{"ShortFixedPart", "00000001 0000000000000002 00"},
-		{"CountTooBig", "00000001 0000000000000002 0003" + good[30:]},
-		{"CountHuge", "00000001 0000000000000002 ffff" + good[30:]},
-		{"CountTooSmall", "00000001 0000000000000002 0001" + good[30:]},
-		{"CountZeroWithBets", "00000001 0000000000000002 0000" + good[30:]},
-		{"Trailing", good + "00"},
-		{"TruncatedLastString", good[:len(good)-2]},
-		{"LyingStringLengthLong", "00000001 0000000000000001 0001 0001 0003 4a 0001 50 0001 31 0001 31"},
-		{"LyingStringLengthShort", "00000001 0000000000000001 0001 0001 0001 4a4a 0001 50 0001 31 0001 31"},
-		{"LyingStringLengthHuge", "00000001 0000000000000001 0001 0001 ffff 4a 0001 50 0001 31 0001 31"},
-		{"MissingField", "00000001 0000000000000001 0001 0001 0001 4a 0001 50 0001 31"},
-		{"OnlyNumber", "00000001 0000000000000001 0001 0001"},
-	}
-	for _, tt := range tests {
+	for _, tt := range malformedBatches {
 		t.Run(tt.name, func(t *testing.T) {
 			v, err := protocol.ParseBatch(unhex(t, tt.hex))
 			if !errors.Is(err, protocol.ErrMalformed) {
 				t.Fatalf("ParseBatch = %+v, %v; want ErrMalformed", v, err)
 			}
 		})
+	}
+}
+
+// decodeAll decodes a batch payload with DecodeBatch, reading at most stop
+// bets before Finish, and returns the bets read and the error (from
+// DecodeBatch or Finish).
+func decodeAll(payload []byte, stop int) (protocol.BatchDecoder, []protocol.BetView, error) {
+	d, err := protocol.DecodeBatch(payload)
+	if err != nil {
+		return d, nil, err
+	}
+	var bets []protocol.BetView
+	for b := range d.Bets() {
+		if len(bets) == stop {
+			break
+		}
+		bets = append(bets, b)
+	}
+	return d, bets, d.Finish()
+}
+
+// TestDecodeBatch_Err checks that DecodeBatch and Finish refuse every
+// malformed batch with ParseBatch's own error, however many bets are read
+// before Finish.
+func TestDecodeBatch_Err(t *testing.T) {
+	for _, tt := range malformedBatches {
+		for _, stop := range []int{0, 1, 2, math.MaxInt} {
+			t.Run(fmt.Sprintf("%s/stop%d", tt.name, stop), func(t *testing.T) {
+				payload := unhex(t, tt.hex)
+				_, want := protocol.ParseBatch(payload)
+				_, bets, err := decodeAll(payload, stop)
+				if !errors.Is(err, protocol.ErrMalformed) || err.Error() != want.Error() {
+					t.Fatalf("decoded %d bets, then %v; want %v", len(bets), err, want)
+				}
+			})
+		}
+	}
+}
+
+// TestDecodeBatch_OK checks the bets of a good batch, read whole or in
+// part before Finish, and that Finish is safe to repeat.
+func TestDecodeBatch_OK(t *testing.T) {
+	payload := unhex(t, goodBatchHex)
+	want := []lottery.Bet{
+		{Agency: 1, FirstName: "Ana", LastName: "Díaz", Document: "00012345", Birthdate: "2000-02-29", Number: 7574},
+		{Agency: 1, FirstName: "J", LastName: "P", Document: "1", Birthdate: "1999-12-31", Number: 42},
+	}
+	for stop := 0; stop <= len(want)+1; stop++ {
+		d, views, err := decodeAll(payload, stop)
+		if err != nil {
+			t.Fatalf("stop %d: %v", stop, err)
+		}
+		if d.Agency != 1 || d.Seq != 2 || d.Count != 2 {
+			t.Fatalf("stop %d: agency %d seq %d count %d, want 1 2 2", stop, d.Agency, d.Seq, d.Count)
+		}
+		var got []lottery.Bet
+		for _, v := range views {
+			got = append(got, v.Bet(int(d.Agency)))
+		}
+		if n := min(stop, len(want)); !reflect.DeepEqual(got, want[:n:n]) && !(n == 0 && got == nil) {
+			t.Fatalf("stop %d: bets %+v, want %+v", stop, got, want[:n])
+		}
+		if err := d.Finish(); err != nil {
+			t.Fatalf("stop %d: second Finish: %v", stop, err)
+		}
+		for range d.Bets() {
+			t.Fatalf("stop %d: a bet after Finish", stop)
+		}
+	}
+}
+
+// TestDecodeBatch_Aliases checks that DecodeBatch copies nothing and does
+// not allocate: the bets' fields point into the payload.
+func TestDecodeBatch_Aliases(t *testing.T) {
+	frame := buildBatch(t, 3, 1, sampleBets(3, 3), 0)
+	payload := frame[protocol.HeaderSize:]
+	allocs := testing.AllocsPerRun(50, func() {
+		d, err := protocol.DecodeBatch(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for bv := range d.Bets() {
+			_ = bv
+		}
+		if err := d.Finish(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("DecodeBatch, iteration and Finish allocated %.1f times, want 0", allocs)
+	}
+	d, err := protocol.DecodeBatch(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for bv := range d.Bets() {
+		bv.FirstName[0] = '#'
+	}
+	v, err := protocol.ParseBatch(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for bv := range v.Bets() {
+		if bv.FirstName[0] != '#' {
+			t.Fatalf("BetView of DecodeBatch does not alias the payload")
+		}
 	}
 }
 

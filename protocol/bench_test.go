@@ -37,6 +37,32 @@ func BenchmarkParseBatch(b *testing.B) {
 	b.ReportMetric(float64(n), "bets/batch")
 }
 
+// BenchmarkDecodeBatch decodes a full batch in one pass and visits every
+// bet, as the central does: the same work as BenchmarkParseBatch.
+func BenchmarkDecodeBatch(b *testing.B) {
+	frame, n := fullBatch(b)
+	payload := frame[protocol.HeaderSize:]
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := protocol.DecodeBatch(payload)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sum := 0
+		for bv := range d.Bets() {
+			sum += bv.Number + len(bv.FirstName)
+		}
+		if err := d.Finish(); err != nil {
+			b.Fatal(err)
+		}
+		if sum == 0 {
+			b.Fatal("no bets")
+		}
+	}
+	b.ReportMetric(float64(n), "bets/batch")
+}
+
 // BenchmarkBatchBuilder packs bets into full batches, as the agency does.
 func BenchmarkBatchBuilder(b *testing.B) {
 	bets := sampleBets(2000, 1)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -201,6 +202,65 @@ func FuzzParseBatch(f *testing.F) {
 	})
 }
 
+// FuzzDecodeBatch checks that the one-pass decoder agrees with ParseBatch
+// and Bets on arbitrary payloads, whether the reader reads every bet or
+// stops after stop of them: DecodeBatch and Finish accept exactly what
+// ParseBatch accepts, with the same error text when they refuse, and the
+// bets read are ParseBatch's, in order. A malformed payload is never
+// reported well formed, however many of its bets were read first.
+func FuzzDecodeBatch(f *testing.F) {
+	for name, frame := range seedFrames(f) {
+		if frame[1] == byte(protocol.TypeBatch) {
+			f.Add(frame[protocol.HeaderSize:], uint16(math.MaxUint16))
+			f.Add(frame[protocol.HeaderSize:], uint16(1))
+		} else if name == "Hello" {
+			f.Add(frame[protocol.HeaderSize:], uint16(0))
+		}
+	}
+	f.Fuzz(func(t *testing.T, payload []byte, stop uint16) {
+		if len(payload) > protocol.MaxPayloadSize {
+			return
+		}
+		v, want := protocol.ParseBatch(payload)
+		d, err := protocol.DecodeBatch(payload)
+		var read []protocol.BetView
+		if err == nil {
+			for b := range d.Bets() {
+				if len(read) == int(stop) {
+					break
+				}
+				read = append(read, b)
+			}
+			err = d.Finish()
+		}
+		if want != nil {
+			if err == nil || err.Error() != want.Error() || !errors.Is(err, protocol.ErrMalformed) {
+				t.Fatalf("ParseBatch: %v; DecodeBatch after %d bets: %v", want, len(read), err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("ParseBatch accepts, DecodeBatch after %d bets: %v", len(read), err)
+		}
+		if d.Agency != v.Agency || d.Seq != v.Seq || d.Count != v.Count {
+			t.Fatalf("DecodeBatch %d/%d/%d, ParseBatch %d/%d/%d", d.Agency, d.Seq, d.Count, v.Agency, v.Seq, v.Count)
+		}
+		i := 0
+		for b := range v.Bets() {
+			if i == len(read) {
+				break
+			}
+			if !reflect.DeepEqual(b, read[i]) {
+				t.Fatalf("bet %d: DecodeBatch %+v, ParseBatch %+v", i, read[i], b)
+			}
+			i++
+		}
+		if want := min(int(stop), v.Count); len(read) != want {
+			t.Fatalf("read %d bets, want %d of %d", len(read), want, v.Count)
+		}
+	})
+}
+
 // TestFuzzCorpus checks that the seed corpus checked in under
 // testdata/fuzz is the one seedFrames makes; PROTOCOL_FUZZ_CORPUS=write
 // rewrites it after a change to the protocol.
@@ -211,6 +271,7 @@ func TestFuzzCorpus(t *testing.T) {
 		files["FuzzDecode/"+name] = fmt.Sprintf("go test fuzz v1\nbyte(%q)\n[]byte(%q)\n", frame[1], frame[protocol.HeaderSize:])
 		if frame[1] == byte(protocol.TypeBatch) {
 			files["FuzzParseBatch/"+name] = fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", frame[protocol.HeaderSize:])
+			files["FuzzDecodeBatch/"+name] = fmt.Sprintf("go test fuzz v1\n[]byte(%q)\nuint16(%d)\n", frame[protocol.HeaderSize:], math.MaxUint16)
 		}
 	}
 	files["FuzzReaderNext/Stream"] = fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", seedStream(t))

@@ -198,7 +198,13 @@ func (a *Agency) handshake(ctx context.Context, conn net.Conn) (net.Conn, error)
 	if err := tc.HandshakeContext(hctx); err != nil {
 		conn.Close()
 		var verr *tls.CertificateVerificationError
-		if errors.As(err, &verr) || errors.As(err, new(tls.RecordHeaderError)) {
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) {
+			if perr := plainError(rh.RecordHeader); perr != nil {
+				return nil, perr // a full central refuses before any TLS
+			}
+		}
+		if errors.As(err, &verr) || errors.As(err, &rh) {
 			// The central is not the lottery's (or does not speak TLS):
 			// trying again cannot make it so.
 			return nil, &refusedError{fmt.Errorf("the central at %s cannot be trusted: %w", a.cfg.ServerAddress, err)}
@@ -206,6 +212,19 @@ func (a *Agency) handshake(ctx context.Context, conn net.Conn) (net.Conn, error)
 		return nil, tlsRefusal(err)
 	}
 	return tc, nil
+}
+
+// plainError reads the 5 bytes a TLS client found instead of a handshake
+// record: a central refusing every connection before TLS (its connection
+// limit is reached) answers a plain Error frame — version, type, length,
+// then the code. It returns that code as the central's error (retried when
+// the code says so), or nil for anything else.
+func plainError(head [5]byte) error {
+	if head[0] != protocol.Version || protocol.Type(head[1]) != protocol.TypeError {
+		return nil
+	}
+	code := lottery.Code(head[4])
+	return &lottery.Error{Code: code, Message: "the central answered " + code.String() + " before TLS"}
 }
 
 // tlsRefusal marks as final a TLS alert from the central: it refused this

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"lottery/logline"
@@ -37,11 +38,17 @@ func (s *session) authenticate() bool {
 	}
 	var first [1]byte
 	if _, err := io.ReadFull(s.raw, first[:]); err != nil {
-		if !s.quietEnd() && !errors.Is(err, io.EOF) {
+		switch {
+		case s.quietEnd():
+		case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+			// Gone before saying anything: a port scan or a health probe.
+			s.log.Debug("conexion_cerrada", logline.OK, "ip", s.ip, "error", err)
+		default:
 			s.log.Warn("autenticar", logline.Failed, "ip", s.ip, "reason", pki.Reason(err), "error", err)
 		}
 		return false
 	}
+	s.c.spoke(s)
 	peeked := &peekedConn{Conn: s.raw, first: first[0], unread: true}
 	if first[0] != tlsRecordHandshake {
 		s.conn, s.r, s.plain = peeked, protocol.NewReader(peeked), true
@@ -110,29 +117,68 @@ func (p *peekedConn) CloseWrite() error {
 }
 
 // admit counts a new connection as unauthenticated. When MaxUnauthenticated
-// are already waiting, the oldest of them is closed to make room: a
-// stranger holding connections open can delay nobody for longer than it
-// takes a real agency to complete its handshake. Called with c.mu held.
+// are already waiting, the oldest of them is closed to make room — the
+// oldest silent one if any, for a connection that has sent its first bytes
+// may be a real agency in the middle of its handshake: a stranger holding
+// connections open can delay nobody for longer than it takes a real agency
+// to complete its handshake. Evictions are logged at most once a second,
+// with how many there were, so a flood cannot flood the log. Called with
+// c.mu held.
 func (c *Central) admit(s *session) {
-	if c.unauth.Len() >= c.cfg.MaxUnauthenticated {
-		oldest := c.unauth.Front().Value.(*session)
-		c.unauth.Remove(oldest.pending)
-		oldest.pending = nil
+	if c.silent.Len()+c.talking.Len() >= c.cfg.MaxUnauthenticated {
+		from := c.silent
+		if from.Len() == 0 {
+			from = c.talking
+		}
+		oldest := from.Front().Value.(*session)
+		c.unpend(oldest)
 		oldest.evicted.Store(true)
 		oldest.raw.Close()
-		c.log.Warn("conexion", logline.Failed, "ip", oldest.ip, "reason", "unauthenticated_limit",
-			"error", "the oldest unauthenticated connection is closed to admit a new one")
+		if n, ok := c.evictions.tick(time.Now()); ok {
+			c.log.Warn("conexion", logline.Failed, "ip", oldest.ip, "reason", "unauthenticated_limit", "cerradas", n,
+				"error", "the oldest unauthenticated connections are closed to admit new ones")
+		}
 	}
-	s.pending = c.unauth.PushBack(s)
+	s.pending, s.pendingIn = c.silent.PushBack(s), c.silent
+}
+
+// spoke moves s, which sent its first byte, from the silent unauthenticated
+// connections to the talking ones, evicted last.
+func (c *Central) spoke(s *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.pendingIn == c.silent {
+		c.silent.Remove(s.pending)
+		s.pending, s.pendingIn = c.talking.PushBack(s), c.talking
+	}
 }
 
 // unpend takes s out of the unauthenticated connections. Called with c.mu
 // held.
 func (c *Central) unpend(s *session) {
 	if s.pending != nil {
-		c.unauth.Remove(s.pending)
-		s.pending = nil
+		s.pendingIn.Remove(s.pending)
+		s.pending, s.pendingIn = nil, nil
 	}
+}
+
+// rateLog lets a kind of line through at most once a second, counting the
+// events in between.
+type rateLog struct {
+	last  time.Time
+	count int
+}
+
+// tick counts an event and reports whether to log now, with how many
+// events the line covers.
+func (r *rateLog) tick(now time.Time) (int, bool) {
+	r.count++
+	if now.Sub(r.last) < time.Second {
+		return 0, false
+	}
+	n := r.count
+	r.last, r.count = now, 0
+	return n, true
 }
 
 // authenticated records that s proved agency with the certificate of that

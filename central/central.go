@@ -123,12 +123,15 @@ type Central struct {
 	killOnce sync.Once
 
 	// mu guards listeners and sessions, the resources Shutdown releases,
-	// the unauthenticated connections (oldest first) and the one session
-	// of each agency.
+	// the unauthenticated connections (oldest first: silent ones, and
+	// those that sent something), the one session of each agency, and the
+	// eviction log's rate.
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
-	unauth    *list.List
+	silent    *list.List
+	talking   *list.List
+	evictions rateLog
 	agencies  map[uint32]*session
 	// agencyConns counts the authenticated connections of each agency.
 	agencyConns map[uint32]int
@@ -152,7 +155,8 @@ func New(cfg Config, store *storage.Store, log *slog.Logger) (*Central, error) {
 		kill:        make(chan struct{}),
 		listeners:   make(map[net.Listener]struct{}),
 		sessions:    make(map[*session]struct{}),
-		unauth:      list.New(),
+		silent:      list.New(),
+		talking:     list.New(),
 		agencies:    make(map[uint32]*session),
 		agencyConns: make(map[uint32]int),
 	}

@@ -56,6 +56,12 @@ type TLSConfig struct {
 	CRL      string // TLS_CRL: revoked serial numbers (optional; reread on SIGHUP)
 }
 
+// defaultBacklog is the listen(2) backlog by default: the kernel's usual
+// somaxconn, as Go's net.Listen uses. The course's 5 makes the kernel drop
+// SYNs as soon as strangers open connections faster than the central
+// accepts them, and a dropped SYN costs a real agency a one-second retry.
+const defaultBacklog = 4096
+
 // minIdleTimeout is the smallest IDLE_TIMEOUT accepted: below it a loaded
 // machine would drop real agencies between two frames.
 const minIdleTimeout = 100 * time.Millisecond
@@ -70,7 +76,7 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 	c := Config{
 		IP:              v.String("SERVER_IP", ""),
 		Port:            v.Int("SERVER_PORT", 12345, 1, 65535),
-		Backlog:         v.Int("SERVER_LISTEN_BACKLOG", 5, 1, 65535),
+		Backlog:         v.Int("SERVER_LISTEN_BACKLOG", defaultBacklog, 1, 65535),
 		Level:           v.Level("LOGGING_LEVEL", slog.LevelInfo),
 		Storage:         v.String("STORAGE_FILEPATH", "./bets.csv"),
 		NoSync:          v.Bool("STORAGE_NOSYNC", false),

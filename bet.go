@@ -84,35 +84,47 @@ func validateName[T string | []byte](what string, name T) error {
 	if len(name) > MaxNameRunes*utf8.UTFMax {
 		return Errorf(EInvalidBet, "%s longer than %d characters", what, MaxNameRunes)
 	}
-	// At most 4 bytes: converting them to a string does not allocate.
-	if first, _ := utf8.DecodeRuneInString(string(name[:min(utf8.UTFMax, len(name))])); !unicode.IsLetter(first) {
+	if first, _ := decodeRune(name, 0); !unicode.IsLetter(first) {
 		return Errorf(EInvalidBet, "%s must start with a letter", what)
 	}
 	n := 0
-	for i := 0; i < len(name); {
-		c := name[i]
-		if c < utf8.RuneSelf {
-			if c < 0x20 || c == 0x7f {
-				return Errorf(EInvalidBet, "%s has a control character", what)
-			}
+	for i := 0; i < len(name); n++ {
+		if c := name[i]; c-0x20 < 0x7f-0x20 { // printable ASCII, 0x20-0x7E: most bytes of most names
 			i++
-		} else {
-			// At most 4 bytes: converting them to a string does not allocate.
-			r, size := utf8.DecodeRuneInString(string(name[i:min(i+utf8.UTFMax, len(name))]))
-			if r == utf8.RuneError && size <= 1 {
-				return Errorf(EInvalidBet, "%s is not valid UTF-8", what)
-			}
-			if unicode.IsControl(r) {
-				return Errorf(EInvalidBet, "%s has a control character", what)
-			}
-			i += size
+			continue
 		}
-		n++
+		r, size := decodeRune(name, i)
+		if r == utf8.RuneError && size <= 1 {
+			return Errorf(EInvalidBet, "%s is not valid UTF-8", what)
+		}
+		if unicode.IsControl(r) {
+			return Errorf(EInvalidBet, "%s has a control character", what)
+		}
+		i += size
 	}
 	if n > MaxNameRunes {
 		return Errorf(EInvalidBet, "%s longer than %d characters", what, MaxNameRunes)
 	}
 	return nil
+}
+
+// decodeRune returns the rune at s[i:] and its size, as utf8.DecodeRune
+// does (utf8.RuneError and 1 for invalid UTF-8), for a string or a byte
+// slice alike. ASCII and two-byte runes (the accented letters of Latin
+// scripts, Greek, Cyrillic, Hebrew, Arabic…) are decoded in place.
+func decodeRune[T string | []byte](s T, i int) (rune, int) {
+	c := s[i]
+	if c < utf8.RuneSelf {
+		return rune(c), 1
+	}
+	// 0xC2-0xDF then a continuation byte is exactly the valid two-byte
+	// encodings: 0xC0 and 0xC1 would be overlong.
+	if c-0xC2 <= 0xDF-0xC2 && i+1 < len(s) && s[i+1]&0xC0 == 0x80 {
+		return rune(c&0x1F)<<6 | rune(s[i+1]&0x3F), 2
+	}
+	// At most 4 bytes: converting them to a string does not allocate, but
+	// copies, so it is kept off the common path.
+	return utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 }
 
 func validateDocument[T string | []byte](doc T) error {

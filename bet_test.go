@@ -1,9 +1,13 @@
 package lottery_test
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"lottery"
 	"lottery/gendata"
@@ -206,6 +210,93 @@ func TestValidateFields_NameStart(t *testing.T) {
 			})
 		}
 	}
+}
+
+// nameRule is the name rule written plainly with the standard library, one
+// rune at a time: the reference the fast validateName must agree with,
+// message for message ("" for a valid name).
+func nameRule(what, name string) string {
+	switch {
+	case name == "":
+		return what + " is empty"
+	case len(name) > lottery.MaxNameRunes*utf8.UTFMax:
+		return fmt.Sprintf("%s longer than %d characters", what, lottery.MaxNameRunes)
+	}
+	if first, _ := utf8.DecodeRuneInString(name); !unicode.IsLetter(first) {
+		return what + " must start with a letter"
+	}
+	for i := 0; i < len(name); {
+		r, size := utf8.DecodeRuneInString(name[i:])
+		if r == utf8.RuneError && size == 1 {
+			return what + " is not valid UTF-8"
+		}
+		if unicode.IsControl(r) {
+			return what + " has a control character"
+		}
+		i += size
+	}
+	if utf8.RuneCountInString(name) > lottery.MaxNameRunes {
+		return fmt.Sprintf("%s longer than %d characters", what, lottery.MaxNameRunes)
+	}
+	return ""
+}
+
+// checkName checks ValidateFields against nameRule for name as the first
+// and as the last name, in string and []byte form.
+func checkName(t *testing.T, name string) {
+	t.Helper()
+	for _, field := range []string{"first name", "last name"} {
+		b := okBet
+		if field == "first name" {
+			b.FirstName = name
+		} else {
+			b.LastName = name
+		}
+		got := ""
+		if err := validate(t, b, today); err != nil {
+			var e *lottery.Error
+			if !errors.As(err, &e) || e.Code != lottery.EInvalidBet {
+				t.Fatalf("%s %q: %v, want an invalid_bet error", field, name, err)
+			}
+			got = e.Message
+		}
+		if want := nameRule(field, name); got != want {
+			t.Fatalf("%s %q: %q, want %q", field, name, got, want)
+		}
+	}
+}
+
+// TestValidateFields_NameBytes checks the name rule's fast paths (printable
+// ASCII, two-byte runes decoded in place) against the plain rule on every
+// name of one or two bytes, every two bytes after a letter and before
+// another, and names around the length limits.
+func TestValidateFields_NameBytes(t *testing.T) {
+	for c0 := 0; c0 < 256; c0++ {
+		checkName(t, string([]byte{byte(c0)}))
+		checkName(t, "A"+string([]byte{byte(c0)}))
+		for c1 := 0; c1 < 256; c1++ {
+			pair := string([]byte{byte(c0), byte(c1)})
+			checkName(t, pair)
+			checkName(t, "a"+pair+"z")
+		}
+	}
+	for _, r := range []string{"a", "ñ", "日", "𝄞", "\x80", "\u0085"} {
+		for _, n := range []int{lottery.MaxNameRunes - 1, lottery.MaxNameRunes, lottery.MaxNameRunes + 1, 4*lottery.MaxNameRunes + 1} {
+			checkName(t, "A"+strings.Repeat(r, n))
+		}
+	}
+}
+
+// FuzzValidateName checks the name rule against its plain form on any
+// name, as either name of a bet.
+func FuzzValidateName(f *testing.F) {
+	for _, s := range []string{"Ana", "Núñez", "María José", "D'Alessandro", "李", "𝄞x", "=1+1", "a\x7f",
+		"a\u0085", "a\xc2", "a\xc0\x80", "a\xed\xa0\x80", "\xf4\x90\x80\x80", strings.Repeat("ñ", 101)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		checkName(t, name)
+	})
 }
 
 // TestMaxRowBytes checks that the longest row of a valid bet fits well

@@ -47,6 +47,27 @@ func TestAppendField(t *testing.T) {
 	}
 }
 
+// TestAppendField_EveryByte checks that a field is quoted exactly when it
+// holds a comma, a quote, a CR or an LF, with every byte value alone, in
+// the middle and at the end of a field.
+func TestAppendField_EveryByte(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		b := string([]byte{byte(c)})
+		for _, field := range []string{b, "ab" + b + "cd", "Santiago Lionel" + b} {
+			want := field
+			if strings.ContainsAny(field, ",\"\r\n") {
+				want = `"` + strings.ReplaceAll(field, `"`, `""`) + `"`
+			}
+			if got := string(csvrow.AppendField(nil, []byte(field))); got != want {
+				t.Fatalf("AppendField(%q) = %q, want %q", field, got, want)
+			}
+			if got := string(csvrow.AppendField(nil, field)); got != want {
+				t.Fatalf("AppendField(string %q) = %q, want %q", field, got, want)
+			}
+		}
+	}
+}
+
 func TestAppendBetRow(t *testing.T) {
 	tests := []struct {
 		name                       string

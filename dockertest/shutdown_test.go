@@ -5,6 +5,7 @@ import (
 	"context"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -202,6 +203,11 @@ func TestSIGTERM_ComposeDown(t *testing.T) {
 			t.Errorf("%s: %v", s.Name, err)
 		}
 		wantShutdown(t, s.Name, lines)
-		noFail(t, s.Name, lines)
+		// compose stops the agencies before the central: an agency that had
+		// finished and was waiting for the draw leaves, and the central says
+		// so (consulta_ganadores fail, "connection closed before the draw").
+		noFail(t, s.Name, slices.DeleteFunc(lines, func(l testutil.Line) bool {
+			return l.Action == "consulta_ganadores" && strings.Contains(l.Get("error"), "connection closed before the draw")
+		}))
 	}
 }

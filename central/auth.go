@@ -51,7 +51,8 @@ func (s *session) authenticate() bool {
 	s.c.spoke(s)
 	peeked := &peekedConn{Conn: s.raw, first: first[0], unread: true}
 	if first[0] != tlsRecordHandshake {
-		s.conn, s.r, s.plain = peeked, protocol.NewReader(peeked), true
+		// A plain-text peer may only echo: one frame's buffers suffice.
+		s.conn, s.r, s.plain = peeked, protocol.NewReaderSize(peeked, protocol.MaxFrameSize), true
 		return true
 	}
 	// The read deadline set above bounds the handshake's reads; its

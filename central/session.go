@@ -144,7 +144,11 @@ func (s *session) run() {
 	}
 	// Allocated only now: a stranger that never gets past the first byte
 	// or the handshake costs the central no window and no responder.
-	s.replies, s.readerDone = make(chan reply, s.c.cfg.Window), make(chan struct{})
+	window := s.c.cfg.Window
+	if s.plain {
+		window = 1 // echoes, one at a time
+	}
+	s.replies, s.readerDone = make(chan reply, window), make(chan struct{})
 	responded := make(chan struct{})
 	go func() {
 		defer close(responded)
@@ -392,7 +396,11 @@ func (s *session) handleBatch(payload []byte) bool {
 // respond is the responder goroutine's loop. It is the only writer of the
 // connection.
 func (s *session) respond() {
-	w := bufio.NewWriterSize(s.conn, 2*protocol.MaxFrameSize)
+	size := 2 * protocol.MaxFrameSize
+	if s.plain {
+		size = protocol.MaxFrameSize
+	}
+	w := bufio.NewWriterSize(s.conn, size)
 	dead := false
 	var buf []byte
 	for r := range s.replies {

@@ -93,7 +93,13 @@ type Reader struct {
 
 // NewReader returns a Reader that buffers r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{r: bufio.NewReaderSize(r, 2*MaxFrameSize)}
+	return NewReaderSize(r, 2*MaxFrameSize)
+}
+
+// NewReaderSize is NewReader with a read buffer of size bytes, at least one
+// whole frame: a peer that can only echo needs no more.
+func NewReaderSize(r io.Reader, size int) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, max(size, MaxFrameSize))}
 }
 
 // Next reads the next frame. It returns io.EOF at a clean end of stream,

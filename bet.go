@@ -110,20 +110,36 @@ func validateName[T string | []byte](what string, name T) error {
 
 // decodeRune returns the rune at s[i:] and its size, as utf8.DecodeRune
 // does (utf8.RuneError and 1 for invalid UTF-8), for a string or a byte
-// slice alike. ASCII and two-byte runes (the accented letters of Latin
-// scripts, Greek, Cyrillic, Hebrew, Arabic…) are decoded in place.
+// slice alike. Runes of up to three bytes (every alphabet's letters, CJK
+// ideographs, kana, hangul) are decoded in place.
 func decodeRune[T string | []byte](s T, i int) (rune, int) {
 	c := s[i]
-	if c < utf8.RuneSelf {
+	switch {
+	case c < utf8.RuneSelf:
 		return rune(c), 1
-	}
-	// 0xC2-0xDF then a continuation byte is exactly the valid two-byte
-	// encodings: 0xC0 and 0xC1 would be overlong.
-	if c-0xC2 <= 0xDF-0xC2 && i+1 < len(s) && s[i+1]&0xC0 == 0x80 {
-		return rune(c&0x1F)<<6 | rune(s[i+1]&0x3F), 2
+	case c < 0xC2: // a continuation byte, or 0xC0/0xC1, which would be overlong
+		return utf8.RuneError, 1
+	case c < 0xE0:
+		if i+1 < len(s) && s[i+1]&0xC0 == 0x80 {
+			return rune(c&0x1F)<<6 | rune(s[i+1]&0x3F), 2
+		}
+		return utf8.RuneError, 1
+	case c < 0xF0:
+		// The second byte's range excludes overlong encodings (after
+		// 0xE0) and surrogates (after 0xED).
+		lo, hi := byte(0x80), byte(0xBF)
+		if c == 0xE0 {
+			lo = 0xA0
+		} else if c == 0xED {
+			hi = 0x9F
+		}
+		if i+2 < len(s) && lo <= s[i+1] && s[i+1] <= hi && s[i+2]&0xC0 == 0x80 {
+			return rune(c&0x0F)<<12 | rune(s[i+1]&0x3F)<<6 | rune(s[i+2]&0x3F), 3
+		}
+		return utf8.RuneError, 1
 	}
 	// At most 4 bytes: converting them to a string does not allocate, but
-	// copies, so it is kept off the common path.
+	// copies, so it is kept for the rare four-byte runes.
 	return utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 }
 

@@ -267,9 +267,11 @@ func checkName(t *testing.T, name string) {
 }
 
 // TestValidateFields_NameBytes checks the name rule's fast paths (printable
-// ASCII, two-byte runes decoded in place) against the plain rule on every
-// name of one or two bytes, every two bytes after a letter and before
-// another, and names around the length limits.
+// ASCII, runes of up to three bytes decoded in place) against the plain
+// rule on every name of one or two bytes, every two bytes after a letter
+// and before another, every three-byte sequence starting 0xE0-0xFF (with
+// the third byte at the edges of the continuation range), and names around
+// the length limits.
 func TestValidateFields_NameBytes(t *testing.T) {
 	for c0 := 0; c0 < 256; c0++ {
 		checkName(t, string([]byte{byte(c0)}))
@@ -278,6 +280,14 @@ func TestValidateFields_NameBytes(t *testing.T) {
 			pair := string([]byte{byte(c0), byte(c1)})
 			checkName(t, pair)
 			checkName(t, "a"+pair+"z")
+			if c0 < 0xE0 {
+				continue
+			}
+			for _, c2 := range []byte{0x00, 0x7F, 0x80, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF} {
+				three := pair + string([]byte{c2})
+				checkName(t, three)
+				checkName(t, "a"+three+"z")
+			}
 		}
 	}
 	for _, r := range []string{"a", "ñ", "日", "𝄞", "\x80", "\u0085"} {

@@ -65,8 +65,8 @@ const (
 // where the agencies lost their time.
 //
 // Under attack, the floodIdle idle connections are opened first (they are
-// held to the end of the run); then the hellos, the churn and the five
-// agencies start together.
+// held to the end of the run), then the floodHello hellos are made; then
+// the churn and the five agencies start together.
 func TestCentral_Flood(t *testing.T) {
 	testutil.Long(t)
 	d := loadDataset(t, 16000)
@@ -178,10 +178,13 @@ type flood struct {
 	overflows0, listenDrops0 int64 // the kernel's counters when it began
 }
 
-// startFlood opens the floodIdle idle connections, then starts the
-// plain-text hellos and the connect/close churn, and returns with those
-// under way: the agencies started next meet every part of the flood at
-// once. stop ends it.
+// startFlood sets up the slot-holding attacks the issue describes — the
+// floodIdle idle connections held open, then the floodHello plain-text
+// Hello + WinnersQuery connections, each an attempt to wait for the draw
+// in a connection slot for ever (against the central before TLS, 2,100 of
+// them kept every real agency out) — and returns with the connect/close
+// churn and the probe under way: the agencies started next must get in
+// past what the strangers hold, while the churn goes on. stop ends it.
 func startFlood(t *testing.T, addr string) *flood {
 	t.Helper()
 	f := &flood{began: time.Now()}
@@ -191,9 +194,10 @@ func startFlood(t *testing.T, addr string) *flood {
 	f.openIdle(addr)
 	f.idleTime = time.Since(f.began)
 	hello := cat(testutil.Frame(t, protocol.Hello{Agency: 1}), testutil.Frame(t, protocol.WinnersQuery{Agency: 1}))
-	f.wg.Add(3)
+	f.wg.Add(1)
+	f.sayHello(addr, hello)
+	f.wg.Add(2)
 	go f.churn(addr)
-	go f.sayHello(addr, hello)
 	go f.probe(addr)
 	return f
 }

@@ -241,7 +241,7 @@ func (r *Reader) record() ([]byte, error) {
 		// more: the record goes on after chunk (a line longer than the
 		// buffer, or a quoted field open at the line's end).
 		more := err == bufio.ErrBufferFull || err == nil && q.in
-		if r.max > 0 && r.over(len(r.buf), chunk, more) {
+		if r.max > 0 && r.over(r.buf, chunk, more) {
 			return nil, r.skipLine(chunk, err, q.in)
 		}
 		if len(chunk) > 0 && chunk[len(chunk)-1] == '\n' {
@@ -262,12 +262,16 @@ func (r *Reader) record() ([]byte, error) {
 // over reports whether a record of the kept bytes plus chunk is over the
 // limit. While the record goes on, a CR LF at the end of chunk may still be
 // its line ending, so up to 2 bytes are given the benefit of the doubt;
-// the record's last chunk is measured exactly.
-func (r *Reader) over(kept int, chunk []byte, more bool) bool {
-	size := kept + len(chunk)
-	if more {
+// the record's last chunk is measured exactly — its line ending may have
+// started in the kept bytes (a CR at the end of a full buffer, then the LF).
+func (r *Reader) over(kept, chunk []byte, more bool) bool {
+	size := len(kept) + len(chunk)
+	switch {
+	case more:
 		size -= 2
-	} else {
+	case len(chunk) == 1 && chunk[0] == '\n' && len(kept) > 0 && kept[len(kept)-1] == '\r':
+		size -= 2
+	default:
 		size -= len(chunk) - len(trimEOL(chunk))
 	}
 	return size > r.max

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// realWinners are the winners per agency of the real dataset (SPEC.md).
+// realWinners are the winners per agency of the real dataset (the README's e2e row).
 var realWinners = []int{2, 3, 3, 2, 0}
 
 // dataset is the agencies' input: files agency-N.csv in dir, the valid
@@ -71,7 +72,7 @@ func loadDataset(t *testing.T, perAgency int) dataset {
 	}
 	sortBets(d.rows)
 	if d.real && !slices.Equal(d.winners, realWinners) {
-		t.Fatalf("the real dataset has winners %v, SPEC.md says %v", d.winners, realWinners)
+		t.Fatalf("the real dataset has winners %v, the README says %v", d.winners, realWinners)
 	}
 	t.Logf("dataset: %s (real %v), %d valid bets, winners %v", d.dir, d.real, len(d.rows), d.winners)
 	return d
@@ -270,7 +271,7 @@ func readFrames(r io.Reader) ([]protocol.Frame, error) {
 }
 
 func isReset(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe"))
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // errorCodes returns the codes of the Error frames and of the BatchAck

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash"
 	"hash/crc32"
+	"io"
 )
 
 // The journal lives next to the bets file (bets.csv.journal) and proves
@@ -74,12 +75,21 @@ func digestOf(rows []byte) digest {
 	return digest(sum[:digestSize])
 }
 
-// hasher computes a digest of a stream.
-type hasher struct{ h hash.Hash }
+// rowHasher digests the rows records cover, read from the bets file as a
+// stream: recovery, the journal upgrade and adoption all hash with it.
+type rowHasher struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
 
-func digestWriter() hasher                   { return hasher{sha256.New()} }
-func (h hasher) Write(b []byte) (int, error) { return h.h.Write(b) }
-func (h hasher) sum() digest                 { return digest(h.h.Sum(nil)[:digestSize]) }
+func newRowHasher() *rowHasher { return &rowHasher{h: sha256.New()} }
+
+// next digests the next n bytes of r and returns how many it could read.
+func (rh *rowHasher) next(r io.Reader, n int64) (digest, int64, error) {
+	rh.h.Reset()
+	got, err := io.CopyN(rh.h, r, n)
+	return digest(rh.h.Sum(rh.sum[:0])[:digestSize]), got, err
+}
 
 // prefix is what the store keeps in memory of a batch's digest.
 func (d digest) prefix() uint64 { return binary.BigEndian.Uint64(d[:8]) }

@@ -167,8 +167,8 @@ func adopt(path string, rep Report, stamp string) (Report, error) {
 		return rep, err
 	}
 	defer f.Close()
-	h := digestWriter()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, end)); err != nil {
+	sum, _, err := newRowHasher().next(f, end)
+	if err != nil {
 		return rep, err
 	}
 	jpath := path + journalSuffix
@@ -177,7 +177,7 @@ func adopt(path string, rep Report, stamp string) (Report, error) {
 			return rep, err
 		}
 	}
-	base, _ := record{kind: kindBase, flags: flagGroupEnd, end: end, count: uint32(min(rows, 1<<32-1)), digest: h.sum()}.append([]byte(journalMagic), digest{})
+	base, _ := record{kind: kindBase, flags: flagGroupEnd, end: end, count: uint32(min(rows, 1<<32-1)), digest: sum}.append([]byte(journalMagic), digest{})
 	tmp := jpath + ".adopt"
 	if err := writeSynced(tmp, base); err != nil {
 		return rep, err

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bufio"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -66,7 +65,7 @@ func copyUpgraded(out io.Writer, jr, bets io.Reader) error {
 	w := bufio.NewWriterSize(out, 64<<10)
 	w.WriteString(journalMagic)
 	var buf [v1RecordSize]byte
-	h := sha256.New()
+	rows := newRowHasher()
 	var pos int64
 	var chain digest
 	var enc []byte
@@ -82,13 +81,13 @@ func copyUpgraded(out io.Writer, jr, bets io.Reader) error {
 		if !ok || r.end < pos {
 			break
 		}
-		h.Reset()
-		if _, err := io.CopyN(h, bets, r.end-pos); err != nil {
+		d, _, err := rows.next(bets, r.end-pos)
+		if err != nil {
 			break // the record covers bytes that never became durable
 		}
 		pos = r.end
 		if r.kind != kindFinished {
-			copy(r.digest[:], h.Sum(nil))
+			r.digest = d
 		}
 		r.flags = flagGroupEnd // each record was synced on its own or with a group: none is torn now
 		r.group = group

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bufio"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -91,8 +90,7 @@ func verifyFiles(journal io.Reader, journalPath string, journalSize int64, bets 
 		sealed   *DamageError // a complete group whose rows did not match: damage unless it is the last
 		fail     *DamageError // the first record that does not parse, link or follow
 		expect   uint16       // the group number the next record must carry
-		h        = sha256.New()
-		sum      [sha256.Size]byte
+		rows     = newRowHasher()
 	)
 	rollback := func() {
 		for i := len(group) - 1; i >= 0; i-- {
@@ -141,15 +139,14 @@ func verifyFiles(journal io.Reader, journalPath string, journalSize int64, bets 
 			break
 		}
 		if r.kind != kindFinished {
-			switch n, err := io.CopyN(h, br, r.end-prevEnd); {
+			switch d, n, err := rows.next(br, r.end-prevEnd); {
 			case r.end > betsSize:
 				groupBad = cmpOr(groupBad, damage(betsPath, min(prevEnd, betsSize), "record %d (journal offset %d) covers bytes %d to %d, but the file has %d", i, off, prevEnd, r.end, betsSize))
 			case err != nil:
 				groupBad = cmpOr(groupBad, damage(betsPath, prevEnd+n, "read: %v", err))
-			case digest(h.Sum(sum[:0])[:digestSize]) != r.digest:
+			case d != r.digest:
 				groupBad = cmpOr(groupBad, damage(betsPath, prevEnd, "bytes %d to %d do not match the digest of record %d (journal offset %d)", prevEnd, r.end, i, off))
 			}
-			h.Reset()
 		}
 		group = append(group, undo{r: r, prevSeq: last})
 		switch r.kind {

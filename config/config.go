@@ -203,6 +203,15 @@ func (v *Values) Bool(key string, def bool) bool {
 	return b
 }
 
+// OnOff spells a boolean setting as the config line shows it, the way Bool
+// reads it back.
+func OnOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
+}
+
 // Level returns key's value as a log level, or def.
 func (v *Values) Level(key string, def slog.Level) slog.Level {
 	s, ok := v.value(key, logline.LevelName(def))

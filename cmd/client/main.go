@@ -228,7 +228,7 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 		"loop_period", cfg.LoopPeriod, "log_level", logline.LevelName(lvl), "batch_max_amount", cfg.MaxAmount,
 		"batch_window", cfg.Window, "data_file", cfg.DataFile,
 		"reconnect_initial", cfg.BackoffInitial, "reconnect_max", cfg.BackoffMax, "timeout_reply", cfg.ReplyTimeout, "timeout_write", cfg.WriteTimeout,
-		"tls", onOff(all.TLS.Enabled), "tls_cert", all.TLS.Cert, "tls_key", all.TLS.Key, "tls_ca", all.TLS.CA)
+		"tls", config.OnOff(all.TLS.Enabled), "tls_cert", all.TLS.Cert, "tls_key", all.TLS.Key, "tls_ca", all.TLS.CA)
 	if !all.TLS.Enabled {
 		log.Warn("tls", logline.Progress, "tls", "off", "client_id", cfg.ID, "warning",
 			"CLI_TLS=off: the lottery is open to anyone: this agency cannot tell the real central from an impostor, and its bets and winners travel in clear text")
@@ -255,11 +255,4 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	}
 	log.Info("shutdown", logline.OK, "client_id", cfg.ID)
 	return exitOK
-}
-
-func onOff(on bool) string {
-	if on {
-		return "on"
-	}
-	return "off"
 }

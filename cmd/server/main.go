@@ -216,23 +216,23 @@ func checkStore(out io.Writer, lookup func(string) (string, bool), repair bool) 
 	if damage == nil {
 		damage = rep.Damage
 	}
-	details := []any{logline.OK, "storage_filepath", cfg.Storage, "bets_bytes", rep.BetsSize, "journal_bytes", rep.JournalSize,
-		"apuestas", rep.Bets, "batches", rep.Batches, "agencias_finalizadas", rep.Finished,
-		"verified_bets_bytes", rep.KeepBets, "verified_journal_bytes", rep.KeepJournal}
+	line := func(result slog.Attr, extra ...any) []any {
+		return append([]any{result, "storage_filepath", cfg.Storage, "bets_bytes", rep.BetsSize, "journal_bytes", rep.JournalSize,
+			"apuestas", rep.Bets, "batches", rep.Batches, "agencias_finalizadas", rep.Finished,
+			"verified_bets_bytes", rep.KeepBets, "verified_journal_bytes", rep.KeepJournal}, extra...)
+	}
 	switch {
 	case repair && rep.Repaired:
-		log.Info(action, append(details, "adoptadas", rep.Adopted, "moved_bets_bytes", rep.MovedBets, "broken_bets", rep.BrokenBets,
+		log.Info(action, line(logline.OK, "adoptadas", rep.Adopted, "moved_bets_bytes", rep.MovedBets, "broken_bets", rep.BrokenBets,
 			"moved_journal_bytes", rep.MovedJournal, "broken_journal", rep.BrokenJournal)...)
 	case rep.NoJournal:
-		details[0] = logline.Failed
-		log.Error(action, append(details, "error", "no journal: run -repair to adopt the file's complete rows")...)
+		log.Error(action, line(logline.Failed, "error", "no journal: run -repair to adopt the file's complete rows")...)
 		return exitFailed
 	case damage != nil && (!repair || err != nil):
-		details[0] = logline.Failed
-		log.Error(action, append(details, "file", damage.File, "offset", damage.Offset, "error", damage.What)...)
+		log.Error(action, line(logline.Failed, "file", damage.File, "offset", damage.Offset, "error", damage.What)...)
 		return exitFailed
 	default:
-		log.Info(action, append(details, "tail_bets_bytes", rep.BetsSize-rep.KeepBets, "tail_journal_bytes", rep.JournalSize-rep.KeepJournal)...)
+		log.Info(action, line(logline.OK, "tail_bets_bytes", rep.BetsSize-rep.KeepBets, "tail_journal_bytes", rep.JournalSize-rep.KeepJournal)...)
 	}
 	return exitOK
 }
@@ -263,7 +263,7 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 		"max_connections", cfg.Central.MaxConnections, "max_unauthenticated", cfg.Central.MaxUnauthenticated,
 		"idle_timeout", cfg.Central.IdleTimeout, "write_timeout", cfg.Central.WriteTimeout,
 		"handshake_timeout", cfg.Central.HandshakeTimeout, "shutdown_timeout", cfg.ShutdownTimeout,
-		"tls", onOff(cfg.TLS.Enabled), "tls_cert", cfg.TLS.Cert, "tls_key", cfg.TLS.Key, "tls_client_ca", cfg.TLS.ClientCA,
+		"tls", config.OnOff(cfg.TLS.Enabled), "tls_cert", cfg.TLS.Cert, "tls_key", cfg.TLS.Key, "tls_client_ca", cfg.TLS.ClientCA,
 		"tls_crl", cfg.TLS.CRL, "revocados", revoked.Current().Len())
 	if !cfg.TLS.Enabled {
 		log.Warn("tls", logline.Progress, "tls", "off", "warning",
@@ -369,11 +369,4 @@ func reloadRevocations(cfg Config, c *central.Central, log *slog.Logger, revoked
 		closed := c.DropRevoked(revoked.Current().Revoked)
 		log.Info("recargar_crl", logline.OK, "tls_crl", cfg.TLS.CRL, "revocados", revoked.Current().Len(), "conexiones_cerradas", closed)
 	}
-}
-
-func onOff(on bool) string {
-	if on {
-		return "on"
-	}
-	return "off"
 }

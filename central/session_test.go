@@ -40,15 +40,17 @@ func TestSession_PipelinedBeforeDraw(t *testing.T) {
 // lock the real agencies out.
 func TestSession_LeaveWhileWaiting(t *testing.T) {
 	srv := startServer(t, central.Config{Agencies: 2, MaxConnections: 2}, filepath.Join(t.TempDir(), "bets.csv"))
-	for range 3 {
+	// One after the other: a peer of the same agency arriving while the
+	// previous one is still waiting would take its session over instead.
+	for i := range 3 {
 		c := dialRaw(t, srv.addr)
 		c.hello(1)
 		c.send(protocol.WinnersQuery{Agency: 1})
 		c.conn.Close()
+		waitFor(t, "the session of the peer that left to end", func() bool {
+			return len(testutil.Find(srv.log.Lines(t), "consulta_ganadores", "fail")) == i+1
+		})
 	}
-	waitFor(t, "the sessions of the peers that left to end", func() bool {
-		return len(testutil.Find(srv.log.Lines(t), "consulta_ganadores", "fail")) == 3
-	})
 	a, b := dialRaw(t, srv.addr), dialRaw(t, srv.addr)
 	a.hello(1)
 	b.hello(2)

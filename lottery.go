@@ -38,7 +38,8 @@ const (
 	EInternal        Code = 16 // anything else
 	EConflict        Code = 17 // a batch number already stored with other bets
 	ETLSRequired     Code = 18 // a request in plain text to a central that requires TLS
-	maxCode          Code = ETLSRequired
+	ENotLeader       Code = 19 // a replica that does not lead; the message is the leader's address, or empty
+	maxCode          Code = ENotLeader
 )
 
 var codeNames = [...]string{
@@ -61,6 +62,7 @@ var codeNames = [...]string{
 	EInternal:        "internal",
 	EConflict:        "conflict",
 	ETLSRequired:     "tls_required",
+	ENotLeader:       "not_leader",
 }
 
 // String returns the code's stable name, used in log lines.
@@ -93,7 +95,7 @@ func PublicMessage(c Code) string {
 // request's content.
 func (c Code) Retryable() bool {
 	switch c {
-	case EStorage, EShuttingDown, ETooManyConns, EIdle:
+	case EStorage, EShuttingDown, ETooManyConns, EIdle, ENotLeader:
 		return true
 	}
 	return false

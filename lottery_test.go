@@ -61,7 +61,8 @@ func TestCode_String(t *testing.T) {
 		{lottery.EInternal, "internal"},
 		{lottery.EConflict, "conflict"},
 		{lottery.ETLSRequired, "tls_required"},
-		{19, "code_19"},
+		{lottery.ENotLeader, "not_leader"},
+		{20, "code_20"},
 		{255, "code_255"},
 	}
 	for _, tt := range tests {
@@ -78,7 +79,7 @@ func TestCode_Values(t *testing.T) {
 	codes := []lottery.Code{lottery.OK, lottery.EInvalidBet, lottery.EWrongAgency, lottery.EMalformed,
 		lottery.EUnknownType, lottery.EVersion, lottery.ETooLarge, lottery.ESequence, lottery.EStorage,
 		lottery.EAlreadyFinished, lottery.ENotIdentified, lottery.EUnknownAgency, lottery.EShuttingDown,
-		lottery.ETooManyConns, lottery.EUnexpectedMsg, lottery.EIdle, lottery.EInternal}
+		lottery.ETooManyConns, lottery.EUnexpectedMsg, lottery.EIdle, lottery.EInternal, lottery.EConflict, lottery.ETLSRequired, lottery.ENotLeader}
 	seen := map[string]bool{}
 	for i, c := range codes {
 		if int(c) != i {
@@ -92,7 +93,7 @@ func TestCode_Values(t *testing.T) {
 }
 
 func TestCode_Retryable(t *testing.T) {
-	retryable := map[lottery.Code]bool{lottery.EStorage: true, lottery.EShuttingDown: true, lottery.ETooManyConns: true, lottery.EIdle: true}
+	retryable := map[lottery.Code]bool{lottery.EStorage: true, lottery.EShuttingDown: true, lottery.ETooManyConns: true, lottery.EIdle: true, lottery.ENotLeader: true}
 	for c := lottery.Code(0); c < 20; c++ {
 		t.Run(c.String(), func(t *testing.T) {
 			if got := c.Retryable(); got != retryable[c] {

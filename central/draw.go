@@ -35,10 +35,10 @@ func NewDraw(agencies int, finished []uint32) *Draw {
 	return d
 }
 
-// Finish marks the agency finished. It returns true exactly once: to the
+// MarkFinished marks the agency finished. It returns true exactly once: to the
 // caller whose agency completed the set, who must then run the draw and
 // Publish it. Finishing an agency twice changes nothing.
-func (d *Draw) Finish(agency uint32) (last bool) {
+func (d *Draw) MarkFinished(agency uint32) (last bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.finished[agency] {

@@ -329,7 +329,7 @@ func (s *session) checkAgency(agency uint32) (lottery.Code, string) {
 // handleBatch validates a whole batch, encodes it as bets file rows and
 // submits it to storage without waiting: the responder acks it once stored.
 // The batch is decoded in one pass, each bet validated and encoded as it is
-// read; only then does Finish tell whether the payload was well formed, so
+// read; only then does Err tell whether the payload was well formed, so
 // nothing is acted upon before it, and a malformed batch is refused as
 // malformed even when an earlier bet was invalid, as if its structure had
 // been checked first.
@@ -340,7 +340,7 @@ func (s *session) handleBatch(payload []byte) bool {
 	}
 	if s.agency == 0 || d.Agency != s.agency || d.Count == 0 {
 		// Refused whatever its bets hold: only its structure is checked.
-		if err := d.Finish(); err != nil {
+		if err := d.Err(); err != nil {
 			return s.fail(lottery.EMalformed, err.Error())
 		}
 	}
@@ -382,7 +382,7 @@ func (s *session) handleBatch(payload []byte) bool {
 			bets = append(bets, betLog{string(b.Document), b.Number})
 		}
 	}
-	if err := d.Finish(); err != nil {
+	if err := d.Err(); err != nil {
 		return s.fail(lottery.EMalformed, err.Error())
 	}
 	if invalid != nil {
@@ -498,7 +498,7 @@ func (s *session) settled(c *storage.Commit) bool {
 // finish makes an agency's "finished" durable, counts it for the draw, and
 // runs the draw when it was the last agency missing.
 func (s *session) finish(r reply, buf []byte) []byte {
-	commit := s.c.store.Finish(r.agency, r.seq)
+	commit := s.c.store.MarkFinished(r.agency, r.seq)
 	if !s.settled(commit) {
 		s.log.Warn("agencia_finalizada", logline.Failed, "agency", r.agency, "code", lottery.EShuttingDown.String(),
 			"error", "the central stopped before the finish was durable")
@@ -509,7 +509,7 @@ func (s *session) finish(r reply, buf []byte) []byte {
 		s.log.Warn("agencia_finalizada", logline.Failed, "agency", r.agency, "code", code.String(), "error", err)
 		return appendFrame(buf, protocol.Error{Code: code, Message: lottery.PublicMessage(code)})
 	}
-	if s.c.draw.Finish(r.agency) {
+	if s.c.draw.MarkFinished(r.agency) {
 		s.log.Info("agencia_finalizada", logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", 0)
 		s.c.holdDraw("sorteo")
 	} else {

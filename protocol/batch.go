@@ -102,8 +102,8 @@ func (v BatchView) Bets() iter.Seq[BetView] {
 
 // BatchDecoder decodes a batch payload in one pass, for the central's hot
 // path: DecodeBatch reads the fixed part, Bets yields each bet as soon as
-// its own lengths are checked, and Finish checks the rest of the payload.
-// A payload is well formed only if Finish returns nil: nothing read from a
+// its own lengths are checked, and Err checks the rest of the payload.
+// A payload is well formed only if Err returns nil: nothing read from a
 // BatchDecoder may be acted upon before that, since the bytes after the
 // bets read so far may still be malformed. It accepts exactly the payloads
 // ParseBatch accepts, with the same bets and the same errors.
@@ -118,7 +118,7 @@ type BatchDecoder struct {
 
 // DecodeBatch reads the fixed part of a batch payload. Like ParseBatch it
 // refuses a count the payload cannot hold, but it checks the bets only as
-// they are read (Bets) or skipped (Finish).
+// they are read (Bets) or skipped (Err).
 func DecodeBatch(payload []byte) (BatchDecoder, error) {
 	v, err := parseBatchHeader(payload)
 	if err != nil {
@@ -128,7 +128,7 @@ func DecodeBatch(payload []byte) (BatchDecoder, error) {
 }
 
 // Bets yields the bets not read yet, in order, each one whole: it stops
-// before a bet whose lengths run past the payload (Finish then reports
+// before a bet whose lengths run past the payload (Err then reports
 // why). The views alias the payload.
 func (d *BatchDecoder) Bets() iter.Seq[BetView] {
 	return func(yield func(BetView) bool) {
@@ -190,10 +190,10 @@ func (d *BatchDecoder) malformed() (BetView, bool) {
 	return BetView{}, false
 }
 
-// Finish checks the bets not read yet and that nothing follows the last
+// Err checks the bets not read yet and that nothing follows the last
 // one, and returns the first structure error of the payload (wrapping
 // ErrMalformed), or nil if the whole payload is well formed.
-func (d *BatchDecoder) Finish() error {
+func (d *BatchDecoder) Err() error {
 	if d.err == nil {
 		d.err = skipBets(d.rest, d.left)
 		d.rest, d.left = nil, 0

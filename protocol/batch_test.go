@@ -322,8 +322,8 @@ func TestParseBatch_Err(t *testing.T) {
 }
 
 // decodeAll decodes a batch payload with DecodeBatch, reading at most stop
-// bets before Finish, and returns the bets read and the error (from
-// DecodeBatch or Finish).
+// bets before Err, and returns the bets read and the error (from
+// DecodeBatch or Err).
 func decodeAll(payload []byte, stop int) (protocol.BatchDecoder, []protocol.BetView, error) {
 	d, err := protocol.DecodeBatch(payload)
 	if err != nil {
@@ -336,12 +336,12 @@ func decodeAll(payload []byte, stop int) (protocol.BatchDecoder, []protocol.BetV
 		}
 		bets = append(bets, b)
 	}
-	return d, bets, d.Finish()
+	return d, bets, d.Err()
 }
 
-// TestDecodeBatch_Err checks that DecodeBatch and Finish refuse every
+// TestDecodeBatch_Err checks that DecodeBatch and Err refuse every
 // malformed batch with ParseBatch's own error, however many bets are read
-// before Finish.
+// before Err.
 func TestDecodeBatch_Err(t *testing.T) {
 	for _, tt := range malformedBatches {
 		for _, stop := range []int{0, 1, 2, math.MaxInt} {
@@ -358,7 +358,7 @@ func TestDecodeBatch_Err(t *testing.T) {
 }
 
 // TestDecodeBatch_OK checks the bets of a good batch, read whole or in
-// part before Finish, and that Finish is safe to repeat.
+// part before Err, and that Err is safe to repeat.
 func TestDecodeBatch_OK(t *testing.T) {
 	payload := unhex(t, goodBatchHex)
 	want := []lottery.Bet{
@@ -380,11 +380,11 @@ func TestDecodeBatch_OK(t *testing.T) {
 		if n := min(stop, len(want)); !reflect.DeepEqual(got, want[:n:n]) && !(n == 0 && got == nil) {
 			t.Fatalf("stop %d: bets %+v, want %+v", stop, got, want[:n])
 		}
-		if err := d.Finish(); err != nil {
-			t.Fatalf("stop %d: second Finish: %v", stop, err)
+		if err := d.Err(); err != nil {
+			t.Fatalf("stop %d: second Err: %v", stop, err)
 		}
 		for range d.Bets() {
-			t.Fatalf("stop %d: a bet after Finish", stop)
+			t.Fatalf("stop %d: a bet after Err", stop)
 		}
 	}
 }
@@ -402,12 +402,12 @@ func TestDecodeBatch_Aliases(t *testing.T) {
 		for bv := range d.Bets() {
 			_ = bv
 		}
-		if err := d.Finish(); err != nil {
+		if err := d.Err(); err != nil {
 			t.Fatal(err)
 		}
 	})
 	if allocs != 0 {
-		t.Errorf("DecodeBatch, iteration and Finish allocated %.1f times, want 0", allocs)
+		t.Errorf("DecodeBatch, iteration and Err allocated %.1f times, want 0", allocs)
 	}
 	d, err := protocol.DecodeBatch(payload)
 	if err != nil {

@@ -53,7 +53,7 @@ func BenchmarkDecodeBatch(b *testing.B) {
 		for bv := range d.Bets() {
 			sum += bv.Number + len(bv.FirstName)
 		}
-		if err := d.Finish(); err != nil {
+		if err := d.Err(); err != nil {
 			b.Fatal(err)
 		}
 		if sum == 0 {

@@ -204,7 +204,7 @@ func FuzzParseBatch(f *testing.F) {
 
 // FuzzDecodeBatch checks that the one-pass decoder agrees with ParseBatch
 // and Bets on arbitrary payloads, whether the reader reads every bet or
-// stops after stop of them: DecodeBatch and Finish accept exactly what
+// stops after stop of them: DecodeBatch and Err accept exactly what
 // ParseBatch accepts, with the same error text when they refuse, and the
 // bets read are ParseBatch's, in order. A malformed payload is never
 // reported well formed, however many of its bets were read first.
@@ -231,7 +231,7 @@ func FuzzDecodeBatch(f *testing.F) {
 				}
 				read = append(read, b)
 			}
-			err = d.Finish()
+			err = d.Err()
 		}
 		if want != nil {
 			if err == nil || err.Error() != want.Error() || !errors.Is(err, protocol.ErrMalformed) {

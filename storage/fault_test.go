@@ -350,7 +350,7 @@ func TestStore_FailedFsync(t *testing.T) {
 			for _, c := range []*storage.Commit{
 				s.Append(2, 2, storage.RawRows(batchRows(2, 2), batchSize(2, 2))),
 				s.Append(1, 3, storage.RawRows(batchRows(1, 3), batchSize(1, 3))),
-				s.Finish(3, 0),
+				s.MarkFinished(3, 0),
 			} {
 				if err := c.Wait(); lottery.ErrorCode(err) != lottery.EStorage {
 					t.Errorf("commit after the store stopped = %v, want code %v", err, lottery.EStorage)
@@ -486,7 +486,7 @@ func TestStore_PowerLoss(t *testing.T) {
 								ackedMu.Unlock()
 								inflight, seqs = inflight[1:], seqs[1:]
 							}
-							if err := s.Finish(a, batches).Wait(); err != nil && !fsys.Crashed() {
+							if err := s.MarkFinished(a, batches).Wait(); err != nil && !fsys.Crashed() {
 								t.Errorf("Finish(%d): %v", a, err)
 							}
 						}()

@@ -186,7 +186,7 @@ func TestStore_Reopen(t *testing.T) {
 	mustStore(t, s, 1, 1, formatBets[:3])
 	mustStore(t, s, 2, 1, formatBets[3:5])
 	mustStore(t, s, 1, 2, formatBets[5:])
-	if c := s.Finish(2, 1); c.Wait() != nil || c.Duplicate {
+	if c := s.MarkFinished(2, 1); c.Wait() != nil || c.Duplicate {
 		t.Fatalf("Finish = %v, duplicate %v", c.Err, c.Duplicate)
 	}
 	mustClose(t, s)
@@ -301,7 +301,7 @@ func TestStore_Finish(t *testing.T) {
 		{"OKWithoutBets", 5, 0, false, lottery.OK},
 	}
 	for _, st := range steps {
-		c := s.Finish(st.agency, st.seq)
+		c := s.MarkFinished(st.agency, st.seq)
 		err := c.Wait()
 		if c.Duplicate != st.duplicate || lottery.ErrorCode(err) != st.code {
 			t.Fatalf("%s: Finish(%d, %d) = %v, duplicate %v; want code %v, duplicate %v",
@@ -319,7 +319,7 @@ func TestStore_Finish(t *testing.T) {
 	if rec.Finished != 2 {
 		t.Fatalf("Recovery.Finished = %d, want 2", rec.Finished)
 	}
-	if c := s.Finish(1, 2); c.Wait() != nil || !c.Duplicate {
+	if c := s.MarkFinished(1, 2); c.Wait() != nil || !c.Duplicate {
 		t.Fatalf("Finish after reopen = %v, duplicate %v; want a duplicate", c.Err, c.Duplicate)
 	}
 }

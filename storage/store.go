@@ -320,10 +320,10 @@ func (s *Store) Append(agency uint32, seq uint64, rows *Rows) *Commit {
 	return s.submit(c)
 }
 
-// Finish durably marks the agency finished after its batch lastSeq, which
+// MarkFinished durably marks the agency finished after its batch lastSeq, which
 // must be the last one stored. Finishing twice after the same batch
 // completes as a Duplicate; after another batch, it fails with EConflict.
-func (s *Store) Finish(agency uint32, lastSeq uint64) *Commit {
+func (s *Store) MarkFinished(agency uint32, lastSeq uint64) *Commit {
 	return s.submit(&Commit{kind: kindFinished, agency: agency, seq: lastSeq})
 }
 

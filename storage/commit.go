@@ -144,6 +144,7 @@ func (w *groupWriter) publish(end int64) {
 		}
 	}
 	s.size = end
+	s.committedJournal = s.journalSize
 }
 
 // complete answers every commit of the group: only now may a session ack.

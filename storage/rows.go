@@ -35,6 +35,11 @@ func (r *Rows) AddBet(b lottery.Bet) {
 	r.count++
 }
 
+// EncodedRows returns rows that a Rows encoded elsewhere: the Bytes and Len
+// of a batch carried by a replicated log entry, from the leader that
+// validated and encoded it.
+func EncodedRows(b []byte, count int) *Rows { return &Rows{b: b, count: count} }
+
 // Len returns how many bets the rows hold.
 func (r *Rows) Len() int { return r.count }
 

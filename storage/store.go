@@ -70,6 +70,18 @@ type Commit struct {
 	digest digest
 }
 
+// NewCommit returns a commit that the caller completes with Settle: the
+// answer of a ledger that is not a Store (a replicated one), carried the
+// same way to the session that waits for it.
+func NewCommit() *Commit { return &Commit{done: make(chan struct{})} }
+
+// Settle completes a commit made by NewCommit: the error, or whether it was
+// already stored.
+func (c *Commit) Settle(err error, duplicate bool) {
+	c.Duplicate = duplicate
+	c.complete(err)
+}
+
 // Done is closed when the commit has completed.
 func (c *Commit) Done() <-chan struct{} { return c.done }
 
@@ -102,6 +114,9 @@ type Store struct {
 	storedBets int64             // committed bets
 	lastSeq    map[uint32]uint64 // last committed batch per agency
 	finished   map[uint32]uint64 // agencies finished, with their last batch
+	// committedJournal is the journal's length after the last durable
+	// group: with size, the two prefixes a Snapshot copies.
+	committedJournal int64
 
 	// digests holds, per agency, the first 8 bytes of every batch's digest
 	// (index seq-1), to tell a resend from a conflict. Writer-owned; 8
@@ -136,6 +151,7 @@ func Open(path string, opt Options) (*Store, Recovery, error) {
 		s.closeFiles()
 		return nil, Recovery{}, err
 	}
+	s.committedJournal = s.journalSize
 	go s.run()
 	return s, rec, nil
 }

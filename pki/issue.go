@@ -37,6 +37,43 @@ const (
 // otherwise: its Docker Compose service name, and this machine for local runs.
 var DefaultHosts = []string{"server", "localhost", "127.0.0.1"}
 
+// A replicated central is a Raft group of 3 or 5 nodes called server1 …
+// serverK, each with its own key and certificate: central-server1.crt and
+// central-server1.key, … The certificate names the node by the URI SAN
+// CentralURI(name) and covers NodeHosts(name); it serves TLS to agencies and
+// authenticates the node to the others (they dial each other with mutual
+// TLS). A single central (K = 1) has only central.crt.
+const (
+	nodeNamePrefix = "server"   // node i is "server<i>", its compose service and host name
+	nodeFilePrefix = "central-" // its files are "central-<name>.crt" and ".key"
+)
+
+// NodeName returns the name of node i (1…K) of a replicated central.
+func NodeName(i int) string { return nodeNamePrefix + strconv.Itoa(i) }
+
+// NodeCertFile is the name of node name's certificate in a PKI directory.
+func NodeCertFile(name string) string { return nodeFilePrefix + name + ".crt" }
+
+// NodeKeyFile is the name of node name's private key in a PKI directory.
+func NodeKeyFile(name string) string { return nodeFilePrefix + name + ".key" }
+
+// NodeHosts are the SANs of node name's certificate besides its URI: its
+// name, which is its host on the Compose network, and this machine for
+// local runs.
+func NodeHosts(name string) []string { return []string{name, "localhost", "127.0.0.1"} }
+
+// CheckCentrals accepts the sizes of a central: 0 or 1 for a single one
+// (no node certificates), 3 or 5 for a Raft group. Anything else is an
+// error: 2 or 4 nodes tolerate no more failures than 1 or 3, and more than 5
+// only slow every commit down.
+func CheckCentrals(k int) error {
+	switch k {
+	case 0, 1, 3, 5:
+		return nil
+	}
+	return fmt.Errorf("pki: %d centrals: a replicated central has 3 or 5 nodes (1 is a single central)", k)
+}
+
 // AgencyCertFile is the name of agency n's certificate in a PKI directory.
 func AgencyCertFile(n int) string { return "agency-" + strconv.Itoa(n) + ".crt" }
 
@@ -402,6 +439,7 @@ func checkKeyMatches(cert *x509.Certificate, key crypto.Signer, keyPath string) 
 type Options struct {
 	Dir      string
 	Agencies int              // issue agency-1 … agency-N
+	Centrals int              // 3 or 5: also issue nodes server1 … serverK (NodeCertFile); 0 or 1: none
 	Hosts    []string         // SANs of central.crt (DNS names, or IP addresses when they parse as IPs); nil = DefaultHosts
 	Now      func() time.Time // nil = time.Now (tests)
 }
@@ -421,10 +459,14 @@ type Options struct {
 // certificate is first renamed to central.crt.old-<serial> (FormatSerial),
 // so no certificate is ever lost; that name is not among those returned.
 //
+// With Centrals K of 3 or 5 it also issues each node's key and certificate
+// (NodeKeyFile, NodeCertFile) for server1 … serverK, covering NodeHosts; an
+// existing node certificate is kept as it is.
+//
 // Issue refuses, with ErrUnpaired naming the file, a key without its
 // certificate or a certificate without its key, and ca.crt without ca.key
 // when something needs signing. It also refuses to make a new CA while
-// central or agency certificates exist: they were signed by a CA that is
+// central, node or agency certificates exist: they were signed by a CA that is
 // gone, and a new one would not verify them.
 func Issue(opt Options) (written []string, err error) {
 	hosts := opt.Hosts
@@ -441,7 +483,7 @@ func Issue(opt Options) (written []string, err error) {
 	if err := os.MkdirAll(opt.Dir, dirMode); err != nil {
 		return nil, fmt.Errorf("pki: %w", err)
 	}
-	p, err := planIssue(opt.Dir, opt.Agencies, hosts)
+	p, err := planIssue(opt.Dir, opt.Agencies, opt.Centrals, hosts)
 	if err != nil {
 		return nil, err
 	}
@@ -468,6 +510,9 @@ func (opt Options) check(hosts []string) error {
 	if opt.Agencies < 0 || opt.Agencies > lottery.MaxAgency {
 		return fmt.Errorf("pki: number of agencies %d out of range 0…%d", opt.Agencies, lottery.MaxAgency)
 	}
+	if err := CheckCentrals(opt.Centrals); err != nil {
+		return err
+	}
 	_, _, err := splitHosts(hosts)
 	return err
 }
@@ -487,19 +532,20 @@ type issuePlan struct {
 	central      int  // centralKeep, centralNew or centralReissue
 	oldCentral   *x509.Certificate
 	centralHosts []string // the hosts of the new central certificate
+	nodes        []string // nodes of a replicated central whose key and certificate are missing
 	agencies     []int    // agencies whose key and certificate are missing
 }
 
 func (p *issuePlan) empty() bool {
-	return !p.newCA && p.central == centralKeep && len(p.agencies) == 0
+	return !p.newCA && p.central == centralKeep && len(p.nodes) == 0 && len(p.agencies) == 0
 }
 
 func (p *issuePlan) needsSigning() bool {
-	return p.central != centralKeep || len(p.agencies) > 0
+	return p.central != centralKeep || len(p.nodes) > 0 || len(p.agencies) > 0
 }
 
 // planIssue inspects dir and works out what to write.
-func planIssue(dir string, agencies int, hosts []string) (*issuePlan, error) {
+func planIssue(dir string, agencies, centrals int, hosts []string) (*issuePlan, error) {
 	p := &issuePlan{}
 	if err := p.planCA(dir); err != nil {
 		return nil, err
@@ -507,6 +553,18 @@ func planIssue(dir string, agencies int, hosts []string) (*issuePlan, error) {
 	leaves, err := p.planCentral(dir, hosts)
 	if err != nil {
 		return nil, err
+	}
+	for i := 1; centrals > 1 && i <= centrals; i++ {
+		name := NodeName(i)
+		exists, err := pairExists(dir, NodeCertFile(name), NodeKeyFile(name))
+		if err != nil {
+			return nil, err
+		}
+		if exists {
+			leaves = append(leaves, NodeCertFile(name))
+		} else {
+			p.nodes = append(p.nodes, name)
+		}
 	}
 	for n := 1; n <= agencies; n++ {
 		exists, err := pairExists(dir, AgencyCertFile(n), AgencyKeyFile(n))
@@ -649,6 +707,15 @@ func (d *pkiDir) carryOut(p *issuePlan, now time.Time) error {
 		}
 	case centralReissue:
 		if err := d.reissueCentral(ca, p, notBefore, notAfter); err != nil {
+			return err
+		}
+	}
+	for _, name := range p.nodes {
+		crt, key, err := ca.IssueCentral(name, NodeHosts(name), notBefore, notAfter)
+		if err != nil {
+			return err
+		}
+		if err := d.writePair(NodeCertFile(name), crt, NodeKeyFile(name), key); err != nil {
 			return err
 		}
 	}

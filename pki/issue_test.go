@@ -652,3 +652,166 @@ func TestReadCertificate(t *testing.T) {
 		}
 	})
 }
+
+func TestNodeFiles(t *testing.T) {
+	if got := NodeName(2); got != "server2" {
+		t.Errorf("NodeName(2) = %q", got)
+	}
+	if got, want := NodeCertFile("server1"), "central-server1.crt"; got != want {
+		t.Errorf("NodeCertFile = %q, want %q", got, want)
+	}
+	if got, want := NodeKeyFile("server1"), "central-server1.key"; got != want {
+		t.Errorf("NodeKeyFile = %q, want %q", got, want)
+	}
+	for _, k := range []int{0, 1, 3, 5} {
+		if err := CheckCentrals(k); err != nil {
+			t.Errorf("CheckCentrals(%d) = %v", k, err)
+		}
+	}
+	for _, k := range []int{-1, 2, 4, 6, 7} {
+		if err := CheckCentrals(k); err == nil {
+			t.Errorf("CheckCentrals(%d) = nil", k)
+		}
+	}
+}
+
+// TestIssue_OKNodes: with Centrals 3 every node gets a key and a certificate
+// of its own, naming it by its URI and covering its name and this machine,
+// good for serving agencies and for dialling the other nodes; a rerun
+// writes nothing, and 5 adds only server4 and server5.
+func TestIssue_OKNodes(t *testing.T) {
+	dir := t.TempDir()
+	written := issue(t, Options{Dir: dir, Agencies: 2, Centrals: 3})
+	want := []string{"ca.key", "ca.crt", "central.key", "central.crt",
+		"central-server1.key", "central-server1.crt", "central-server2.key", "central-server2.crt",
+		"central-server3.key", "central-server3.crt",
+		"agency-1.key", "agency-1.crt", "agency-2.key", "agency-2.crt"}
+	if got := names(dir, written); !slices.Equal(got, want) {
+		t.Fatalf("written %v, want %v", got, want)
+	}
+	ca := readTestCert(t, filepath.Join(dir, CAFile))
+	serials := map[string]bool{}
+	for i := 1; i <= 3; i++ {
+		name := NodeName(i)
+		node := readTestCert(t, filepath.Join(dir, NodeCertFile(name)))
+		for _, host := range []string{name, "localhost", "127.0.0.1"} {
+			verifyLeaf(t, ca, node, x509.ExtKeyUsageServerAuth, host)
+		}
+		verifyLeaf(t, ca, node, x509.ExtKeyUsageClientAuth, "")
+		for _, other := range []string{"server", NodeName(i%3 + 1)} {
+			if err := node.VerifyHostname(other); err == nil {
+				t.Errorf("%s covers %s", NodeCertFile(name), other)
+			}
+		}
+		if len(node.URIs) != 1 || node.URIs[0].String() != CentralURI(name).String() {
+			t.Errorf("%s URIs %v, want only %s", NodeCertFile(name), node.URIs, CentralURI(name))
+		}
+		if _, err := AgencyID(node); !errors.Is(err, ErrNoIdentity) {
+			t.Errorf("%s names an agency: %v", NodeCertFile(name), err)
+		}
+		key, err := readPrivateKeyFile(filepath.Join(dir, NodeKeyFile(name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkKeyMatches(node, key, NodeKeyFile(name)); err != nil {
+			t.Error(err)
+		}
+		for file, mode := range map[string]fs.FileMode{NodeCertFile(name): 0o644, NodeKeyFile(name): 0o600} {
+			if st, err := os.Stat(filepath.Join(dir, file)); err != nil || st.Mode().Perm() != mode {
+				t.Errorf("%s mode %v, %v; want %v", file, st.Mode().Perm(), err, mode)
+			}
+		}
+		serials[FormatSerial(node.SerialNumber)] = true
+	}
+	if len(serials) != 3 {
+		t.Errorf("serials repeat: %v", serials)
+	}
+
+	before := snapshot(t, dir)
+	for _, k := range []int{3, 1, 0} {
+		if written := issue(t, Options{Dir: dir, Agencies: 2, Centrals: k}); len(written) != 0 {
+			t.Errorf("rerun with %d centrals wrote %v", k, written)
+		}
+	}
+	if after := snapshot(t, dir); !mapsEqual(before, after) {
+		t.Error("rerun changed the directory")
+	}
+	written = issue(t, Options{Dir: dir, Agencies: 2, Centrals: 5})
+	want = []string{"central-server4.key", "central-server4.crt", "central-server5.key", "central-server5.crt"}
+	if got := names(dir, written); !slices.Equal(got, want) {
+		t.Errorf("written %v, want %v", got, want)
+	}
+	after := snapshot(t, dir)
+	for name, data := range before {
+		if after[name] != data {
+			t.Errorf("%s changed", name)
+		}
+	}
+}
+
+// TestIssue_OKSingleCentralNoNodes: K = 1 (and the zero value) issue what
+// they always did, no node certificate.
+func TestIssue_OKSingleCentralNoNodes(t *testing.T) {
+	for _, k := range []int{0, 1} {
+		dir := t.TempDir()
+		written := issue(t, Options{Dir: dir, Agencies: 1, Centrals: k})
+		want := []string{"ca.key", "ca.crt", "central.key", "central.crt", "agency-1.key", "agency-1.crt"}
+		if got := names(dir, written); !slices.Equal(got, want) {
+			t.Errorf("centrals %d: written %v, want %v", k, got, want)
+		}
+	}
+}
+
+func TestIssue_ErrNodes(t *testing.T) {
+	remove := func(names ...string) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			for _, name := range names {
+				if err := os.Remove(filepath.Join(dir, name)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	tests := []struct {
+		name     string
+		setup    func(t *testing.T, dir string) // after issuing 1 agency and 3 nodes
+		centrals int
+		unpaired bool   // want ErrUnpaired
+		mention  string // the error names this
+	}{
+		{"ErrTwo", nil, 2, false, "2 centrals"},
+		{"ErrFour", nil, 4, false, "4 centrals"},
+		{"ErrSix", nil, 6, false, "6 centrals"},
+		{"ErrNegative", nil, -1, false, "-1 centrals"},
+		{"ErrNodeKeyMissing", remove("central-server2.key"), 3, true, "central-server2.key"},
+		{"ErrNodeCertMissing", remove("central-server3.crt"), 5, true, "central-server3.crt"},
+		{"ErrCAKeyMissingNewNodes", remove("ca.key"), 5, true, "ca.key"},
+		{"ErrCAGoneNodeLeft", remove("ca.crt", "ca.key", "central.crt", "central.key", "agency-1.crt", "agency-1.key"), 3, true, "central-server1.crt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			issue(t, Options{Dir: dir, Agencies: 1, Centrals: 3})
+			if tt.setup != nil {
+				tt.setup(t, dir)
+			}
+			before := snapshot(t, dir)
+			written, err := Issue(Options{Dir: dir, Agencies: 1, Centrals: tt.centrals, Now: fixedNow})
+			if err == nil {
+				t.Fatalf("no error; wrote %v", written)
+			}
+			if tt.unpaired != errors.Is(err, ErrUnpaired) {
+				t.Errorf("errors.Is(%v, ErrUnpaired) = %v", err, !tt.unpaired)
+			}
+			if !strings.Contains(err.Error(), tt.mention) {
+				t.Errorf("error %q does not name %s", err, tt.mention)
+			}
+			if len(written) != 0 {
+				t.Errorf("wrote %v", written)
+			}
+			if after := snapshot(t, dir); !mapsEqual(before, after) {
+				t.Error("the directory changed")
+			}
+		})
+	}
+}

@@ -1,11 +1,11 @@
 // Command pki issues the lottery's CA, the central's and every agency's key
 // and certificate offline, and revokes certificates:
 //
-//	pki -out DIR -agencies N [-hosts server,localhost,127.0.0.1]
+//	pki -out DIR -agencies N [-centrals K] [-hosts server,localhost,127.0.0.1]
 //	pki -out DIR -revoke NAME
 //
 // Issuing only ever adds what DIR lacks (pki.Issue), so it is safe to run
-// again, with more agencies or more hosts. Revoking appends a certificate's
+// again, with more agencies, more nodes or more hosts. Revoking appends a certificate's
 // serial to DIR/crl.txt, which the central reads.
 package main
 
@@ -31,22 +31,30 @@ const (
 const (
 	defaultDir      = ".pki"
 	defaultAgencies = 5
+	defaultCentrals = 1
 )
 
-const usage = `usage: pki -out DIR -agencies N [-hosts HOST,...]
+const usage = `usage: pki -out DIR -agencies N [-centrals K] [-hosts HOST,...]
        pki -out DIR -revoke NAME
   Issues whatever DIR lacks of the CA (ca.crt, ca.key), the central's
-  certificate (central.crt, central.key) and agency-1 … agency-N's. Existing
+  certificate (central.crt, central.key) and agency-1 … agency-N's; with
+  -centrals 3 or 5, also those of the nodes server1 … serverK of a
+  replicated central (central-server1.crt, central-server1.key, …), each
+  naming its node and covering its name, localhost and 127.0.0.1. Existing
   keys and certificates are never overwritten: run it again with a bigger N
-  to add agencies, or with a new host to reissue central.crt for the same
-  key (the old one is kept as central.crt.old-<serial>).
+  to add agencies, a bigger K to add nodes, or with a new host to reissue
+  central.crt for the same key (the old one is kept as
+  central.crt.old-<serial>).
   -revoke appends the serial of NAME's certificate to DIR/crl.txt. NAME is
-  agency-2 (meaning DIR/agency-2.crt), central, or the path of a .crt file.
+  agency-2 (meaning DIR/agency-2.crt), central, central-server2, or the
+  path of a .crt file.
 
   -out DIR      the PKI directory (default %s)
   -agencies N   issue agency-1 … agency-N (default %d)
+  -centrals K   1 (default): a single central; 3 or 5: also issue the
+                nodes server1 … serverK
   -hosts LIST   comma-separated DNS names and IP addresses the central is
-                reached by (default %s)
+                reached by (default %s; central.crt only)
   -revoke NAME  revoke a certificate instead of issuing
   -h, --help    this text
 `
@@ -55,6 +63,7 @@ const usage = `usage: pki -out DIR -agencies N [-hosts HOST,...]
 type config struct {
 	dir      string
 	agencies int
+	centrals int      // 1: a single central; 3 or 5: its nodes too
 	hosts    []string // nil = pki.DefaultHosts
 	revoke   string   // "" = issue
 }
@@ -99,6 +108,7 @@ func parseArgs(args []string) (config, error) {
 	fs.Usage = func() {}
 	fs.StringVar(&cfg.dir, "out", defaultDir, "")
 	fs.IntVar(&cfg.agencies, "agencies", defaultAgencies, "")
+	fs.IntVar(&cfg.centrals, "centrals", defaultCentrals, "")
 	hosts := fs.String("hosts", "", "")
 	fs.StringVar(&cfg.revoke, "revoke", "", "")
 	if err := fs.Parse(args); err != nil {
@@ -116,13 +126,16 @@ func parseArgs(args []string) (config, error) {
 		if cfg.revoke == "" {
 			return config{}, errors.New("-revoke needs a NAME")
 		}
-		if set["agencies"] || set["hosts"] {
-			return config{}, errors.New("-revoke takes no -agencies or -hosts")
+		if set["agencies"] || set["centrals"] || set["hosts"] {
+			return config{}, errors.New("-revoke takes no -agencies, -centrals or -hosts")
 		}
 		return cfg, nil
 	}
 	if cfg.agencies < 0 {
 		return config{}, fmt.Errorf("-agencies must be 0 or more, got %d", cfg.agencies)
+	}
+	if cfg.centrals != 1 && cfg.centrals != 3 && cfg.centrals != 5 {
+		return config{}, fmt.Errorf("-centrals must be 1, 3 or 5, got %d", cfg.centrals)
 	}
 	if set["hosts"] {
 		for h := range strings.SplitSeq(*hosts, ",") {
@@ -140,7 +153,7 @@ func parseArgs(args []string) (config, error) {
 func issue(cfg config, stdout io.Writer) error {
 	centralPath := filepath.Join(cfg.dir, pki.CentralCertFile)
 	oldCentral, _ := pki.ReadCertificate(centralPath) // nil when there is none yet
-	written, err := pki.Issue(pki.Options{Dir: cfg.dir, Agencies: cfg.agencies, Hosts: cfg.hosts})
+	written, err := pki.Issue(pki.Options{Dir: cfg.dir, Agencies: cfg.agencies, Centrals: cfg.centrals, Hosts: cfg.hosts})
 	for _, path := range written {
 		if path == centralPath && oldCentral != nil {
 			fmt.Fprintf(stdout, "kept the previous %s as %s.old-%s\n",
@@ -154,10 +167,18 @@ func issue(cfg config, stdout io.Writer) error {
 	if len(written) == 0 {
 		fmt.Fprintf(stdout, "nothing to do: %s is complete\n", cfg.dir)
 	} else {
-		fmt.Fprintf(stdout, "wrote %d files: %s holds the CA, the central and %s\n",
-			len(written), cfg.dir, agencyRange(cfg.agencies))
+		fmt.Fprintf(stdout, "wrote %d files: %s holds the CA, the central%s and %s\n",
+			len(written), cfg.dir, nodeRange(cfg.centrals), agencyRange(cfg.agencies))
 	}
 	return nil
+}
+
+// nodeRange names the nodes of a replicated central, "" for a single one.
+func nodeRange(k int) string {
+	if k < 2 {
+		return ""
+	}
+	return fmt.Sprintf(", its nodes %s…%s", pki.NodeName(1), pki.NodeName(k))
 }
 
 func agencyRange(n int) string {

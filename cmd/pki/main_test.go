@@ -51,6 +51,13 @@ func TestRun_ErrUsage(t *testing.T) {
 		{"EmptyRevoke", []string{"-revoke", ""}},
 		{"RevokeAndAgencies", []string{"-revoke", "agency-1", "-agencies", "2"}},
 		{"RevokeAndHosts", []string{"-revoke", "agency-1", "-hosts", "a"}},
+		{"RevokeAndCentrals", []string{"-revoke", "agency-1", "-centrals", "3"}},
+		{"CentralsZero", []string{"-centrals", "0"}},
+		{"CentralsTwo", []string{"-centrals", "2"}},
+		{"CentralsFour", []string{"-centrals", "4"}},
+		{"CentralsSix", []string{"-centrals", "6"}},
+		{"CentralsNegative", []string{"-centrals", "-3"}},
+		{"CentralsNotANumber", []string{"-centrals", "three"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,4 +233,73 @@ func TestRun_ErrRevoke(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRun_IssueCentrals: -centrals 3 issues the nodes' keys and
+// certificates, a rerun nothing, -centrals 5 only server4 and server5, and
+// a node's certificate can be revoked by its name.
+func TestRun_IssueCentrals(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".pki")
+	code, stdout, stderr := runPKI(t, "-out", dir, "-agencies", "1", "-centrals", "3")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, stderr)
+	}
+	var want []string
+	for _, name := range []string{"ca.key", "ca.crt", "central.key", "central.crt",
+		"central-server1.key", "central-server1.crt", "central-server2.key", "central-server2.crt",
+		"central-server3.key", "central-server3.crt", "agency-1.key", "agency-1.crt"} {
+		want = append(want, "wrote "+filepath.Join(dir, name))
+	}
+	want = append(want, "wrote 12 files: "+dir+" holds the CA, the central, its nodes server1…server3 and agency 1")
+	if got := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n"); !slices.Equal(got, want) {
+		t.Errorf("stdout lines %q, want %q", got, want)
+	}
+	ca, err := pki.ReadCertificate(filepath.Join(dir, pki.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	for _, name := range []string{"server1", "server2", "server3"} {
+		node, err := pki.ReadCertificate(filepath.Join(dir, pki.NodeCertFile(name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+			if _, err := node.Verify(x509.VerifyOptions{Roots: roots, DNSName: name, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+				t.Errorf("%s for %v: %v", name, usage, err)
+			}
+		}
+		if len(node.URIs) != 1 || node.URIs[0].String() != pki.CentralURI(name).String() {
+			t.Errorf("%s URIs %v", name, node.URIs)
+		}
+	}
+
+	t.Run("OKRerun", func(t *testing.T) {
+		for _, k := range []string{"3", "1"} {
+			code, stdout, stderr := runPKI(t, "-out", dir, "-agencies", "1", "-centrals", k)
+			if code != exitOK || stdout != "nothing to do: "+dir+" is complete\n" || stderr != "" {
+				t.Errorf("-centrals %s: exit %d, stdout %q, stderr %q", k, code, stdout, stderr)
+			}
+		}
+	})
+	t.Run("OKFive", func(t *testing.T) {
+		code, stdout, stderr := runPKI(t, "-out", dir, "-agencies", "1", "-centrals", "5")
+		if code != exitOK {
+			t.Fatalf("exit %d, stderr %s", code, stderr)
+		}
+		var want []string
+		for _, name := range []string{"central-server4.key", "central-server4.crt", "central-server5.key", "central-server5.crt"} {
+			want = append(want, "wrote "+filepath.Join(dir, name))
+		}
+		if got := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n"); !slices.Equal(got[:len(got)-1], want) {
+			t.Errorf("stdout lines %q, want %q", got, want)
+		}
+	})
+	t.Run("OKRevokeNode", func(t *testing.T) {
+		code, stdout, stderr := runPKI(t, "-out", dir, "-revoke", "central-server2")
+		if code != exitOK || !strings.Contains(stdout, "revoked "+filepath.Join(dir, "central-server2.crt")) {
+			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+	})
 }

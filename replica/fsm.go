@@ -1,0 +1,136 @@
+package replica
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+
+	"github.com/hashicorp/raft"
+
+	"lottery"
+	"lottery/storage"
+)
+
+// Kinds of log entry. Their values are on every node's disk: never
+// renumber them.
+const (
+	entryBatch    byte = 1 // an agency's batch, as rows of the bets file
+	entryFinished byte = 2 // an agency sent its last batch
+	entryDraw     byte = 3 // every agency finished: draw now
+)
+
+// entryHeader is kind, agency, sequence number and bet count.
+const entryHeader = 1 + 4 + 8 + 4
+
+// entry is one command of the replicated log.
+type entry struct {
+	kind   byte
+	agency uint32
+	seq    uint64
+	count  int
+	rows   []byte
+}
+
+func (e entry) encode() []byte {
+	b := make([]byte, entryHeader, entryHeader+len(e.rows))
+	b[0] = e.kind
+	binary.BigEndian.PutUint32(b[1:], e.agency)
+	binary.BigEndian.PutUint64(b[5:], e.seq)
+	binary.BigEndian.PutUint32(b[13:], uint32(e.count))
+	return append(b, e.rows...)
+}
+
+var errBadEntry = errors.New("replica: a log entry that does not decode")
+
+func decodeEntry(b []byte) (entry, error) {
+	if len(b) < entryHeader || b[0] < entryBatch || b[0] > entryDraw {
+		return entry{}, errBadEntry
+	}
+	return entry{
+		kind: b[0], agency: binary.BigEndian.Uint32(b[1:]), seq: binary.BigEndian.Uint64(b[5:]),
+		count: int(binary.BigEndian.Uint32(b[13:])), rows: b[entryHeader:],
+	}, nil
+}
+
+// result is what applying one entry answered: the leader's ApplyFuture
+// carries it back to the session that waits for it.
+type result struct {
+	err       error
+	duplicate bool
+}
+
+// fsm applies the log to the node's own store. Every node applies the same
+// entries in the same order to a store that started empty, and the store's
+// answer depends only on its contents (the exactly-once rule: agency,
+// sequence number, digest), so every node writes the same bytes and gives
+// the same answers. It is a raft.BatchingFSM: the entries of one
+// AppendEntries are submitted together and share the store's group commit.
+type fsm struct{ r *Replica }
+
+func (f fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+func (f fsm) ApplyBatch(logs []*raft.Log) []any {
+	store := f.r.current()
+	out := make([]any, len(logs))
+	entries := make([]entry, len(logs))
+	commits := make([]*storage.Commit, len(logs))
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		e, err := decodeEntry(l.Data)
+		if err != nil {
+			out[i] = result{err: lottery.Errorf(lottery.EInternal, "%v", err)}
+			continue
+		}
+		entries[i] = e
+		switch e.kind {
+		case entryBatch:
+			commits[i] = store.Append(e.agency, e.seq, storage.EncodedRows(e.rows, e.count))
+		case entryFinished:
+			commits[i] = store.MarkFinished(e.agency, e.seq)
+		}
+	}
+	for i, c := range commits {
+		if c != nil {
+			c.Wait()
+			out[i] = result{err: c.Err, duplicate: c.Duplicate}
+		}
+	}
+	// In log order, once everything before is stored: the draw reads the
+	// file.
+	for i, e := range entries {
+		switch {
+		case e.kind == entryFinished && commits[i].Err == nil:
+			f.r.finished(e.agency)
+		case e.kind == entryDraw:
+			f.r.hooks.Draw()
+			out[i] = result{}
+		}
+	}
+	return out
+}
+
+// Snapshot captures the committed files; Raft calls it between applies.
+func (f fsm) Snapshot() (raft.FSMSnapshot, error) {
+	return snapshot{f.r.current().Snapshot()}, nil
+}
+
+// Restore replaces the node's files with a snapshot from the leader: a
+// node too far behind to catch up from the log (its data was wiped).
+func (f fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	return f.r.restore(rc)
+}
+
+type snapshot struct{ s storage.Snapshot }
+
+func (s snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := s.s.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (snapshot) Release() {}

@@ -1,0 +1,343 @@
+// Package replica makes the central a replicated state machine on
+// hashicorp/raft: every batch, every "finished" and the draw are entries of
+// one replicated log, acknowledged once a majority of the nodes has them on
+// disk; each node applies the log to its own bets file, which is therefore
+// byte-identical on every node. docs/replication.md explains the choices.
+package replica
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"lottery"
+	"lottery/logline"
+	"lottery/storage"
+)
+
+// Config is one node's part in the group.
+type Config struct {
+	Name     string // this node, one of Nodes
+	Nodes    []Node // every node, this one included (ParseNodes)
+	Agencies int    // how many agencies must finish before the draw
+	// Dir holds the node's Raft state (log, votes, snapshots): beside the
+	// bets file, on the same volume.
+	Dir string
+	// BindAddr is where the Raft listener binds; empty: this node's
+	// RaftAddr.
+	BindAddr string
+	TLS      *tls.Config // PeerTLS
+	Storage  storage.Options
+	Log      *slog.Logger
+	// Timing of the Raft group; zero takes the defaults below.
+	HeartbeatTimeout time.Duration
+}
+
+// DefaultHeartbeatTimeout is how long a follower waits without hearing
+// from the leader before it calls an election. Failover takes about one to
+// two of it: short enough to keep an upload's pause to seconds, long enough
+// that a loaded two-core machine does not call needless elections.
+const DefaultHeartbeatTimeout = time.Second
+
+// Hooks are how the node tells the central what the log decided.
+type Hooks struct {
+	// Finished: an agency's "finished" was applied (on every node).
+	Finished func(agency uint32)
+	// Draw: the draw entry was applied (on every node, once per log).
+	Draw func()
+	// Leading: this node now leads and has applied every entry of the
+	// terms before (true), or it stopped leading (false).
+	Leading func(bool)
+}
+
+// Replica is one node: the central's ledger, replicated.
+type Replica struct {
+	cfg   Config
+	self  Node
+	path  string // the bets file
+	hooks Hooks
+	log   *slog.Logger
+
+	storeMu sync.RWMutex
+	store   *storage.Store // replaced only by a snapshot restore
+
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	boltStore *raftboltdb.BoltStore
+	leading   atomic.Bool
+	notify    chan bool
+	watched   chan struct{}
+	// drawMu makes "all finished, so propose the draw" happen once per
+	// leadership, however the last finished and the new term interleave.
+	drawMu   sync.Mutex
+	proposed bool
+}
+
+// New prepares the node over its open store; Start joins the group.
+func New(cfg Config, path string, store *storage.Store) (*Replica, error) {
+	self, ok := find(cfg.Nodes, cfg.Name)
+	if !ok {
+		return nil, fmt.Errorf("replica: NODE_NAME %q is not in CLUSTER_NODES", cfg.Name)
+	}
+	if cfg.HeartbeatTimeout <= 0 {
+		cfg.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if cfg.BindAddr == "" {
+		cfg.BindAddr = self.RaftAddr()
+	}
+	return &Replica{cfg: cfg, self: self, path: path, store: store, log: cfg.Log}, nil
+}
+
+// Start opens the Raft state in cfg.Dir (forming the group on the first
+// start of every node: they all write the same first configuration) and
+// starts taking part. The hooks may be called from then on.
+func (r *Replica) Start(h Hooks) error {
+	r.hooks = h
+	if err := os.MkdirAll(r.cfg.Dir, 0o700); err != nil {
+		return err
+	}
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(r.cfg.Dir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("replica: raft log: %w", err)
+	}
+	r.boltStore = bolt
+	logger := newRaftLogger(r.log)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(r.cfg.Dir, 2, logger)
+	if err != nil {
+		bolt.Close()
+		return fmt.Errorf("replica: snapshots: %w", err)
+	}
+	ln, err := net.Listen("tcp", r.cfg.BindAddr)
+	if err != nil {
+		bolt.Close()
+		return fmt.Errorf("replica: raft listener: %w", err)
+	}
+	r.transport = raft.NewNetworkTransportWithLogger(newStreamLayer(ln, r.cfg.TLS, r.cfg.Nodes), 3, 10*time.Second, logger)
+
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(r.cfg.Name)
+	conf.Logger = logger
+	conf.HeartbeatTimeout = r.cfg.HeartbeatTimeout
+	conf.ElectionTimeout = r.cfg.HeartbeatTimeout
+	conf.LeaderLeaseTimeout = r.cfg.HeartbeatTimeout / 2
+	conf.BatchApplyCh = true
+	conf.MaxAppendEntries = 128
+	// The bets file is the state, durable by itself (each apply waits for
+	// its fsync): after a restart the node keeps it and the log replays
+	// only what may be missing, as duplicates at worst.
+	conf.NoSnapshotRestoreOnStart = true
+	conf.SnapshotThreshold = 8192
+	conf.TrailingLogs = 8192
+	r.notify = make(chan bool, 16)
+	conf.NotifyCh = r.notify
+
+	logs, err := raft.NewLogCache(1024, bolt)
+	if err != nil {
+		r.transport.Close()
+		bolt.Close()
+		return err
+	}
+	existing, err := raft.HasExistingState(logs, bolt, snaps)
+	if err != nil {
+		r.transport.Close()
+		bolt.Close()
+		return err
+	}
+	r.raft, err = raft.NewRaft(conf, fsm{r}, logs, bolt, snaps, r.transport)
+	if err != nil {
+		r.transport.Close()
+		bolt.Close()
+		return fmt.Errorf("replica: %w", err)
+	}
+	if !existing {
+		var servers []raft.Server
+		for _, n := range r.cfg.Nodes {
+			servers = append(servers, raft.Server{ID: raft.ServerID(n.Name), Address: raft.ServerAddress(n.RaftAddr())})
+		}
+		if err := r.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fmt.Errorf("replica: forming the group: %w", err)
+		}
+	}
+	r.watched = make(chan struct{})
+	go r.watchLeadership()
+	return nil
+}
+
+// watchLeadership follows Raft's leadership changes. A new leader first
+// applies every entry of the terms before its own (a barrier): only then do
+// LastSeq and the finished agencies tell the truth, and only then does it
+// take agencies.
+func (r *Replica) watchLeadership() {
+	defer close(r.watched)
+	for leads := range r.notify {
+		if !leads {
+			if r.leading.Swap(false) {
+				r.hooks.Leading(false)
+			}
+			continue
+		}
+		if err := r.raft.Barrier(0).Error(); err != nil {
+			continue // lost it already: the false follows
+		}
+		if r.raft.State() != raft.Leader || r.leading.Swap(true) {
+			continue
+		}
+		r.log.Info("lider", logline.OK, "nodo", r.cfg.Name, "term", r.raft.CurrentTerm())
+		r.drawMu.Lock()
+		r.proposed = false
+		r.drawMu.Unlock()
+		r.hooks.Leading(true)
+		r.proposeDrawIfDue()
+	}
+}
+
+// Leader reports whether this node leads and takes agencies; if not, hint
+// is the agencies' address of the node that does, or empty while none is
+// known.
+func (r *Replica) Leader() (leads bool, hint string) {
+	if r.leading.Load() {
+		return true, ""
+	}
+	_, id := r.raft.LeaderWithID()
+	if n, ok := find(r.cfg.Nodes, string(id)); ok && n.Name != r.cfg.Name {
+		return false, n.Addr
+	}
+	return false, ""
+}
+
+// Append replicates a batch; the commit completes once a majority stored
+// the entry and this node applied it, with the store's answer.
+func (r *Replica) Append(agency uint32, seq uint64, rows *storage.Rows) *storage.Commit {
+	e := entry{kind: entryBatch, agency: agency, seq: seq}
+	if rows != nil {
+		e.count, e.rows = rows.Len(), rows.Bytes()
+	}
+	return r.apply(e)
+}
+
+// MarkFinished replicates an agency's "finished".
+func (r *Replica) MarkFinished(agency uint32, lastSeq uint64) *storage.Commit {
+	return r.apply(entry{kind: entryFinished, agency: agency, seq: lastSeq})
+}
+
+func (r *Replica) apply(e entry) *storage.Commit {
+	c := storage.NewCommit()
+	f := r.raft.Apply(e.encode(), 0)
+	go func() {
+		if err := f.Error(); err != nil {
+			// Not leading, leadership lost before the commit, or stopping:
+			// the entry may or may not be committed; the agency resumes
+			// from the new leader's last batch either way.
+			c.Settle(lottery.Errorf(lottery.ENotLeader, "%v", err), false)
+			return
+		}
+		res, _ := f.Response().(result)
+		c.Settle(res.err, res.duplicate)
+	}()
+	return c
+}
+
+// finished is called by the FSM for every applied "finished".
+func (r *Replica) finished(agency uint32) {
+	r.hooks.Finished(agency)
+	r.proposeDrawIfDue()
+}
+
+// proposeDrawIfDue appends the draw entry, once per leadership, when this
+// node leads and every agency has finished. Applying it twice changes
+// nothing (the central draws once), so a leader that dies before its draw
+// entry commits is simply followed by one that proposes it again.
+func (r *Replica) proposeDrawIfDue() {
+	if !r.leading.Load() || len(r.Finished()) < r.cfg.Agencies {
+		return
+	}
+	r.drawMu.Lock()
+	defer r.drawMu.Unlock()
+	if r.proposed {
+		return
+	}
+	r.proposed = true
+	f := r.raft.Apply(entry{kind: entryDraw}.encode(), 0)
+	go func() {
+		if err := f.Error(); err != nil {
+			r.log.Warn("sorteo", logline.Progress, "nodo", r.cfg.Name, "error", err)
+		}
+	}()
+}
+
+// current returns the store in use.
+func (r *Replica) current() *storage.Store {
+	r.storeMu.RLock()
+	defer r.storeMu.RUnlock()
+	return r.store
+}
+
+// Store returns the node's store now (a snapshot restore replaces it).
+func (r *Replica) Store() *storage.Store { return r.current() }
+
+// LastSeq returns the last batch of the agency applied on this node.
+func (r *Replica) LastSeq(agency uint32) uint64 { return r.current().LastSeq(agency) }
+
+// Finished returns the agencies whose "finished" this node applied.
+func (r *Replica) Finished() []uint32 {
+	var out []uint32
+	for _, a := range r.current().Finished() {
+		if a >= 1 && int64(a) <= int64(r.cfg.Agencies) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// ScanWhere reads the node's own bets file.
+func (r *Replica) ScanWhere(keep func(agency, number int) bool, fn func(storage.Row) error) error {
+	return r.current().ScanWhere(keep, fn)
+}
+
+// restore swaps the node's files for a snapshot's. No apply runs meanwhile.
+func (r *Replica) restore(src io.Reader) error {
+	r.storeMu.Lock()
+	defer r.storeMu.Unlock()
+	if err := r.store.Close(); err != nil {
+		return err
+	}
+	if err := storage.RestoreSnapshot(r.path, src, r.cfg.Storage); err != nil {
+		return err
+	}
+	store, rec, err := storage.Open(r.path, r.cfg.Storage)
+	if err != nil {
+		return err
+	}
+	r.store = store
+	r.log.Info("recuperar", logline.OK, "nodo", r.cfg.Name, "origen", "snapshot", "apuestas", rec.Bets, "batches", rec.Batches, "agencias_finalizadas", rec.Finished)
+	go func() {
+		for _, a := range store.Finished() {
+			r.hooks.Finished(a)
+		}
+	}()
+	return nil
+}
+
+// Close leaves the group: Raft stops (a leader steps down silently; the
+// others elect another), then its log and listener are closed. The store
+// is the caller's.
+func (r *Replica) Close() error {
+	if r.raft == nil {
+		return nil
+	}
+	err := r.raft.Shutdown().Error()
+	close(r.notify)
+	<-r.watched
+	return errors.Join(err, r.transport.Close(), r.boltStore.Close())
+}

@@ -1,18 +1,23 @@
 #!/bin/sh
-# generar-compose.sh [-tls=false] [-keep] <output-file> <N>: writes a Docker
-# Compose file with the central ("server") and N agencies ("client1" …
-# "clientN"); the central's bets file and journal go on the named volume
-# lottery_central_data (down keeps it, down -v removes it). The work is done
+# generar-compose.sh [-tls=false] [-keep] <output-file> <N> [<K>]: writes a
+# Docker Compose file with the central ("server") and N agencies ("client1"
+# … "clientN"); the central's bets file and journal go on the named volume
+# lottery_central_data (down keeps it, down -v removes it). With K = 3 or 5
+# the central is a Raft group instead: "server1" … "serverK", each with its
+# own volume (lottery_server1_data …), NODE_NAME, CLUSTER_NODES and key
+# (central-server1.key …), and every agency gets all the nodes in
+# CLI_SERVER_ADDRESS; K = 1 (or no K) is the single central. The work is done
 # by the Go generator in cmd/gencompose (package compose); this script only
-# builds and runs it. With TLS (the default) the generator first adds what is
-# missing of .pki/ next to the output file (the CA, the central's and
-# agencies 1…N's keys and certificates, as bin/pki does), lets the central's
-# user in its image (uid 10001, not root) read central.key through an ACL
-# entry, and mounts into each container only its own key and certificate
-# plus ca.crt. -keep leaves an existing output file alone and still does the
-# .pki/ part (make docker-compose-up). Bad arguments: usage, exit 2, and the
-# output file (and .pki/) are left as they were. POSIX sh, so
-# `sh generar-compose.sh` works too.
+# builds and runs it. With TLS (the default) the generator first adds what
+# is missing of .pki/ next to the output file (the CA, the central's, the
+# nodes' for K > 1 and agencies 1…N's keys and certificates, as bin/pki
+# does), lets the central's user in its image (uid 10001, not root) read
+# central.key (or each node's key) through an ACL entry, and mounts into
+# each container only its own key and certificate plus ca.crt. -keep leaves
+# an existing output file alone and still does the .pki/ part (make
+# docker-compose-up). Bad arguments (K other than 1, 3 or 5 included):
+# usage, exit 2, and the output file (and .pki/) are left as they were.
+# POSIX sh, so `sh generar-compose.sh` works too.
 set -eu
 root=$(cd "$(dirname "$0")" && pwd)
 

@@ -4,9 +4,15 @@
 // read-only, and the central's bets file with its journal on a named volume
 // of their own, so that `docker compose down` and `up` keep them.
 //
-// Each container gets only the keys it needs: the central its own key and
-// certificate, agency N its own, both the CA's certificate to verify the
-// other side. The CA's key, which could mint any identity, stays on the host.
+// A replicated central (Options.Centrals 3 or 5) is services "server1" …
+// "serverK" instead of "server", each with a volume of its own, its name
+// (NODE_NAME) and every node's address (CLUSTER_NODES); the agencies are
+// given every node's address (CLI_SERVER_ADDRESS) and wait for all of them.
+//
+// Each container gets only the keys it needs: the central (or each node) its
+// own key and certificate, agency N its own, all the CA's certificate to
+// verify the other side. The CA's key, which could mint any identity, stays
+// on the host.
 //
 // The file is built as a value and marshalled with yaml.v3, never pasted
 // together as text, so names and values are always quoted correctly, and the
@@ -18,7 +24,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -40,6 +48,7 @@ const (
 	BetsFile       = "/data/bets.csv"       // STORAGE_FILEPATH; the journal is beside it
 	DataVolume     = "central_data"         // the volume's key in the file
 	DataVolumeName = "lottery_central_data" // its name in Docker, after Options.NamePrefix
+	CentralPort    = 12345                  // SERVER_PORT of server/config.ini: CLUSTER_NODES and CLI_SERVER_ADDRESS name it
 	hostServerConf = "./server/config.ini"
 	hostClientConf = "./client/config.yaml"
 	hostDataDir    = "./.data"
@@ -63,10 +72,24 @@ var SampleBet = []EnvVar{
 // ErrAgencies reports an agency count outside 0..MaxAgencies.
 var ErrAgencies = errors.New("compose: agencies must be between 0 and " + strconv.Itoa(MaxAgencies))
 
+// ErrCentrals reports a central of another size than 1, 3 or 5 nodes.
+var ErrCentrals = errors.New("compose: the central must have 1, 3 or 5 nodes")
+
+// NodeVolume is the key in the file of node name's volume ("server1_data");
+// Docker calls it NodeVolumeName(name), after Options.NamePrefix.
+func NodeVolume(name string) string { return name + "_data" }
+
+// NodeVolumeName is node name's volume in Docker: "lottery_server1_data".
+func NodeVolumeName(name string) string { return "lottery_" + NodeVolume(name) }
+
 // Options say what to generate.
 type Options struct {
 	// Agencies is N, the number of agency services; 0 gives a central alone.
 	Agencies int
+	// Centrals is K, the number of the central's nodes: 0 or 1 for the
+	// single central "server", 3 or 5 for a Raft group "server1" …
+	// "serverK" (pki.NodeName). Nothing else.
+	Centrals int
 	// NamePrefix is put before every container name (not service name)
 	// and before the volume's name. Empty for the course's names; tests use
 	// it so that their containers and volumes never collide with a
@@ -144,38 +167,58 @@ func New(opt Options) (File, error) {
 	if opt.Agencies < 0 || opt.Agencies > MaxAgencies {
 		return File{}, fmt.Errorf("%w, got %d", ErrAgencies, opt.Agencies)
 	}
+	if opt.Centrals != 0 && opt.Centrals != 1 && opt.Centrals != 3 && opt.Centrals != 5 {
+		return File{}, fmt.Errorf("%w, got %d", ErrCentrals, opt.Centrals)
+	}
 	network := opt.Network
 	if network == "" {
 		network = DefaultNetwork
 	}
-	server := Service{
-		Name:          ServerService,
-		ContainerName: opt.NamePrefix + ServerService,
-		Image:         ServerImage,
-		Networks:      []string{network},
-		Volumes:       []string{readOnly(hostServerConf, ServerConfig), DataVolume + ":" + CentralDataDir},
-	}
-	// With no agency there is nothing to wait for: the central keeps the
-	// AGENCIES of its config.ini (AGENCIES=0 is not a valid central).
-	if opt.Agencies > 0 {
-		server.Environment = []string{env("AGENCIES", strconv.Itoa(opt.Agencies))}
-	}
-	// The bets file lives on the volume, whatever config.ini says: the
-	// rest of the image is not the central's to write.
-	server.Environment = append(server.Environment, env("STORAGE_FILEPATH", BetsFile))
-	if opt.PlainText {
-		server.Environment = append(server.Environment, env("TLS", "off"))
-	} else {
-		server.Volumes = append(server.Volumes, pkiMounts(pki.CentralCertFile, pki.CentralKeyFile, pki.CAFile)...)
-	}
 	f := File{
-		Services: Services{server},
 		Networks: map[string]Network{network: {Driver: "bridge"}},
-		Volumes:  map[string]Volume{DataVolume: {Name: opt.NamePrefix + DataVolumeName}},
+		Volumes:  map[string]Volume{},
+	}
+	var centrals []string // the services every agency depends on
+	var address string    // CLI_SERVER_ADDRESS; "" leaves config.yaml's (server:12345)
+	if opt.Centrals > 1 {
+		var nodes, addrs, members []string
+		for i := 1; i <= opt.Centrals; i++ {
+			name := pki.NodeName(i)
+			addr := name + ":" + strconv.Itoa(CentralPort)
+			nodes, addrs, members = append(nodes, name), append(addrs, addr), append(members, name+"="+addr)
+		}
+		clusterNodes := strings.Join(members, ",")
+		for _, name := range nodes {
+			node := central(opt, network, name, NodeVolume(name))
+			node.Environment = append(node.Environment, env("NODE_NAME", name), env("CLUSTER_NODES", clusterNodes))
+			if opt.PlainText {
+				node.Environment = append(node.Environment, env("TLS", "off"))
+			} else {
+				node.Environment = append(node.Environment,
+					env("TLS_CERT", PKIDir+"/"+pki.NodeCertFile(name)), env("TLS_KEY", PKIDir+"/"+pki.NodeKeyFile(name)))
+				node.Volumes = append(node.Volumes, pkiMounts(pki.NodeCertFile(name), pki.NodeKeyFile(name), pki.CAFile)...)
+			}
+			f.Services = append(f.Services, node)
+			f.Volumes[NodeVolume(name)] = Volume{Name: opt.NamePrefix + NodeVolumeName(name)}
+		}
+		centrals, address = nodes, strings.Join(addrs, ",")
+	} else {
+		server := central(opt, network, ServerService, DataVolume)
+		if opt.PlainText {
+			server.Environment = append(server.Environment, env("TLS", "off"))
+		} else {
+			server.Volumes = append(server.Volumes, pkiMounts(pki.CentralCertFile, pki.CentralKeyFile, pki.CAFile)...)
+		}
+		f.Services = append(f.Services, server)
+		f.Volumes[DataVolume] = Volume{Name: opt.NamePrefix + DataVolumeName}
+		centrals = []string{ServerService}
 	}
 	for id := 1; id <= opt.Agencies; id++ {
 		name := ClientPrefix + strconv.Itoa(id)
 		vars := []string{env("CLI_ID", strconv.Itoa(id))}
+		if address != "" {
+			vars = append(vars, env("CLI_SERVER_ADDRESS", address))
+		}
 		for _, v := range SampleBet {
 			vars = append(vars, env(v.Name, v.Value))
 		}
@@ -192,10 +235,39 @@ func New(opt Options) (File, error) {
 			Environment:   vars,
 			Networks:      []string{network},
 			Volumes:       volumes,
-			DependsOn:     []string{ServerService},
+			DependsOn:     slices.Clone(centrals),
 		})
 	}
 	return f, nil
+}
+
+// central is the service of the central, or of one of its nodes, called
+// name, with its bets file on the volume called volume; the caller adds
+// its TLS material.
+func central(opt Options, network, name, volume string) Service {
+	svc := Service{
+		Name:          name,
+		ContainerName: opt.NamePrefix + name,
+		Image:         ServerImage,
+		Networks:      []string{network},
+		Volumes:       []string{readOnly(hostServerConf, ServerConfig), volume + ":" + CentralDataDir},
+	}
+	// With no agency there is nothing to wait for: the central keeps the
+	// AGENCIES of its config.ini (AGENCIES=0 is not a valid central).
+	if opt.Agencies > 0 {
+		svc.Environment = []string{env("AGENCIES", strconv.Itoa(opt.Agencies))}
+	}
+	// The bets file lives on the volume, whatever config.ini says: the
+	// rest of the image is not the central's to write.
+	svc.Environment = append(svc.Environment, env("STORAGE_FILEPATH", BetsFile))
+	return svc
+}
+
+// isNode reports whether a service is a node of a replicated central:
+// "server" followed by a number (pki.NodeName).
+func isNode(name string) bool {
+	n, ok := strings.CutPrefix(name, ServerService)
+	return ok && n != "" && strings.Trim(n, "0123456789") == ""
 }
 
 func env(name, value string) string { return name + "=" + value }
@@ -227,15 +299,23 @@ func Write(w io.Writer, opt Options) error {
 
 // Encode writes f as YAML, after a header saying where it comes from.
 func (f File) Encode(w io.Writer) error {
-	agencies := 0
+	agencies, nodes := 0, 0
 	for _, s := range f.Services {
-		if s.Name != ServerService {
+		switch {
+		case s.Name == ServerService:
+		case isNode(s.Name):
+			nodes++
+		default:
 			agencies++
 		}
 	}
 	var buf bytes.Buffer
 	buf.WriteString(header)
-	buf.WriteString("# The central and " + strconv.Itoa(agencies) + " agencies.\n")
+	if nodes > 0 {
+		buf.WriteString("# A central of " + strconv.Itoa(nodes) + " nodes (Raft) and " + strconv.Itoa(agencies) + " agencies.\n")
+	} else {
+		buf.WriteString("# The central and " + strconv.Itoa(agencies) + " agencies.\n")
+	}
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(f); err != nil {

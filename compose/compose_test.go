@@ -3,6 +3,7 @@ package compose_test
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -340,5 +341,187 @@ func TestFile_Service(t *testing.T) {
 	}
 	if f.Service("client3") != nil {
 		t.Error("Service(client3) of a 2-agency file is not nil")
+	}
+}
+
+// update rewrites the golden files: go test ./compose -run Golden -update
+var update = flag.Bool("update", false, "rewrite testdata/*.yaml from the generator")
+
+// TestWrite_Golden pins whole files, byte for byte: the course's single
+// central (also what Centrals 0 and 1 both give) and the replicated ones.
+func TestWrite_Golden(t *testing.T) {
+	tests := []struct {
+		file string
+		opt  compose.Options
+	}{
+		{"single-2.yaml", compose.Options{Agencies: 2}},
+		{"single-2-centrals-1.yaml", compose.Options{Agencies: 2, Centrals: 1}},
+		{"cluster-3-agencies-2.yaml", compose.Options{Agencies: 2, Centrals: 3}},
+		{"cluster-5-agencies-1.yaml", compose.Options{Agencies: 1, Centrals: 5}},
+		{"cluster-3-agencies-0.yaml", compose.Options{Agencies: 0, Centrals: 3}},
+		{"cluster-3-agencies-1-plaintext.yaml", compose.Options{Agencies: 1, Centrals: 3, PlainText: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			got, _ := generate(t, tt.opt)
+			path := filepath.Join("testdata", tt.file)
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (go test ./compose -run Golden -update writes it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%+v differs from %s (go test ./compose -run Golden -update if that is meant):\n%s", tt.opt, path, got)
+			}
+		})
+	}
+	single, _ := os.ReadFile(filepath.Join("testdata", "single-2.yaml"))
+	one, _ := os.ReadFile(filepath.Join("testdata", "single-2-centrals-1.yaml"))
+	if !bytes.Equal(single, one) {
+		t.Error("Centrals 1 is not the single central of Centrals 0")
+	}
+}
+
+// TestWrite_Cluster checks a replicated central service by service: every
+// node has its name, every node's address, its own volume, key and
+// certificate; every agency dials all the nodes and waits for all of them.
+func TestWrite_Cluster(t *testing.T) {
+	for _, tt := range []struct{ centrals, agencies int }{{3, 0}, {3, 5}, {5, 2}} {
+		t.Run(strconv.Itoa(tt.centrals)+"x"+strconv.Itoa(tt.agencies), func(t *testing.T) {
+			out, p := generate(t, compose.Options{Agencies: tt.agencies, Centrals: tt.centrals})
+			if len(p.Services) != tt.centrals+tt.agencies {
+				t.Fatalf("%d services, want %d:\n%s", len(p.Services), tt.centrals+tt.agencies, out)
+			}
+			if _, ok := p.Services["server"]; ok {
+				t.Error("a replicated central has a service server too")
+			}
+			var nodes, members, addrs []string
+			for i := 1; i <= tt.centrals; i++ {
+				name := "server" + strconv.Itoa(i)
+				nodes = append(nodes, name)
+				members = append(members, name+"="+name+":12345")
+				addrs = append(addrs, name+":12345")
+			}
+			clusterNodes := strings.Join(members, ",")
+			wantVolumes := map[string]map[string]string{}
+			for _, name := range nodes {
+				svc, ok := p.Services[name]
+				if !ok {
+					t.Fatalf("no service %s:\n%s", name, out)
+				}
+				if svc.ContainerName != name || svc.Image != "server:latest" || len(svc.DependsOn) != 0 {
+					t.Errorf("%s: container %q image %q depends_on %q", name, svc.ContainerName, svc.Image, svc.DependsOn)
+				}
+				env := []string{"AGENCIES=" + strconv.Itoa(tt.agencies), "STORAGE_FILEPATH=/data/bets.csv",
+					"NODE_NAME=" + name, "CLUSTER_NODES=" + clusterNodes,
+					"TLS_CERT=/.pki/central-" + name + ".crt", "TLS_KEY=/.pki/central-" + name + ".key"}
+				if tt.agencies == 0 {
+					env = env[1:]
+				}
+				if !slices.Equal(svc.Environment, env) {
+					t.Errorf("%s environment %q, want %q", name, svc.Environment, env)
+				}
+				vols := []string{"./server/config.ini:/config.ini:ro", name + "_data:/data",
+					"./.pki/central-" + name + ".crt:/.pki/central-" + name + ".crt:ro",
+					"./.pki/central-" + name + ".key:/.pki/central-" + name + ".key:ro",
+					"./.pki/ca.crt:/.pki/ca.crt:ro"}
+				if !slices.Equal(svc.Volumes, vols) {
+					t.Errorf("%s volumes %q, want %q", name, svc.Volumes, vols)
+				}
+				if !slices.Equal(svc.Networks, []string{compose.DefaultNetwork}) {
+					t.Errorf("%s networks %q: the nodes must reach each other on %s", name, svc.Networks, compose.DefaultNetwork)
+				}
+				if compose.NodeVolume(name) != name+"_data" {
+					t.Errorf("NodeVolume(%s) = %q", name, compose.NodeVolume(name))
+				}
+				wantVolumes[name+"_data"] = map[string]string{"name": "lottery_" + name + "_data"}
+			}
+			if len(p.Volumes) != len(wantVolumes) {
+				t.Errorf("volumes %v, want %v", p.Volumes, wantVolumes)
+			}
+			for k, v := range wantVolumes {
+				if p.Volumes[k]["name"] != v["name"] {
+					t.Errorf("volume %s named %q, want %q", k, p.Volumes[k]["name"], v["name"])
+				}
+			}
+			for id := 1; id <= tt.agencies; id++ {
+				name := "client" + strconv.Itoa(id)
+				c := p.Services[name]
+				want := []string{"CLI_ID=" + strconv.Itoa(id), "CLI_SERVER_ADDRESS=" + strings.Join(addrs, ","),
+					"NOMBRE=Santiago Lionel", "APELLIDO=Lorca", "DOCUMENTO=30904465", "NACIMIENTO=1999-03-17", "NUMERO=7574"}
+				if !slices.Equal(c.Environment, want) {
+					t.Errorf("%s environment %q, want %q", name, c.Environment, want)
+				}
+				if !slices.Equal(c.DependsOn, nodes) {
+					t.Errorf("%s depends_on %q, want %q", name, c.DependsOn, nodes)
+				}
+				if !slices.Equal(c.Networks, []string{compose.DefaultNetwork}) {
+					t.Errorf("%s networks %q", name, c.Networks)
+				}
+			}
+		})
+	}
+}
+
+// TestWrite_ClusterOptions: the prefix goes before the nodes' containers
+// and volumes, TLS off reaches every node and mounts no key.
+func TestWrite_ClusterOptions(t *testing.T) {
+	out, p := generate(t, compose.Options{Agencies: 1, Centrals: 3, NamePrefix: "t1-", PlainText: true})
+	for i := 1; i <= 3; i++ {
+		name := "server" + strconv.Itoa(i)
+		svc := p.Services[name]
+		if svc.ContainerName != "t1-"+name {
+			t.Errorf("%s: container %q", name, svc.ContainerName)
+		}
+		if got := p.Volumes[name+"_data"]["name"]; got != "t1-lottery_"+name+"_data" {
+			t.Errorf("%s volume named %q", name, got)
+		}
+		if !slices.Contains(svc.Environment, "TLS=off") || slices.ContainsFunc(svc.Environment, func(e string) bool {
+			return strings.HasPrefix(e, "TLS_")
+		}) {
+			t.Errorf("%s environment %q: want TLS=off and no TLS_ path", name, svc.Environment)
+		}
+	}
+	if strings.Contains(string(out), ".pki") {
+		t.Errorf("a plain-text file mounts the PKI:\n%s", out)
+	}
+	if !slices.Contains(p.Services["client1"].Environment, "CLI_TLS=off") {
+		t.Errorf("client1 environment %q", p.Services["client1"].Environment)
+	}
+}
+
+func TestWrite_ErrCentrals(t *testing.T) {
+	for _, k := range []int{-1, 2, 4, 6, 7} {
+		var buf bytes.Buffer
+		err := compose.Write(&buf, compose.Options{Agencies: 2, Centrals: k})
+		if !errors.Is(err, compose.ErrCentrals) {
+			t.Errorf("Write(centrals %d) = %v, want ErrCentrals", k, err)
+		}
+		if buf.Len() != 0 {
+			t.Errorf("Write(centrals %d) wrote %d bytes", k, buf.Len())
+		}
+	}
+}
+
+// TestConfig_CentralPort keeps server/config.ini and the addresses the
+// file gives (CLUSTER_NODES, CLI_SERVER_ADDRESS) in step: the nodes listen
+// on the port of config.ini.
+func TestConfig_CentralPort(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "server", "config.ini"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ports []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok && strings.TrimSpace(k) == "SERVER_PORT" {
+			ports = append(ports, strings.TrimSpace(v))
+		}
+	}
+	if want := strconv.Itoa(compose.CentralPort); !slices.Equal(ports, []string{want}) {
+		t.Errorf("server/config.ini SERVER_PORT %q, want exactly %s (compose.CentralPort)", ports, want)
 	}
 }

@@ -48,6 +48,13 @@ func ShareCentralKey(dir string) (Access, error) {
 	return ShareKey(filepath.Join(dir, pki.CentralKeyFile), CentralUID)
 }
 
+// ShareNodeKey lets the central's user read node name's key
+// (pki.NodeKeyFile) in the PKI directory dir: a node of a replicated central
+// runs as CentralUID like the single central. See ShareKey.
+func ShareNodeKey(dir, name string) (Access, error) {
+	return ShareKey(filepath.Join(dir, pki.NodeKeyFile(name)), CentralUID)
+}
+
 // ShareKey lets uid read the file at path and gives nobody else anything:
 // the key stays 0600 to its owner's eyes, other users on the host still read
 // nothing. pki.Issue writes keys 0600, owned by whoever ran it (root, or a

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+
+	"lottery/pki"
 )
 
 const otherUID = 10002 // someone who must not gain anything
@@ -208,5 +210,27 @@ func TestDecodeACL_Bad(t *testing.T) {
 		if _, err := decodeACL(b); err == nil {
 			t.Errorf("decodeACL(%v) accepted", b)
 		}
+	}
+}
+
+// TestShareNodeKey: a node's key, as pki.Issue writes it, is made readable
+// by the central's user, and the second time there is nothing to do.
+func TestShareNodeKey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".pki")
+	if _, err := pki.Issue(pki.Options{Dir: dir, Agencies: 0, Centrals: 3}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ShareNodeKey(dir, "server2")
+	if errors.Is(err, syscall.ENOTSUP) {
+		t.Skip("no ACLs on this file system")
+	}
+	if err != nil || got == Readable {
+		t.Fatalf("ShareNodeKey = %v, %v; want a change", got, err)
+	}
+	if got, err := ShareNodeKey(dir, "server2"); err != nil || got != Readable {
+		t.Errorf("again: %v, %v; want Readable", got, err)
+	}
+	if _, err := ShareNodeKey(dir, "server9"); err == nil {
+		t.Error("ShareNodeKey of a missing node: no error")
 	}
 }

@@ -156,7 +156,8 @@ func TestRun_Help(t *testing.T) {
 	if code := run([]string{"-h"}, &stderr); code != exitOK {
 		t.Errorf("exit %d, want %d", code, exitOK)
 	}
-	for _, want := range []string{"-tls=false", "-keep", "uid 10001", "lottery_central_data"} {
+	for _, want := range []string{"-tls=false", "-keep", "uid 10001", "lottery_central_data",
+		"<N> [<K>]", "1, 3 or 5", "server1", "lottery_server1_data", "CLUSTER_NODES", "CLI_SERVER_ADDRESS"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("the usage does not say %s:\n%s", want, stderr.String())
 		}
@@ -184,6 +185,18 @@ func TestRun_ErrUsage(t *testing.T) {
 		{"FlagAfterArgs", []string{"OUT", "3", "-tls=false"}},
 		{"KeepAfterArgs", []string{"OUT", "3", "-keep"}},
 		{"KeepValue", []string{"-keep=sometimes", "OUT", "3"}},
+		{"CentralsZero", []string{"OUT", "3", "0"}},
+		{"CentralsTwo", []string{"OUT", "3", "2"}},
+		{"CentralsFour", []string{"OUT", "3", "4"}},
+		{"CentralsSix", []string{"OUT", "3", "6"}},
+		{"CentralsNegative", []string{"OUT", "3", "-3"}},
+		{"CentralsPlus", []string{"OUT", "3", "+3"}},
+		{"CentralsSpace", []string{"OUT", "3", "3 "}},
+		{"CentralsEmpty", []string{"OUT", "3", ""}},
+		{"CentralsNotANumber", []string{"OUT", "3", "three"}},
+		{"CentralsHuge", []string{"OUT", "3", "99999999999999999999"}},
+		{"FourArgs", []string{"OUT", "3", "3", "1"}},
+		{"TLSAfterCentrals", []string{"OUT", "3", "3", "-tls=false"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -218,5 +231,75 @@ func TestRun_ErrWrite(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := run([]string{out, "1"}, &stderr); code != exitFailed {
 		t.Errorf("exit %d, want %d (stderr %s)", code, exitFailed, stderr.String())
+	}
+}
+
+// TestRun_Cluster: a third argument of 3 writes the replicated central's
+// file, issues the nodes' keys and certificates and makes each node's key
+// readable by the central's user; 1 is the single central, byte for byte.
+func TestRun_Cluster(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "docker-compose-cluster.yaml")
+	var stderr bytes.Buffer
+	if code := run([]string{out, "2", "3"}, &stderr); code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, stderr.String())
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if err := compose.Write(&want, compose.Options{Agencies: 2, Centrals: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("file:\n%s\nwant:\n%s", got, want.Bytes())
+	}
+	files := pkiFiles(t, dir)
+	for _, name := range []string{"server1", "server2", "server3"} {
+		for _, f := range []string{pki.NodeCertFile(name), pki.NodeKeyFile(name)} {
+			if !slices.Contains(files, f) {
+				t.Errorf("%s/%s is missing (have %q)", pkiDir, f, files)
+			}
+		}
+		if runtime.GOOS == "linux" {
+			if !strings.Contains(stderr.String(), pki.NodeKeyFile(name)+" made readable by uid 10001") {
+				t.Errorf("stderr does not say %s was made readable: %s", pki.NodeKeyFile(name), stderr.String())
+			}
+			if access, err := compose.ShareNodeKey(filepath.Join(dir, pkiDir), name); err != nil || access != compose.Readable {
+				t.Errorf("ShareNodeKey(%s) after a run = %v, %v; want Readable", name, access, err)
+			}
+		}
+	}
+	if slices.Contains(files, pki.NodeKeyFile("server4")) {
+		t.Errorf("K=3 issued server4: %q", files)
+	}
+
+	// K=1 is the single central, as with two arguments.
+	if code := run([]string{out, "2", "1"}, &stderr); code != exitOK {
+		t.Fatalf("K=1: exit %d, stderr %s", code, stderr.String())
+	}
+	want.Reset()
+	if err := compose.Write(&want, compose.Options{Agencies: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("K=1 wrote:\n%s\nwant the single central:\n%s", got, want.Bytes())
+	}
+
+	// -tls=false with K=5: every node TLS=off, nothing more issued.
+	before := pkiFiles(t, dir)
+	if code := run([]string{"-tls=false", out, "1", "5"}, &stderr); code != exitOK {
+		t.Fatalf("-tls=false K=5: exit %d, stderr %s", code, stderr.String())
+	}
+	want.Reset()
+	if err := compose.Write(&want, compose.Options{Agencies: 1, Centrals: 5, PlainText: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("-tls=false K=5 wrote:\n%s\nwant:\n%s", got, want.Bytes())
+	}
+	if after := pkiFiles(t, dir); !slices.Equal(before, after) {
+		t.Errorf("-tls=false changed the PKI: %q, then %q", before, after)
 	}
 }

@@ -51,6 +51,12 @@ fuzz: ## run every fuzz target for FUZZTIME each
 run: build ## the central and five agencies as local processes over mutual TLS (.pki/ made if missing), logs on screen
 	@scripts/run-local.sh
 
+# The nodes keep their state in .cluster/ between runs, like the volumes in
+# Docker: rm -rf .cluster starts a new draw.
+.PHONY: run-cluster
+run-cluster: build ## a replicated central of three nodes (server1…3 on 127.0.0.1:12345/12355/12365, state in .cluster/) and five agencies as local processes, logs on screen
+	@scripts/run-cluster.sh
+
 # bin/pki only adds what is missing and never replaces a key, so it runs
 # every time: a fresh clone gets its keys, an existing .pki/ is left alone.
 PKI_AGENCIES ?= 5

@@ -56,6 +56,29 @@ type Config struct {
 	// oldest of them is closed to admit the new one. Zero: an eighth of
 	// MaxConnections (at least 16).
 	MaxUnauthenticated int
+	// Cluster, when set, makes this central one node of a replicated group
+	// (package replica): it takes agencies only while it leads, and the
+	// draw comes from the replicated log (AgencyFinished, DrawCommitted)
+	// instead of from its own sessions. Nil: the single central.
+	Cluster Cluster
+}
+
+// Ledger is where the central's bets go: the local store (*storage.Store),
+// or a node of a replicated group (*replica.Replica), which answers the
+// same way once a majority has the batch.
+type Ledger interface {
+	Append(agency uint32, seq uint64, rows *storage.Rows) *storage.Commit
+	MarkFinished(agency uint32, lastSeq uint64) *storage.Commit
+	LastSeq(agency uint32) uint64
+	Finished() []uint32
+	ScanWhere(keep func(agency, number int) bool, fn func(storage.Row) error) error
+}
+
+// Cluster is what a replicated central asks its group.
+type Cluster interface {
+	// Leader reports whether this node leads; if not, hint is the
+	// agencies' address of the node that does ("" while none is known).
+	Leader() (leads bool, hint string)
 }
 
 // Defaults of Config.
@@ -106,10 +129,10 @@ func (c Config) withDefaults() Config {
 // Central serves agencies. Create it with New, run Serve, stop it with
 // Shutdown; the caller closes the store afterwards.
 type Central struct {
-	cfg   Config
-	store *storage.Store
-	log   *slog.Logger
-	draw  *Draw
+	cfg    Config
+	ledger Ledger
+	log    *slog.Logger
+	draw   *Draw
 
 	// quit is closed by Shutdown (or Close): no new work is taken, and
 	// every wait that is not bounded by itself (the draw, a takeover,
@@ -141,16 +164,16 @@ type Central struct {
 	drawOnce sync.Once
 }
 
-// New returns a central storing into store. If the store says every agency
-// had already finished (a restart after the draw), the draw is run again
-// from the stored bets at once, giving the same winners.
-func New(cfg Config, store *storage.Store, log *slog.Logger) (*Central, error) {
+// New returns a central storing into ledger. If the ledger says every
+// agency had already finished (a restart after the draw), the draw is run
+// again from the stored bets at once, giving the same winners.
+func New(cfg Config, ledger Ledger, log *slog.Logger) (*Central, error) {
 	if cfg.Agencies < 1 {
 		return nil, fmt.Errorf("central: agencies must be at least 1, got %d", cfg.Agencies)
 	}
 	c := &Central{
-		cfg: cfg.withDefaults(), store: store, log: log,
-		draw:        NewDraw(cfg.Agencies, store.Finished()),
+		cfg: cfg.withDefaults(), ledger: ledger, log: log,
+		draw:        NewDraw(cfg.Agencies, ledger.Finished()),
 		quit:        make(chan struct{}),
 		kill:        make(chan struct{}),
 		listeners:   make(map[net.Listener]struct{}),
@@ -172,7 +195,7 @@ func New(cfg Config, store *storage.Store, log *slog.Logger) (*Central, error) {
 // cannot change after the draw), so the log shows one sorteo per draw.
 func (c *Central) holdDraw(action string) {
 	c.drawOnce.Do(func() {
-		winners, err := FindWinners(c.store)
+		winners, err := FindWinners(c.ledger)
 		if err != nil {
 			// The stored file cannot be read back: there is no honest answer,
 			// so queries get an error rather than a wrong list.
@@ -187,6 +210,38 @@ func (c *Central) holdDraw(action string) {
 		}
 		c.draw.Publish(winners, err)
 	})
+}
+
+// AgencyFinished is the replicated log's "finished" of an agency, applied
+// on this node (Hooks.Finished of package replica).
+func (c *Central) AgencyFinished(agency uint32) { c.draw.MarkFinished(agency) }
+
+// DrawCommitted is the replicated log's draw entry, applied on this node:
+// every node draws from its own, identical, file. A node that already drew
+// (or recovered the draw at its start) does nothing.
+func (c *Central) DrawCommitted() {
+	if c.draw.Complete() {
+		c.holdDraw("sorteo")
+	}
+}
+
+// Leading is told when this node starts or stops leading its group. A node
+// that stops drops every connection: its agencies reconnect to the new
+// leader and resume from its last batch, and none waits on a node that may
+// be cut off from the draw.
+func (c *Central) Leading(leads bool) {
+	if leads {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for s := range c.sessions {
+		s.evicted.Store(true)
+		s.raw.Close()
+	}
+	if n := len(c.sessions); n > 0 {
+		c.log.Info("lider", logline.Progress, "estado", "seguidor", "conexiones_cerradas", n)
+	}
 }
 
 // Serve accepts connections on ln until Shutdown, one goroutine per

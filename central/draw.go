@@ -89,7 +89,9 @@ func (d *Draw) Winners(agency uint32) ([]string, error) {
 // FindWinners streams the stored bets once (load_bets + has_won) and groups the
 // winners' documents by agency. Memory grows with the winners, not with the
 // bets.
-func FindWinners(store *storage.Store) (map[uint32][]string, error) {
+func FindWinners(store interface {
+	ScanWhere(keep func(agency, number int) bool, fn func(storage.Row) error) error
+}) (map[uint32][]string, error) {
 	winners := make(map[uint32][]string)
 	wins := func(_, number int) bool { return lottery.Wins(number) }
 	err := store.ScanWhere(wins, func(r storage.Row) error {

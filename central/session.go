@@ -287,11 +287,16 @@ func (s *session) handle(f protocol.Frame) bool {
 		case m.Agency < 1 || int64(m.Agency) > int64(s.c.cfg.Agencies):
 			return s.fail(lottery.EUnknownAgency, "agency outside 1.."+strconv.Itoa(s.c.cfg.Agencies))
 		}
+		if s.c.cfg.Cluster != nil {
+			if leads, hint := s.c.cfg.Cluster.Leader(); !leads {
+				return s.fail(lottery.ENotLeader, hint)
+			}
+		}
 		if !s.c.claim(s, m.Agency) {
 			return false
 		}
 		s.agency = m.Agency
-		last := s.c.store.LastSeq(s.agency)
+		last := s.c.ledger.LastSeq(s.agency)
 		s.log.Info("agencia_conectada", logline.OK, "agency", s.agency, "ip", s.ip, "last_batch", last)
 		s.send(reply{kind: replyFrame, frame: mustFrame(protocol.Welcome{LastSeq: last})})
 	case protocol.Finished:
@@ -359,7 +364,7 @@ func (s *session) handleBatch(payload []byte) bool {
 	// empty commit), or every later batch of the agency would be a gap.
 	refuse := func(detail string) bool {
 		s.logRejected(d.Count, s.agency, d.Seq, lottery.EInvalidBet, detail)
-		commit := s.c.store.Append(d.Agency, d.Seq, nil)
+		commit := s.c.ledger.Append(d.Agency, d.Seq, nil)
 		s.send(reply{kind: replyBatch, commit: commit, agency: d.Agency, seq: d.Seq, count: d.Count, refused: lottery.EInvalidBet})
 		return true
 	}
@@ -388,7 +393,7 @@ func (s *session) handleBatch(payload []byte) bool {
 	if invalid != nil {
 		return refuse("bet " + strconv.Itoa(i) + ": " + invalid.Error())
 	}
-	commit := s.c.store.Append(d.Agency, d.Seq, &rows)
+	commit := s.c.ledger.Append(d.Agency, d.Seq, &rows)
 	s.send(reply{kind: replyBatch, commit: commit, agency: d.Agency, seq: d.Seq, count: d.Count, bets: bets})
 	return true
 }
@@ -498,7 +503,7 @@ func (s *session) settled(c *storage.Commit) bool {
 // finish makes an agency's "finished" durable, counts it for the draw, and
 // runs the draw when it was the last agency missing.
 func (s *session) finish(r reply, buf []byte) []byte {
-	commit := s.c.store.MarkFinished(r.agency, r.seq)
+	commit := s.c.ledger.MarkFinished(r.agency, r.seq)
 	if !s.settled(commit) {
 		s.log.Warn("agencia_finalizada", logline.Failed, "agency", r.agency, "code", lottery.EShuttingDown.String(),
 			"error", "the central stopped before the finish was durable")
@@ -509,7 +514,11 @@ func (s *session) finish(r reply, buf []byte) []byte {
 		s.log.Warn("agencia_finalizada", logline.Failed, "agency", r.agency, "code", code.String(), "error", err)
 		return appendFrame(buf, protocol.Error{Code: code, Message: lottery.PublicMessage(code)})
 	}
-	if s.c.draw.MarkFinished(r.agency) {
+	if s.c.cfg.Cluster != nil {
+		// The replicated log marked it (AgencyFinished) before the commit
+		// completed, and its draw entry will draw on every node.
+		s.log.Info("agencia_finalizada", logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", s.c.draw.Pending(), "repetido", commit.Duplicate)
+	} else if s.c.draw.MarkFinished(r.agency) {
 		s.log.Info("agencia_finalizada", logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", 0)
 		s.c.holdDraw("sorteo")
 	} else {

@@ -202,6 +202,9 @@ func (r *Replica) watchLeadership() {
 	}
 }
 
+// RaftAddr is where this node listens for the others.
+func (r *Replica) RaftAddr() string { return r.cfg.BindAddr }
+
 // Leader reports whether this node leads and takes agencies; if not, hint
 // is the agencies' address of the node that does, or empty while none is
 // known.

@@ -13,8 +13,11 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +25,7 @@ import (
 	"lottery/config"
 	"lottery/logline"
 	"lottery/pki"
+	"lottery/replica"
 	"lottery/storage"
 )
 
@@ -43,6 +47,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	TLS             TLSConfig
 	Central         central.Config
+	// Node and Cluster make this central one node of a replicated group:
+	// NODE_NAME and CLUSTER_NODES (empty: the single central).
+	Node    string
+	Cluster []replica.Node
 	Warnings        []config.Warning // blank values, unknown keys: logged, not fatal
 }
 
@@ -73,7 +81,14 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 		return Config{}, err
 	}
 	v := config.New(file, func(k string) string { return k }, lookup)
+	node := v.String("NODE_NAME", "")
+	clusterSpec := v.String("CLUSTER_NODES", "")
+	certFile, keyFile := pki.CentralCertFile, pki.CentralKeyFile
+	if clusterSpec != "" && node != "" {
+		certFile, keyFile = "central-"+node+".crt", "central-"+node+".key"
+	}
 	c := Config{
+		Node:            node,
 		IP:              v.String("SERVER_IP", ""),
 		Port:            v.Int("SERVER_PORT", 12345, 1, 65535),
 		Backlog:         v.Int("SERVER_LISTEN_BACKLOG", defaultBacklog, 1, 65535),
@@ -83,8 +98,8 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 		ShutdownTimeout: v.Duration("SHUTDOWN_TIMEOUT", 800*time.Millisecond),
 		TLS: TLSConfig{
 			Enabled:  v.Bool("TLS", true),
-			Cert:     v.String("TLS_CERT", "./.pki/"+pki.CentralCertFile),
-			Key:      v.String("TLS_KEY", "./.pki/"+pki.CentralKeyFile),
+			Cert:     v.String("TLS_CERT", "./.pki/"+certFile),
+			Key:      v.String("TLS_KEY", "./.pki/"+keyFile),
 			ClientCA: v.String("TLS_CLIENT_CA", "./.pki/"+pki.CAFile),
 			CRL:      v.String("TLS_CRL", ""),
 		},
@@ -104,6 +119,9 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 	if c.Central.MaxUnauthenticated == 0 {
 		c.Central.MaxUnauthenticated = central.UnauthenticatedLimit(c.Central.MaxConnections)
 	}
+	if err := c.checkCluster(clusterSpec); err != nil {
+		return c, err
+	}
 	switch {
 	case c.Central.IdleTimeout < minIdleTimeout:
 		return c, fmt.Errorf("IDLE_TIMEOUT: %v is below the floor of %v", c.Central.IdleTimeout, minIdleTimeout)
@@ -113,6 +131,37 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 		return c, fmt.Errorf("MAX_UNAUTHENTICATED (%d) must not exceed MAX_CONNECTIONS (%d)", c.Central.MaxUnauthenticated, c.Central.MaxConnections)
 	}
 	return c, nil
+}
+
+// checkCluster reads CLUSTER_NODES and checks this node's place in it.
+func (c *Config) checkCluster(spec string) error {
+	if spec == "" {
+		return nil
+	}
+	nodes, err := replica.ParseNodes(spec)
+	if err != nil {
+		return fmt.Errorf("CLUSTER_NODES: %w", err)
+	}
+	self, ok := replica.Node{}, false
+	for _, n := range nodes {
+		if n.Name == c.Node {
+			self, ok = n, true
+		}
+	}
+	switch {
+	case c.Node == "":
+		return errors.New("NODE_NAME: required with CLUSTER_NODES (which node of the group this is)")
+	case !ok:
+		return fmt.Errorf("NODE_NAME: %q is not in CLUSTER_NODES", c.Node)
+	case !strings.HasSuffix(self.Addr, ":"+strconv.Itoa(c.Port)):
+		return fmt.Errorf("CLUSTER_NODES: %s is at %s, but SERVER_PORT is %d", c.Node, self.Addr, c.Port)
+	case !c.TLS.Enabled:
+		return errors.New("CLUSTER_NODES: a replicated central needs TLS (the nodes prove who they are to each other with it); remove TLS=off")
+	case c.Port+replica.RaftPortOffset > 65535:
+		return fmt.Errorf("SERVER_PORT: %d leaves no room for the Raft port (+%d)", c.Port, replica.RaftPortOffset)
+	}
+	c.Cluster = nodes
+	return nil
 }
 
 // loadTLS builds the central's TLS from the configured files and reads the
@@ -142,6 +191,15 @@ func reloadCRL(path string, revoked *pki.Revocations) error {
 	}
 	revoked.Set(l)
 	return nil
+}
+
+// clusterLine writes CLUSTER_NODES back for the config line.
+func clusterLine(nodes []replica.Node) string {
+	parts := make([]string, len(nodes))
+	for i, n := range nodes {
+		parts[i] = n.Name + "=" + n.Addr
+	}
+	return strings.Join(parts, ",")
 }
 
 func main() {
@@ -264,7 +322,7 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 		"idle_timeout", cfg.Central.IdleTimeout, "write_timeout", cfg.Central.WriteTimeout,
 		"handshake_timeout", cfg.Central.HandshakeTimeout, "shutdown_timeout", cfg.ShutdownTimeout,
 		"tls", config.OnOff(cfg.TLS.Enabled), "tls_cert", cfg.TLS.Cert, "tls_key", cfg.TLS.Key, "tls_client_ca", cfg.TLS.ClientCA,
-		"tls_crl", cfg.TLS.CRL, "revocados", revoked.Current().Len())
+		"tls_crl", cfg.TLS.CRL, "revocados", revoked.Current().Len(), "node_name", cfg.Node, "cluster_nodes", clusterLine(cfg.Cluster))
 	if !cfg.TLS.Enabled {
 		log.Warn("tls", logline.Progress, "tls", "off", "warning",
 			"TLS=off: the lottery is open to anyone: whoever reaches the port can act as any agency, store bets in its name and read its winners")
@@ -285,7 +343,7 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	}
 	log.Info("recuperar", logline.OK, "apuestas", rec.Bets, "batches", rec.Batches, "agencias_finalizadas", rec.Finished,
 		"bytes_descartados", rec.CutBetsBytes, "journal_bytes_descartados", rec.CutJournal)
-	code := serve(cfg, store, log, signals, revoked)
+	code, store := serve(cfg, store, log, signals, revoked)
 	if err := store.Close(); err != nil {
 		log.Error("shutdown", logline.Failed, "resource", "bets_file", "error", err)
 		code = exitFailed
@@ -299,19 +357,45 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 }
 
 // serve runs the central until a signal, a fatal storage failure or a
-// listener failure, then shuts it down.
-func serve(cfg Config, store *storage.Store, log *slog.Logger, signals <-chan os.Signal, revoked *pki.Revocations) int {
-	c, err := central.New(cfg.Central, store, log)
+// listener failure, then shuts it down. It returns the store to close: a
+// node of a group may have replaced its own with a snapshot.
+func serve(cfg Config, store *storage.Store, log *slog.Logger, signals <-chan os.Signal, revoked *pki.Revocations) (int, *storage.Store) {
+	var ledger central.Ledger = store
+	var node *replica.Replica
+	if cfg.Cluster != nil {
+		var err error
+		if node, err = newNode(cfg, store, log); err != nil {
+			log.Error("config", logline.Failed, "error", err)
+			return exitConfig, store
+		}
+		ledger, cfg.Central.Cluster = node, node
+	}
+	c, err := central.New(cfg.Central, ledger, log)
 	if err != nil {
 		log.Error("config", logline.Failed, "error", err)
-		return exitConfig
+		return exitConfig, store
 	}
 	ln, err := listen(cfg.IP, cfg.Port, cfg.Backlog)
 	if err != nil {
 		log.Error("escuchar", logline.Failed, "port", cfg.Port, "error", err)
-		return exitFailed
+		return exitFailed, store
 	}
 	log.Info("escuchar", logline.OK, "addr", ln.Addr().String())
+	if node != nil {
+		if err := node.Start(replica.Hooks{Finished: c.AgencyFinished, Draw: c.DrawCommitted, Leading: c.Leading}); err != nil {
+			log.Error("replica", logline.Failed, "nodo", cfg.Node, "error", err)
+			c.Close()
+			return exitFailed, store
+		}
+		log.Info("replica", logline.OK, "nodo", cfg.Node, "raft_addr", node.RaftAddr(), "nodos", len(cfg.Cluster))
+		defer func() {
+			if err := node.Close(); err != nil {
+				log.Warn("shutdown", logline.Progress, "resource", "raft", "error", err)
+			} else {
+				log.Info("shutdown", logline.Progress, "resource", "raft")
+			}
+		}()
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- c.Serve(ln) }()
@@ -327,7 +411,7 @@ wait:
 				continue
 			}
 			log.Info("shutdown", logline.Progress, "signal", sig.String())
-		case <-store.Failed():
+		case <-failed(store, node):
 			log.Error("shutdown", logline.Failed, "cause", "storage", "error", store.Err())
 			code = exitFailed
 		case serveErr = <-served:
@@ -349,7 +433,38 @@ wait:
 		code = exitFailed
 	}
 	log.Info("shutdown", logline.Progress, "resource", "sessions", "closed", true)
-	return code
+	if node != nil {
+		return code, node.Store() // closed once Raft has stopped (deferred above)
+	}
+	return code, store
+}
+
+// newNode prepares this central's part in its group: its Raft state beside
+// the bets file, its own certificate toward the other nodes.
+func newNode(cfg Config, store *storage.Store, log *slog.Logger) (*replica.Replica, error) {
+	peerTLS, err := replica.PeerTLS(cfg.TLS.Cert, cfg.TLS.Key, cfg.TLS.ClientCA)
+	if err != nil {
+		return nil, err
+	}
+	bind := ""
+	if cfg.IP != "" {
+		bind = net.JoinHostPort(cfg.IP, strconv.Itoa(cfg.Port+replica.RaftPortOffset))
+	} else {
+		bind = ":" + strconv.Itoa(cfg.Port+replica.RaftPortOffset)
+	}
+	return replica.New(replica.Config{
+		Name: cfg.Node, Nodes: cfg.Cluster, Agencies: cfg.Central.Agencies,
+		Dir: cfg.Storage + ".raft", BindAddr: bind, TLS: peerTLS,
+		Storage: storage.Options{NoSync: cfg.NoSync}, Log: log,
+	}, cfg.Storage, store)
+}
+
+// failed is closed when the store in use fails for good.
+func failed(store *storage.Store, node *replica.Replica) <-chan struct{} {
+	if node != nil {
+		return node.Store().Failed()
+	}
+	return store.Failed()
 }
 
 // reloadRevocations rereads TLS_CRL on SIGHUP, without a restart, and

@@ -49,9 +49,9 @@ type Config struct {
 	Central         central.Config
 	// Node and Cluster make this central one node of a replicated group:
 	// NODE_NAME and CLUSTER_NODES (empty: the single central).
-	Node    string
-	Cluster []replica.Node
-	Warnings        []config.Warning // blank values, unknown keys: logged, not fatal
+	Node     string
+	Cluster  []replica.Node
+	Warnings []config.Warning // blank values, unknown keys: logged, not fatal
 }
 
 // TLSConfig says where the central's TLS material is. Secure by default:

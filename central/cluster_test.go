@@ -1,0 +1,84 @@
+package central_test
+
+import (
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"lottery"
+	"lottery/central"
+	"lottery/protocol"
+)
+
+// fakeCluster is a group whose leadership the test decides.
+type fakeCluster struct {
+	mu    sync.Mutex
+	leads bool
+	hint  string
+}
+
+func (f *fakeCluster) Leader() (bool, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.leads, f.hint
+}
+
+func (f *fakeCluster) set(leads bool, hint string) {
+	f.mu.Lock()
+	f.leads, f.hint = leads, hint
+	f.mu.Unlock()
+}
+
+// TestCluster_NotLeader: a node that does not lead refuses an agency's
+// Hello with not_leader and the leader's address (empty while none is
+// known), stores nothing, and closes.
+func TestCluster_NotLeader(t *testing.T) {
+	for _, hint := range []string{"server2:12345", ""} {
+		cluster := &fakeCluster{hint: hint}
+		s := startServer(t, central.Config{Agencies: 1, Cluster: cluster}, filepath.Join(t.TempDir(), "bets.csv"))
+		c := dialRaw(t, s.addr)
+		c.send(protocol.Hello{Agency: 1})
+		m := c.recv()
+		e, ok := m.(protocol.Error)
+		if !ok || e.Code != lottery.ENotLeader || e.Message != hint {
+			t.Fatalf("hello to a follower: %#v, want Error{not_leader, %q}", m, hint)
+		}
+		c.expectClosed()
+		if !strings.Contains(s.log.String(), "code: not_leader") {
+			t.Errorf("no not_leader line in the log:\n%s", s.log.String())
+		}
+	}
+}
+
+// TestCluster_LosingLeadershipDropsAgencies: a leader that stops leading
+// closes its agencies' connections (they reconnect to the new leader),
+// and the draw waits for the log's draw entry, not for the last finished.
+func TestCluster_LosingLeadershipDropsAgencies(t *testing.T) {
+	cluster := &fakeCluster{leads: true}
+	s := startServer(t, central.Config{Agencies: 1, Cluster: cluster}, filepath.Join(t.TempDir(), "bets.csv"))
+	c := dialRaw(t, s.addr)
+	c.hello(1)
+	c.finish(1, 0)
+	s.c.AgencyFinished(1) // the replicated log's "finished", as package replica applies it
+	c.send(protocol.WinnersQuery{Agency: 1})
+	if _, err := c.next(waitShort / 4); err == nil {
+		t.Fatal("winners answered before the draw entry")
+	}
+	cluster.set(false, "server3:12345")
+	s.c.Leading(false)
+	c.expectClosed()
+
+	// The draw entry: every node draws, a later one changes nothing.
+	s.c.DrawCommitted()
+	s.c.DrawCommitted()
+	if n := strings.Count(s.log.String(), "action: sorteo | result: success"); n != 1 {
+		t.Fatalf("%d sorteo lines, want 1:\n%s", n, s.log.String())
+	}
+	cluster.set(true, "")
+	d := dialRaw(t, s.addr)
+	d.hello(1)
+	if w := d.winners(1); len(w) != 0 {
+		t.Fatalf("winners %v, want none", w)
+	}
+}

@@ -56,6 +56,9 @@ type Config struct {
 	// oldest of them is closed to admit the new one. Zero: an eighth of
 	// MaxConnections (at least 16).
 	MaxUnauthenticated int
+	// MaxInFlightBytes caps the batch bytes read from all agencies but not
+	// answered yet (see budget). Zero: DefaultMaxInFlightBytes.
+	MaxInFlightBytes int64
 	// Cluster, when set, makes this central one node of a replicated group
 	// (package replica): it takes agencies only while it leads, and the
 	// draw comes from the replicated log (AgencyFinished, DrawCommitted)
@@ -95,6 +98,10 @@ const (
 	// strangers can never fill the central, and real agencies, which
 	// authenticate in milliseconds, always find room.
 	DefaultMaxUnauthenticated = DefaultMaxConnections / 8
+	// DefaultMaxInFlightBytes is two of the store's largest group commits:
+	// one being made durable, the next one gathering. More only waits in
+	// line (latency); less leaves the disk idle between groups.
+	DefaultMaxInFlightBytes = 8 << 20
 )
 
 // UnauthenticatedLimit is the default cap for a given connection limit: an
@@ -123,6 +130,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxUnauthenticated <= 0 {
 		c.MaxUnauthenticated = UnauthenticatedLimit(c.MaxConnections)
 	}
+	if c.MaxInFlightBytes <= 0 {
+		c.MaxInFlightBytes = DefaultMaxInFlightBytes
+	}
 	return c
 }
 
@@ -133,6 +143,8 @@ type Central struct {
 	ledger Ledger
 	log    *slog.Logger
 	draw   *Draw
+	// inFlight is the central-wide budget of batch bytes in flight.
+	inFlight *budget
 
 	// quit is closed by Shutdown (or Close): no new work is taken, and
 	// every wait that is not bounded by itself (the draw, a takeover,
@@ -173,6 +185,7 @@ func New(cfg Config, ledger Ledger, log *slog.Logger) (*Central, error) {
 	}
 	c := &Central{
 		cfg: cfg.withDefaults(), ledger: ledger, log: log,
+		inFlight:    newBudget(cfg.withDefaults().MaxInFlightBytes),
 		draw:        NewDraw(cfg.Agencies, ledger.Finished()),
 		quit:        make(chan struct{}),
 		kill:        make(chan struct{}),

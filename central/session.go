@@ -104,6 +104,9 @@ type reply struct {
 	// refused is the code of a batch refused on its merits (an invalid
 	// bet): it is acked with that code once its sequence number is used up.
 	refused lottery.Code
+	// held is what the batch took of the central's in-flight budget,
+	// given back once it is answered.
+	held int64
 }
 
 // ready reports whether answering r cannot block.
@@ -352,9 +355,13 @@ func (s *session) handleBatch(payload []byte) bool {
 	if s.agency == 0 {
 		return s.fail(lottery.ENotIdentified, "hello first")
 	}
+	held := int64(len(payload))
+	if !s.c.inFlight.acquire(held, s.c.quit) {
+		return false // shutting down: stop reading
+	}
 	reject := func(code lottery.Code, detail string) bool {
 		s.logRejected(d.Count, s.agency, d.Seq, code, detail)
-		s.send(reply{kind: replyFrame, frame: mustFrame(protocol.BatchAck{Seq: d.Seq, Code: code, Count: uint16(d.Count)})})
+		s.send(reply{kind: replyFrame, frame: mustFrame(protocol.BatchAck{Seq: d.Seq, Code: code, Count: uint16(d.Count)}), held: held})
 		return true
 	}
 	if d.Agency != s.agency {
@@ -365,7 +372,7 @@ func (s *session) handleBatch(payload []byte) bool {
 	refuse := func(detail string) bool {
 		s.logRejected(d.Count, s.agency, d.Seq, lottery.EInvalidBet, detail)
 		commit := s.c.ledger.Append(d.Agency, d.Seq, nil)
-		s.send(reply{kind: replyBatch, commit: commit, agency: d.Agency, seq: d.Seq, count: d.Count, refused: lottery.EInvalidBet})
+		s.send(reply{kind: replyBatch, commit: commit, agency: d.Agency, seq: d.Seq, count: d.Count, refused: lottery.EInvalidBet, held: held})
 		return true
 	}
 	if d.Count == 0 {
@@ -388,13 +395,14 @@ func (s *session) handleBatch(payload []byte) bool {
 		}
 	}
 	if err := d.Err(); err != nil {
+		s.c.inFlight.release(held)
 		return s.fail(lottery.EMalformed, err.Error())
 	}
 	if invalid != nil {
 		return refuse("bet " + strconv.Itoa(i) + ": " + invalid.Error())
 	}
 	commit := s.c.ledger.Append(d.Agency, d.Seq, &rows)
-	s.send(reply{kind: replyBatch, commit: commit, agency: d.Agency, seq: d.Seq, count: d.Count, bets: bets})
+	s.send(reply{kind: replyBatch, commit: commit, agency: d.Agency, seq: d.Seq, count: d.Count, bets: bets, held: held})
 	return true
 }
 
@@ -409,43 +417,54 @@ func (s *session) respond() {
 	dead := false
 	var buf []byte
 	for r := range s.replies {
-		if dead {
-			// The peer is gone; drain what the reader queued. A batch
-			// already submitted is still stored: wait for it and log it,
-			// so the log accounts for every stored batch.
-			if r.kind == replyBatch {
-				s.answer(r, nil)
-			}
-			continue
+		s.respondTo(r, w, &dead, &buf)
+		s.c.inFlight.release(r.held)
+	}
+}
+
+// respondTo answers one reply, or drains it once the peer is gone (dead).
+// buf is the responder's reused encoding buffer.
+func (s *session) respondTo(r reply, w *bufio.Writer, dead *bool, buf *[]byte) {
+	if *dead {
+		// The peer is gone; drain what the reader queued. A batch already
+		// submitted is still stored: wait for it and log it, so the log
+		// accounts for every stored batch.
+		if r.kind == replyBatch {
+			s.answer(r, nil)
 		}
-		if w.Buffered() > 0 && !r.ready() {
-			// This answer may wait (a commit, the draw): send what is
-			// already answered first.
-			s.conn.SetWriteDeadline(time.Now().Add(s.c.cfg.WriteTimeout))
-			if err := w.Flush(); err != nil {
-				s.log.Warn("enviar_mensaje", logline.Failed, "ip", s.ip, "error", err)
-				dead = true
-				s.raw.Close()
-				continue
-			}
-		}
-		buf = s.answer(r, buf[:0])
+		return
+	}
+	if w.Buffered() > 0 && !r.ready() {
+		// This answer may wait (a commit, the draw): send what is already
+		// answered first.
 		s.conn.SetWriteDeadline(time.Now().Add(s.c.cfg.WriteTimeout))
-		_, err := w.Write(buf)
-		if err == nil && (len(s.replies) == 0 || r.close) {
-			err = w.Flush() // coalesce answers that are ready together
-		}
-		if err != nil {
-			s.log.Warn("enviar_mensaje", logline.Failed, "ip", s.ip, "error", err)
-			dead = true
-			s.raw.Close() // unblocks the reader too
-			continue
-		}
-		if r.close {
-			dead = true
-			s.closeGracefully()
+		if err := w.Flush(); err != nil {
+			s.writeFailed(err, dead)
+			return
 		}
 	}
+	*buf = s.answer(r, (*buf)[:0])
+	s.conn.SetWriteDeadline(time.Now().Add(s.c.cfg.WriteTimeout))
+	_, err := w.Write(*buf)
+	if err == nil && (len(s.replies) == 0 || r.close) {
+		err = w.Flush() // coalesce answers that are ready together
+	}
+	if err != nil {
+		s.writeFailed(err, dead)
+		return
+	}
+	if r.close {
+		*dead = true
+		s.closeGracefully()
+	}
+}
+
+// writeFailed ends the answers to a peer that cannot be written to; closing
+// the connection unblocks the reader too.
+func (s *session) writeFailed(err error, dead *bool) {
+	s.log.Warn("enviar_mensaje", logline.Failed, "ip", s.ip, "error", err)
+	*dead = true
+	s.raw.Close()
 }
 
 // logRejected writes the one line of a batch that is not stored.

@@ -25,6 +25,7 @@ import (
 	"lottery/config"
 	"lottery/logline"
 	"lottery/pki"
+	"lottery/protocol"
 	"lottery/replica"
 	"lottery/storage"
 )
@@ -70,6 +71,9 @@ type TLSConfig struct {
 // accepts them, and a dropped SYN costs a real agency a one-second retry.
 const defaultBacklog = 4096
 
+// protocolFrame is the smallest MAX_INFLIGHT_BYTES: one whole batch frame.
+const protocolFrame = protocol.MaxFrameSize
+
 // minIdleTimeout is the smallest IDLE_TIMEOUT accepted: below it a loaded
 // machine would drop real agencies between two frames.
 const minIdleTimeout = 100 * time.Millisecond
@@ -110,6 +114,7 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 			IdleTimeout:        v.Duration("IDLE_TIMEOUT", central.DefaultIdleTimeout),
 			WriteTimeout:       v.Duration("WRITE_TIMEOUT", central.DefaultWriteTimeout),
 			HandshakeTimeout:   v.Duration("HANDSHAKE_TIMEOUT", central.DefaultHandshakeTimeout),
+			MaxInFlightBytes:   int64(v.Int("MAX_INFLIGHT_BYTES", central.DefaultMaxInFlightBytes, protocolFrame, 1<<30)),
 		},
 	}
 	c.Warnings = v.Warnings()
@@ -320,7 +325,7 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 		"ip", cfg.IP, "agencies", cfg.Central.Agencies, "storage_filepath", cfg.Storage, "storage_nosync", cfg.NoSync,
 		"max_connections", cfg.Central.MaxConnections, "max_unauthenticated", cfg.Central.MaxUnauthenticated,
 		"idle_timeout", cfg.Central.IdleTimeout, "write_timeout", cfg.Central.WriteTimeout,
-		"handshake_timeout", cfg.Central.HandshakeTimeout, "shutdown_timeout", cfg.ShutdownTimeout,
+		"handshake_timeout", cfg.Central.HandshakeTimeout, "max_inflight_bytes", cfg.Central.MaxInFlightBytes, "shutdown_timeout", cfg.ShutdownTimeout,
 		"tls", config.OnOff(cfg.TLS.Enabled), "tls_cert", cfg.TLS.Cert, "tls_key", cfg.TLS.Key, "tls_client_ca", cfg.TLS.ClientCA,
 		"tls_crl", cfg.TLS.CRL, "revocados", revoked.Current().Len(), "node_name", cfg.Node, "cluster_nodes", clusterLine(cfg.Cluster))
 	if !cfg.TLS.Enabled {

@@ -455,7 +455,7 @@ func (s *session) respondTo(r reply, w *bufio.Writer, dead *bool, buf *[]byte) {
 	}
 	if r.close {
 		*dead = true
-		s.closeGracefully()
+		s.closeAfterAnswer()
 	}
 }
 
@@ -577,10 +577,10 @@ func (s *session) winners(r reply, buf []byte) []byte {
 	return buf
 }
 
-// closeGracefully closes after an error answer without losing it: it shuts
-// the write side, then drains what the peer still sends for a moment, so
-// the kernel does not reset the connection over unread bytes.
-func (s *session) closeGracefully() {
+// closeAfterAnswer ends the session after its last answer (an error): with
+// closeGracefully, unless the central is stopping, when there is no time to
+// linger.
+func (s *session) closeAfterAnswer() {
 	if s.quitting() {
 		s.raw.Close()
 		return

@@ -222,7 +222,7 @@ func (c *raw) expectClosed() {
 }
 
 func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+	return testutil.IsReset(err) || errors.Is(err, net.ErrClosed)
 }
 
 // winners sends a WinnersQuery and collects the whole answer.

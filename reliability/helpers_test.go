@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -270,9 +269,7 @@ func readFrames(r io.Reader) ([]protocol.Frame, error) {
 	}
 }
 
-func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
+func isReset(err error) bool { return testutil.IsReset(err) }
 
 // errorCodes returns the codes of the Error frames and of the BatchAck
 // frames that refused a batch.

@@ -6,7 +6,7 @@ package testutil
 
 import (
 	"context"
-	"lottery/protocol"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,8 +14,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"lottery/protocol"
 )
 
 // Binary names built by Binaries.
@@ -195,4 +198,11 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// IsReset reports whether err is the peer resetting the connection (or the
+// pipe breaking under a write), as a central that closes with unread bytes
+// does: tested on the errno, never on the error's text.
+func IsReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -148,7 +148,7 @@ func (a *Agency) Run(ctx context.Context) (Result, error) {
 	}
 	a.log.Info("loop_finished", logline.OK, "client_id", a.cfg.ID, "apuestas", res.Sent, "batches", up.seq,
 		"rechazadas", res.Rejected, "invalidas", res.Invalid)
-	if err := a.finish(ctx, up.seq); err != nil {
+	if err := a.sendFinished(ctx, up.seq); err != nil {
 		return res, err
 	}
 	if res.Winners, err = a.winners(ctx); err != nil {
@@ -203,8 +203,9 @@ func retryable(err error) bool {
 	return !errors.As(err, &e) || e.Code.Retryable()
 }
 
-// finish tells the central the agency is done, until it is acknowledged.
-func (a *Agency) finish(ctx context.Context, lastSeq uint64) error {
+// sendFinished tells the central the agency has sent its last batch
+// (Finished), until the central acknowledges it.
+func (a *Agency) sendFinished(ctx context.Context, lastSeq uint64) error {
 	return a.retry(ctx, "finalizar", func() error {
 		if err := a.cur.send(protocol.Finished{Agency: uint32(a.cfg.ID), LastSeq: lastSeq}, a.cfg.WriteTimeout); err != nil {
 			return err

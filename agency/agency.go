@@ -22,12 +22,18 @@ import (
 // Config is an agency's behaviour. Zero durations and limits take the
 // defaults below.
 type Config struct {
-	ID            int
+	ID int
+	// ServerAddress is the central's host:port or, for a replicated
+	// central, the comma-separated host:port of its nodes (see
+	// ParseAddresses). The agency talks to the node that leads: it starts
+	// with the first, follows a not_leader answer to the leader it names,
+	// and otherwise goes round the list (see Agency.next).
 	ServerAddress string
 	// TLS, when set, is the agency's client TLS (pki.ClientConfig): its
 	// certificate, and the CA the central's certificate must chain to. The
-	// central's certificate must also name the host of ServerAddress. Nil
-	// speaks plain text, for the course's bare exercises.
+	// central's certificate must also name the host dialled: the element
+	// of ServerAddress, or the leader a not_leader answer named. Nil speaks
+	// plain text, for the course's bare exercises.
 	TLS *tls.Config
 	// LoopAmount caps how many batches a run sends (0: the whole file).
 	LoopAmount int
@@ -98,13 +104,20 @@ type Result struct {
 
 // Agency runs one agency's session.
 type Agency struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	addrs []string // the central's nodes (ParseAddresses of ServerAddress)
 	// The state of a run, used only by the goroutine running Run (an
 	// Agency runs once): the connection to the central, replaced on every
-	// reconnection, and the current reconnection pause step (nextPause).
-	cur  *link
-	step time.Duration
+	// reconnection; the current reconnection pause step (nextPause); and
+	// where the next connection goes (see next).
+	cur       *link
+	step      time.Duration
+	at        string // the address of the last attempt, or of cur
+	pos       int    // the element of addrs dialled next, unless hint is set
+	hint      string // the leader a not_leader named, dialled next
+	fails     int    // connection failures since the central last did real work
+	redirects int    // not_leader redirections followed since the last connection
 }
 
 // New checks cfg and returns an agency.
@@ -112,13 +125,14 @@ func New(cfg Config, log *slog.Logger) (*Agency, error) {
 	if cfg.ID < 1 || cfg.ID > lottery.MaxAgency {
 		return nil, fmt.Errorf("agency: id must be 1 to %d, got %d", lottery.MaxAgency, cfg.ID)
 	}
-	if cfg.ServerAddress == "" {
-		return nil, errors.New("agency: no server address")
+	addrs, err := ParseAddresses(cfg.ServerAddress)
+	if err != nil {
+		return nil, fmt.Errorf("agency: server address: %w", err)
 	}
 	if cfg.LoopAmount < 0 || cfg.LoopPeriod < 0 || cfg.MaxAmount < 0 {
 		return nil, errors.New("agency: loop amount, loop period and batch size must not be negative")
 	}
-	return &Agency{cfg: cfg.withDefaults(), log: log}, nil
+	return &Agency{cfg: cfg.withDefaults(), log: log, addrs: addrs}, nil
 }
 
 // Run uploads, finishes and fetches the winners. It returns ctx's error if
@@ -177,11 +191,12 @@ func (a *Agency) openSource() (source, error) {
 	return emptySource{}, nil
 }
 
-// reconnect replaces a lost connection after a pause (see nextPause).
+// reconnect replaces a lost connection: to the leader a not_leader answer
+// named, at once, or to the next node after a pause (see next).
 func (a *Agency) reconnect(ctx context.Context, cause error) error {
 	a.cur.close()
-	wait := a.nextPause()
-	a.log.Warn("conexion_perdida", logline.Progress, "client_id", a.cfg.ID, "error", cause, "retry_in", wait.Round(time.Millisecond))
+	wait := a.next(cause)
+	a.log.Warn("conexion_perdida", logline.Progress, "client_id", a.cfg.ID, "server_address", a.at, "error", cause, "retry_in", wait.Round(time.Millisecond))
 	if err := sleep(ctx, wait); err != nil {
 		return err
 	}

@@ -24,16 +24,18 @@ const (
 
 // fakeCentral speaks the protocol as the central does, with the knobs a
 // test needs: it stores batches in sequence (acking a repeated one as the
-// real central does), can drop a connection once, and can hold back the
-// winners.
+// real central does), can drop a connection once, can hold back the
+// winners, and can act as a node of a replicated central that does not
+// lead.
 type fakeCentral struct {
 	t    testing.TB
 	ln   net.Listener
 	addr string
 
 	// dropAt: the first time batch dropAt arrives, it is stored but the
-	// connection is closed before its ack.
+	// connection is closed before its ack, after calling onDrop (if set).
 	dropAt uint64
+	onDrop func()
 	// refuse: answer the first refuse batch frames with EStorage, storing
 	// nothing, as a central with a sick disk does.
 	refuse int
@@ -42,7 +44,12 @@ type fakeCentral struct {
 	// winners is the answer to a WinnersQuery.
 	winners []string
 
-	mu          sync.Mutex
+	mu sync.Mutex
+	// follower: a node of a replicated central that does not lead: it
+	// answers any request with not_leader naming hint, and closes.
+	follower    bool
+	hint        string
+	notLeader   int // not_leader answers sent
 	conns       map[net.Conn]bool
 	connections int
 	dropped     bool
@@ -114,6 +121,39 @@ func (f *fakeCentral) lastSeq() uint64 {
 	return 0
 }
 
+// follow makes the fake a node that does not lead, naming hint as the
+// leader ("" for none known).
+func (f *fakeCentral) follow(hint string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.follower, f.hint = true, hint
+}
+
+// lead makes the fake the leader, with the batches already stored (as
+// replicated from the previous leader).
+func (f *fakeCentral) lead(stored []fakeBatch) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.follower, f.hint = false, ""
+	f.batches = slices.Clone(stored)
+}
+
+// dropConns closes every connection, as a node that dies does.
+func (f *fakeCentral) dropConns() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+	}
+}
+
+// storedBatches returns the batches stored, in sequence.
+func (f *fakeCentral) storedBatches() []fakeBatch {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.batches)
+}
+
 func (f *fakeCentral) serve(conn net.Conn) {
 	r := protocol.NewReader(conn)
 	send := func(m protocol.Message) bool {
@@ -125,6 +165,16 @@ func (f *fakeCentral) serve(conn net.Conn) {
 	for {
 		fr, err := r.Next()
 		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		follower, hint := f.follower, f.hint
+		if follower {
+			f.notLeader++
+		}
+		f.mu.Unlock()
+		if follower {
+			send(protocol.Error{Code: lottery.ENotLeader, Message: hint})
 			return
 		}
 		if fr.Type == protocol.TypeBatch {
@@ -204,6 +254,9 @@ func (f *fakeCentral) batch(conn net.Conn, fr protocol.Frame, send func(protocol
 	}
 	f.mu.Unlock()
 	if drop {
+		if f.onDrop != nil {
+			f.onDrop()
+		}
 		return false
 	}
 	return send(protocol.BatchAck{Seq: v.Seq, Code: code, Count: uint16(v.Count)})
@@ -222,15 +275,15 @@ func (f *fakeCentral) stored() []lottery.Bet {
 
 // snapshot is the fake's counters at one moment.
 type snapshot struct {
-	connections, duplicates, frames int
-	finished                        []protocol.Finished
+	connections, duplicates, frames, notLeader, queries int
+	finished                                            []protocol.Finished
 }
 
 func (f *fakeCentral) snapshot() snapshot {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return snapshot{connections: f.connections, duplicates: f.duplicates, frames: len(f.frameSizes),
-		finished: slices.Clone(f.finished)}
+		notLeader: f.notLeader, queries: f.queries, finished: slices.Clone(f.finished)}
 }
 
 // sizes returns the size of every batch frame received.

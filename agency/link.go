@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"time"
 
 	"lottery"
@@ -76,14 +77,23 @@ func (l *link) close() {
 	}
 }
 
-// dial connects and says Hello, retrying after a growing pause (see pause)
-// until it succeeds, the central refuses the agency itself, or ctx ends. An
+// dial connects to the central and says Hello, retrying (see next) until
+// it succeeds, the central refuses the agency itself, or ctx ends. An
 // agency started before the central is listening just waits for it.
 func (a *Agency) dial(ctx context.Context) (*link, error) {
 	for attempt := 1; ; attempt++ {
-		l, last, err := a.tryDial(ctx)
+		addr := a.addrs[a.pos]
+		if a.hint != "" {
+			addr = a.hint
+		}
+		a.at = addr
+		l, last, err := a.tryDial(ctx, addr)
 		if err == nil {
-			a.log.Info("conectar", logline.OK, "server_address", a.cfg.ServerAddress, "intento", attempt, "last_batch", last)
+			a.hint, a.redirects = "", 0
+			if i := slices.Index(a.addrs, addr); i >= 0 {
+				a.pos = i
+			}
+			a.log.Info("conectar", logline.OK, "server_address", addr, "intento", attempt, "last_batch", last)
 			return l, nil
 		}
 		if ctx.Err() != nil {
@@ -92,20 +102,66 @@ func (a *Agency) dial(ctx context.Context) (*link, error) {
 		if !retryable(err) {
 			// The central refuses this agency itself (say, a number
 			// outside 1..AGENCIES): retrying cannot help.
-			a.log.Error("conectar", logline.Failed, "server_address", a.cfg.ServerAddress, "intento", attempt, "error", err)
+			a.log.Error("conectar", logline.Failed, "server_address", addr, "intento", attempt, "error", err)
 			return nil, err
 		}
-		wait := a.nextPause()
-		a.log.Warn("conectar", logline.Progress, "server_address", a.cfg.ServerAddress, "intento", attempt, "error", err, "retry_in", wait.Round(time.Millisecond))
+		wait := a.next(err)
+		attrs := []any{"server_address", addr, "intento", attempt, "error", err, "retry_in", wait.Round(time.Millisecond)}
+		if a.hint != "" {
+			attrs = append(attrs, "lider", a.hint)
+		}
+		a.log.Warn("conectar", append([]any{logline.Progress}, attrs...)...)
 		if err := sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 	}
 }
 
-// nextPause returns how long to wait before the next connection attempt
-// and doubles the step for the one after, from BackoffInitial up to
-// BackoffMax. The step only goes back to BackoffInitial once the central
+// next decides where the connection attempt after a failed one (err, from
+// dialling a.at or from the connection to it) goes, and returns how long
+// to wait before it:
+//
+//   - a not_leader answer naming a valid host:port (the leader, in the
+//     list or not) is followed at once, without a pause: it is no failure.
+//     A confused replica could send the agency back and forth forever,
+//     though, so after 2×len(addrs) redirections in a row without a
+//     connection the agency backs off once (nextPause) and takes every
+//     not_leader as a failure until it connects again;
+//   - any other retryable failure (a refused or reset connection, an EOF,
+//     shutting_down, storage, idle_timeout, too_many_connections, a
+//     not_leader naming no leader…) moves to the next address of the list,
+//     round robin. The pause comes once a whole round of the list has
+//     failed (every len(addrs) failures since the central last did real
+//     work), and doubles each round (nextPause). With one address every
+//     failure is a round: the pause doubles at every attempt, as it always
+//     has.
+func (a *Agency) next(err error) time.Duration {
+	hint, limit := leaderHint(err), 2*len(a.addrs)
+	if hint != "" && a.redirects < limit {
+		a.redirects++
+		a.hint = hint
+		return 0
+	}
+	a.hint = ""
+	if i := slices.Index(a.addrs, a.at); i >= 0 {
+		a.pos = i
+	}
+	a.pos = (a.pos + 1) % len(a.addrs)
+	a.fails++
+	backoff := a.fails%len(a.addrs) == 0
+	if hint != "" && a.redirects == limit {
+		a.redirects++ // backs off once, then hints are ignored until a connection
+		backoff = true
+	}
+	if !backoff {
+		return 0
+	}
+	return a.nextPause()
+}
+
+// nextPause returns how long to wait before the next round of connection
+// attempts and doubles the step for the one after, from BackoffInitial up
+// to BackoffMax. The step only goes back to BackoffInitial once the central
 // has done real work for the agency (madeProgress): a central that accepts
 // connections but refuses every batch is not hammered either. Half the
 // step is fixed and half random ("equal jitter"), so agencies that lost the
@@ -119,8 +175,18 @@ func (a *Agency) nextPause() time.Duration {
 	return wait
 }
 
-// madeProgress resets the reconnection pauses.
-func (a *Agency) madeProgress() { a.step = 0 }
+// leaderHint returns the leader's address a not_leader answer named, if
+// err is one and names a valid host:port, and "" otherwise.
+func leaderHint(err error) string {
+	var nl *notLeaderError
+	if !errors.As(err, &nl) || CheckAddress(nl.leader) != nil {
+		return ""
+	}
+	return nl.leader
+}
+
+// madeProgress resets the reconnection pauses and rounds.
+func (a *Agency) madeProgress() { a.step, a.fails = 0, 0 }
 
 // sleep waits for d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {
@@ -134,14 +200,16 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func (a *Agency) tryDial(ctx context.Context) (*link, uint64, error) {
+// tryDial connects to addr and says Hello; it returns the Welcome's
+// last_seq.
+func (a *Agency) tryDial(ctx context.Context, addr string) (*link, uint64, error) {
 	d := net.Dialer{Timeout: a.cfg.ConnectTimeout}
-	conn, err := d.DialContext(ctx, "tcp", a.cfg.ServerAddress)
+	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, 0, err
 	}
 	if a.cfg.TLS != nil {
-		if conn, err = a.handshake(ctx, conn); err != nil {
+		if conn, err = a.handshake(ctx, conn, addr); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -190,9 +258,10 @@ func (l *link) await(ctx context.Context, timeout time.Duration) (protocol.Messa
 }
 
 // handshake runs the TLS handshake over conn within the connection timeout,
-// verifying the central's certificate against the CA and the host dialled.
-func (a *Agency) handshake(ctx context.Context, conn net.Conn) (net.Conn, error) {
-	tc := tls.Client(conn, pki.ForServer(a.cfg.TLS, a.cfg.ServerAddress))
+// verifying the central's certificate against the CA and the host dialled
+// (addr).
+func (a *Agency) handshake(ctx context.Context, conn net.Conn, addr string) (net.Conn, error) {
+	tc := tls.Client(conn, pki.ForServer(a.cfg.TLS, addr))
 	hctx, cancel := context.WithTimeout(ctx, a.cfg.ConnectTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
@@ -207,7 +276,7 @@ func (a *Agency) handshake(ctx context.Context, conn net.Conn) (net.Conn, error)
 		if errors.As(err, &verr) || errors.As(err, &rh) {
 			// The central is not the lottery's (or does not speak TLS):
 			// trying again cannot make it so.
-			return nil, &refusedError{fmt.Errorf("the central at %s cannot be trusted: %w", a.cfg.ServerAddress, err)}
+			return nil, &refusedError{fmt.Errorf("the central at %s cannot be trusted: %w", addr, err)}
 		}
 		return nil, tlsRefusal(err)
 	}
@@ -246,10 +315,27 @@ func (e *refusedError) Error() string { return e.err.Error() }
 func (e *refusedError) Unwrap() error { return e.err }
 
 // fromCentral is an Error message received from the central, as the
-// domain's error.
+// domain's error; a not_leader keeps the leader's address it names.
 func fromCentral(e protocol.Error) error {
+	if e.Code == lottery.ENotLeader {
+		msg := "the node does not lead and knows no leader"
+		if e.Message != "" {
+			msg = "the node does not lead; the leader is " + e.Message
+		}
+		return &notLeaderError{err: &lottery.Error{Code: e.Code, Message: msg}, leader: e.Message}
+	}
 	return &lottery.Error{Code: e.Code, Message: "the central answered: " + e.Message}
 }
+
+// notLeaderError is a not_leader answer of a replicated central's node:
+// leader is the leading node's agency address, "" when none is known.
+type notLeaderError struct {
+	err    *lottery.Error
+	leader string
+}
+
+func (e *notLeaderError) Error() string { return e.err.Error() }
+func (e *notLeaderError) Unwrap() error { return e.err }
 
 func unexpected(m protocol.Message) error {
 	return fmt.Errorf("unexpected %s from the central", m.Type())

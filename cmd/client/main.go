@@ -51,7 +51,7 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 	v := config.New(file, envKey, lookup)
 	c := agency.Config{
 		ID:             v.Int("id", 0, 1, math.MaxInt32),
-		ServerAddress:  v.Address("server.address", "server:12345"),
+		ServerAddress:  v.String("server.address", "server:12345"),
 		LoopAmount:     v.Int("loop.amount", 0, 0, math.MaxInt32),
 		LoopPeriod:     v.Duration("loop.period", 0),
 		MaxAmount:      v.Int("batch.maxAmount", agency.DefaultMaxAmount, 1, math.MaxInt32),
@@ -61,6 +61,7 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 		ReplyTimeout:   v.Duration("timeout.reply", agency.DefaultReplyTimeout),
 		WriteTimeout:   v.Duration("timeout.write", agency.DefaultWriteTimeout),
 	}
+	addrErr := checkServerAddress(&c)
 	level := v.Level("log.level", slog.LevelInfo)
 	if _, ok := v.Raw("id"); !ok {
 		return Config{Agency: c, Level: level}, errors.New("id (CLI_ID): missing: every agency needs its number")
@@ -75,7 +76,20 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 	}
 	bet, err := singleBet(c.ID, lookup)
 	c.Bet = bet
-	return Config{Agency: c, Level: level, TLS: tc, Warnings: v.Warnings()}, errors.Join(v.Err(), fileErr, err)
+	return Config{Agency: c, Level: level, TLS: tc, Warnings: v.Warnings()}, errors.Join(v.Err(), addrErr, fileErr, err)
+}
+
+// checkServerAddress checks server.address: the central's host:port, or
+// the comma-separated host:port of a replicated central's nodes, each
+// checked as a single address is; an empty element or one listed twice is
+// an error too. It writes the list back without blanks, as it is logged.
+func checkServerAddress(c *agency.Config) error {
+	addrs, err := agency.ParseAddresses(c.ServerAddress)
+	if err != nil {
+		return fmt.Errorf("server.address (CLI_SERVER_ADDRESS): %w", err)
+	}
+	c.ServerAddress = strings.Join(addrs, ",")
+	return nil
 }
 
 // checkDataFile refuses an agency file named explicitly (data.file,
@@ -162,7 +176,9 @@ gracefully on SIGTERM or SIGINT.
 
   config.yaml key     environment             default
   id                  CLI_ID                  (required) the agency number
-  server.address      CLI_SERVER_ADDRESS      server:12345 (host:port)
+  server.address      CLI_SERVER_ADDRESS      server:12345 (host:port, or the
+                                              comma-separated host:port of a
+                                              replicated central's nodes)
   loop.amount         CLI_LOOP_AMOUNT         0 (batches to send; 0: all)
   loop.period         CLI_LOOP_PERIOD         0s (pause between batches)
   log.level           CLI_LOG_LEVEL           INFO

@@ -86,37 +86,83 @@ func TestRun_TLSMaterial(t *testing.T) {
 }
 
 // TestLoadConfig_ServerAddress: a server address that cannot be dialled is
-// a configuration error naming the key, not connection attempts forever.
+// a configuration error naming the key, not connection attempts forever. A
+// replicated central is a comma-separated list of its nodes, each checked
+// as a single address is, none empty, none twice.
 func TestLoadConfig_ServerAddress(t *testing.T) {
 	t.Chdir(t.TempDir())
 	tests := []struct {
 		addr string
-		ok   bool
+		want string // the address kept, or "" for an error naming the key
+		err  string // part of that error
 	}{
-		{"server:12345", true},
-		{"127.0.0.1:1", true},
-		{"[::1]:65535", true},
-		{"nohost", false},
-		{":99999", false},
-		{":12345", false},
-		{"server:0", false},
-		{"server:65536", false},
-		{"server:port", false},
-		{"a:1,b:2", false},
+		{"server:12345", "server:12345", ""},
+		{"127.0.0.1:1", "127.0.0.1:1", ""},
+		{"[::1]:65535", "[::1]:65535", ""},
+		{"nohost", "", "missing port"},
+		{":99999", "", "port"},
+		{":12345", "", "no host"},
+		{"server:0", "", "port"},
+		{"server:65536", "", "port"},
+		{"server:port", "", "port"},
+		{"server1:12345,server2:12345,server3:12345", "server1:12345,server2:12345,server3:12345", ""},
+		{"a:1,b:2", "a:1,b:2", ""},
+		{" a:1 , b:2 ", "a:1,b:2", ""},
+		{"a:1,[::1]:2,10.0.0.3:3,d:4,e:5", "a:1,[::1]:2,10.0.0.3:3,d:4,e:5", ""},
+		{"a:1,,b:2", "", "address 2 of 3 is empty"},
+		{"a:1,b:2,", "", "address 3 of 3 is empty"},
+		{",a:1", "", "address 1 of 2 is empty"},
+		{",", "", "empty"},
+		{"a:1,b:2,a:1", "", `"a:1" is listed twice`},
+		{"a:1,b", "", `"b" is not host:port`},
+		{"a:1,b:0", "", `"b:0" is not host:port`},
+		{"a:1;b:2", "", "port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {
 			c, err := loadConfig("config.yaml", lookupOf(map[string]string{"CLI_ID": "1", "CLI_SERVER_ADDRESS": tt.addr}))
-			if tt.ok {
-				if err != nil || c.Agency.ServerAddress != tt.addr {
-					t.Fatalf("address %q: %q, %v", tt.addr, c.Agency.ServerAddress, err)
+			if tt.want != "" {
+				if err != nil || c.Agency.ServerAddress != tt.want {
+					t.Fatalf("address %q: %q, %v; want %q", tt.addr, c.Agency.ServerAddress, err, tt.want)
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), "server.address (CLI_SERVER_ADDRESS)") {
-				t.Fatalf("address %q: err = %v, want one naming server.address (CLI_SERVER_ADDRESS)", tt.addr, err)
+			if err == nil || !strings.Contains(err.Error(), "server.address (CLI_SERVER_ADDRESS)") || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("address %q: err = %v, want one naming server.address (CLI_SERVER_ADDRESS) and saying %q", tt.addr, err, tt.err)
 			}
 		})
+	}
+}
+
+// TestRun_ServerAddressList: the config line logs the whole list, and the
+// agency dials its first node.
+func TestRun_ServerAddressList(t *testing.T) {
+	t.Chdir(t.TempDir())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // a central that refuses the agency, so that run returns
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		conn.Read(make([]byte, 64))
+		conn.Write(testutil.Frame(t, protocol.Error{Code: lottery.EUnknownAgency, Message: "no"}))
+	}()
+	list := ln.Addr().String() + ",127.0.0.1:1,localhost:2"
+	var out bytes.Buffer
+	if code := run(&out, lookupOf(map[string]string{"CLI_ID": "1", "CLI_TLS": "off", "CLI_SERVER_ADDRESS": list})); code != exitFailed {
+		t.Fatalf("exit %d, want %d:\n%s", code, exitFailed, out.String())
+	}
+	lines := testutil.Lines(out.String())
+	if l, ok := testutil.FindOne(lines, "config", "success"); !ok || l.Get("server_address") != list {
+		t.Errorf("config line %q, want server_address: %s", l.Raw, list)
+	}
+	if l, ok := testutil.FindOne(lines, "conectar", "fail"); !ok || l.Get("server_address") != ln.Addr().String() {
+		t.Errorf("conectar fail line %q, want server_address: %s", l.Raw, ln.Addr())
 	}
 }
 
@@ -212,6 +258,9 @@ func TestRun_ConfigFails(t *testing.T) {
 		"PortTooLarge":  {map[string]string{"CLI_SERVER_ADDRESS": ":99999"}, "CLI_SERVER_ADDRESS"},
 		"DataFileGone":  {map[string]string{"CLI_DATA_FILE": "./missing.csv"}, "CLI_DATA_FILE"},
 		"DataFileIsDir": {map[string]string{"CLI_DATA_FILE": "."}, "CLI_DATA_FILE"},
+		"EmptyInList":   {map[string]string{"CLI_SERVER_ADDRESS": "a:1,,b:2"}, "CLI_SERVER_ADDRESS"},
+		"TwiceInList":   {map[string]string{"CLI_SERVER_ADDRESS": "a:1,b:2,a:1"}, "CLI_SERVER_ADDRESS"},
+		"BadInList":     {map[string]string{"CLI_SERVER_ADDRESS": "a:1,b:99999"}, "CLI_SERVER_ADDRESS"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			env := map[string]string{"CLI_ID": "1", "CLI_TLS": "off"}

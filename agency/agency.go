@@ -46,7 +46,10 @@ type Config struct {
 	// (if set) is sent alone; otherwise there is nothing to send.
 	DataFile string
 	Bet      *lottery.Bet
-	// Window is how many batches may await their ack at once.
+	// Window caps how many batches may await their ack at once. Below
+	// the cap the window adapts to the ack latency: it starts at
+	// InitialWindow, grows while acks come back fast and halves when they
+	// queue (see window).
 	Window int
 	// BackoffInitial and BackoffMax bound the reconnection delays, which
 	// double from one to the other, with jitter.
@@ -64,7 +67,7 @@ type Config struct {
 // Defaults of Config.
 const (
 	DefaultMaxAmount      = 100
-	DefaultWindow         = 16
+	DefaultWindow         = 64
 	DefaultBackoffInitial = 100 * time.Millisecond
 	DefaultBackoffMax     = 5 * time.Second
 	DefaultConnectTimeout = 5 * time.Second

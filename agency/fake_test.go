@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,8 +26,8 @@ const (
 // fakeCentral speaks the protocol as the central does, with the knobs a
 // test needs: it stores batches in sequence (acking a repeated one as the
 // real central does), can drop a connection once, can hold back the
-// winners, and can act as a node of a replicated central that does not
-// lead.
+// winners, can act as a node of a replicated central that does not lead,
+// and can delay its acks.
 type fakeCentral struct {
 	t    testing.TB
 	ln   net.Listener
@@ -36,6 +37,13 @@ type fakeCentral struct {
 	// connection is closed before its ack, after calling onDrop (if set).
 	dropAt uint64
 	onDrop func()
+	// ackDelay: each ack leaves ackDelay after its batch arrived (a
+	// central with a constant latency that pipelines its batches), or,
+	// with serialAcks, ackDelay after the previous ack (a saturated
+	// central that serves one batch at a time, so its latency grows with
+	// the batches queued).
+	ackDelay   time.Duration
+	serialAcks bool
 	// refuse: answer the first refuse batch frames with EStorage, storing
 	// nothing, as a central with a sick disk does.
 	refuse int
@@ -50,6 +58,7 @@ type fakeCentral struct {
 	follower    bool
 	hint        string
 	notLeader   int // not_leader answers sent
+	maxInFlight int // most batches received and not yet acked on a connection
 	conns       map[net.Conn]bool
 	connections int
 	dropped     bool
@@ -154,13 +163,62 @@ func (f *fakeCentral) storedBatches() []fakeBatch {
 	return slices.Clone(f.batches)
 }
 
+// delayedAck is an ack and when to send it.
+type delayedAck struct {
+	ack protocol.BatchAck
+	due time.Time
+}
+
 func (f *fakeCentral) serve(conn net.Conn) {
 	r := protocol.NewReader(conn)
+	var wmu sync.Mutex // the ack sender writes too
 	send := func(m protocol.Message) bool {
 		b, _ := protocol.AppendFrame(nil, m)
+		wmu.Lock()
+		defer wmu.Unlock()
 		conn.SetWriteDeadline(time.Now().Add(waitShort))
 		_, err := conn.Write(b)
 		return err == nil
+	}
+	var inFlight atomic.Int64
+	if f.ackDelay > 0 {
+		acks := make(chan delayedAck, 4096)
+		quit, sent := make(chan struct{}), make(chan struct{})
+		defer func() {
+			close(quit) // the connection ends: the acks still due are not sent
+			close(acks)
+			<-sent
+		}()
+		var last time.Time
+		sendNow := send
+		send = func(m protocol.Message) bool {
+			ack, ok := m.(protocol.BatchAck)
+			if !ok {
+				return sendNow(m)
+			}
+			start := time.Now()
+			if f.serialAcks && last.After(start) {
+				start = last
+			}
+			due := start.Add(f.ackDelay)
+			last = due
+			acks <- delayedAck{ack, due}
+			return true
+		}
+		go func() {
+			defer close(sent)
+			for a := range acks {
+				select {
+				case <-time.After(time.Until(a.due)):
+				case <-quit:
+					continue
+				}
+				inFlight.Add(-1)
+				if !sendNow(a.ack) {
+					conn.Close()
+				}
+			}
+		}()
 	}
 	for {
 		fr, err := r.Next()
@@ -178,6 +236,11 @@ func (f *fakeCentral) serve(conn net.Conn) {
 			return
 		}
 		if fr.Type == protocol.TypeBatch {
+			if n := inFlight.Add(1); f.ackDelay > 0 {
+				f.mu.Lock()
+				f.maxInFlight = max(f.maxInFlight, int(n))
+				f.mu.Unlock()
+			}
 			if !f.batch(conn, fr, send) {
 				return
 			}
@@ -275,15 +338,15 @@ func (f *fakeCentral) stored() []lottery.Bet {
 
 // snapshot is the fake's counters at one moment.
 type snapshot struct {
-	connections, duplicates, frames, notLeader, queries int
-	finished                                            []protocol.Finished
+	connections, duplicates, frames, notLeader, queries, maxInFlight int
+	finished                                                         []protocol.Finished
 }
 
 func (f *fakeCentral) snapshot() snapshot {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return snapshot{connections: f.connections, duplicates: f.duplicates, frames: len(f.frameSizes),
-		notLeader: f.notLeader, queries: f.queries, finished: slices.Clone(f.finished)}
+		notLeader: f.notLeader, queries: f.queries, maxInFlight: f.maxInFlight, finished: slices.Clone(f.finished)}
 }
 
 // sizes returns the size of every batch frame received.

@@ -10,13 +10,16 @@ import (
 	"lottery/protocol"
 )
 
-// uploader sends the source's batches with up to Window of them awaiting
-// their ack. Acks come back in order; on a lost connection every batch not
-// yet acked is sent again on the new one, and the central acks a batch it
-// already stored without storing it twice.
+// uploader sends the source's batches with up to win.Size() of them
+// awaiting their ack (an adaptive window capped by Config.Window). Acks
+// come back in order; on a lost connection every batch not yet acked is
+// sent again on the new one (whichever node of a replicated central leads
+// now), and the central acks a batch it already stored (its Welcome's
+// last_seq or before) without storing it twice.
 type uploader struct {
 	a   *Agency
 	src source
+	win window
 
 	b        protocol.BatchBuilder
 	out      []byte      // frames packed together, sent with one write
@@ -38,10 +41,15 @@ type inflight struct {
 	frame  []byte
 	count  int
 	sentAt time.Time
+	// resent: sent again after a reconnection. Its ack's latency is not
+	// the central's (it may be acked as a duplicate, without any fsync),
+	// so the window does not learn from it.
+	resent bool
 }
 
 func (u *uploader) run(ctx context.Context) error {
 	cfg := u.a.cfg
+	u.win = newWindow(cfg.Window)
 	var nextSend time.Time
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -53,7 +61,7 @@ func (u *uploader) run(ctx context.Context) error {
 		// with one write: fewer system calls on both sides.
 		now := time.Now()
 		u.out = u.out[:0]
-		for !u.eof && len(u.queue) < cfg.Window && !now.Before(nextSend) && len(u.out) < maxWrite {
+		for !u.eof && len(u.queue) < u.win.Size() && !now.Before(nextSend) && len(u.out) < maxWrite {
 			if err := u.pack(); err != nil {
 				return err
 			}
@@ -82,7 +90,7 @@ func (u *uploader) run(ctx context.Context) error {
 		if len(u.queue) > 0 {
 			wait = time.Until(u.queue[0].sentAt.Add(cfg.ReplyTimeout))
 		}
-		if !u.eof && len(u.queue) < cfg.Window {
+		if !u.eof && len(u.queue) < u.win.Size() {
 			wait = min(wait, time.Until(nextSend))
 		}
 		timer.Reset(max(wait, 0))
@@ -177,9 +185,14 @@ func (u *uploader) receive(ctx context.Context, in inbound) error {
 		return u.recover(ctx, errors.New("ack out of order"))
 	}
 	head := u.queue[0]
-	switch {
-	case ack.Code.Retryable():
+	if ack.Code.Retryable() {
 		return u.recover(ctx, lottery.Errorf(ack.Code, "batch %d not stored", head.seq))
+	}
+	rtt := time.Since(head.sentAt)
+	if !head.resent {
+		u.win.Observe(rtt)
+	}
+	switch {
 	case ack.Code != 0:
 		u.rejected += head.count
 		u.a.log.Error("apuesta_enviada", logline.Failed, "client_id", u.a.cfg.ID, "batch", head.seq, "cantidad", head.count, "code", ack.Code.String())
@@ -188,7 +201,7 @@ func (u *uploader) receive(ctx context.Context, in inbound) error {
 		u.sent += head.count
 		u.acked++
 		if u.a.cfg.OnAck != nil {
-			u.a.cfg.OnAck(time.Since(head.sentAt))
+			u.a.cfg.OnAck(rtt)
 		}
 		u.logAck(head)
 	}
@@ -204,7 +217,7 @@ func (u *uploader) logAck(head *inflight) {
 		log.Info("apuesta_enviada", logline.OK, "dni", s.bet.Document, "numero", s.bet.Number)
 		return
 	}
-	log.Debug("batch_enviado", logline.OK, "client_id", id, "batch", head.seq, "cantidad", head.count)
+	log.Debug("batch_enviado", logline.OK, "client_id", id, "batch", head.seq, "cantidad", head.count, "ventana", u.win.Size())
 	if total := u.src.Total(); total > 0 {
 		if tenth := u.sent * 10 / total; tenth > u.reported && tenth < 10 {
 			u.reported = tenth
@@ -213,16 +226,21 @@ func (u *uploader) logAck(head *inflight) {
 	}
 }
 
-// recover replaces a lost connection and resends every unacked batch.
+// recover replaces a lost connection and resends every unacked batch,
+// from the first: the central (the new leader, for a replicated central)
+// acks again those it already has, up to its Welcome's last_seq, and
+// stores the rest. The window starts again from InitialWindow: the new
+// connection, maybe to another node, has its own latency to learn.
 func (u *uploader) recover(ctx context.Context, cause error) error {
 	for {
 		if err := u.a.reconnect(ctx, cause); err != nil {
 			return err
 		}
 		cause = nil
+		u.win = newWindow(u.a.cfg.Window)
 		now := time.Now()
 		for _, b := range u.queue {
-			b.sentAt = now
+			b.sentAt, b.resent = now, true
 			if cause = u.a.cur.write(b.frame, u.a.cfg.WriteTimeout); cause != nil {
 				break
 			}

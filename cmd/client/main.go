@@ -183,7 +183,9 @@ gracefully on SIGTERM or SIGINT.
   loop.period         CLI_LOOP_PERIOD         0s (pause between batches)
   log.level           CLI_LOG_LEVEL           INFO
   batch.maxAmount     CLI_BATCH_MAXAMOUNT     100 (bets per batch, within 8 KiB)
-  batch.window        CLI_BATCH_WINDOW        16 (batches awaiting their ack)
+  batch.window        CLI_BATCH_WINDOW        64 (most batches awaiting their
+                                              ack; below it the window adapts
+                                              to the ack latency, from 4)
   reconnect.initial   CLI_RECONNECT_INITIAL   100ms
   reconnect.max       CLI_RECONNECT_MAX       5s
   timeout.reply       CLI_TIMEOUT_REPLY       30s

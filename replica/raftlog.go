@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -48,10 +49,21 @@ func (w raftLines) Write(p []byte) (int, error) {
 		args := []any{logline.Progress, "msg", m["@message"]}
 		for _, k := range slices.Sorted(maps.Keys(m)) {
 			if k[0] != '@' {
-				args = append(args, k, m[k])
+				args = append(args, detailKey(k), m[k])
 			}
 		}
 		w.log.Log(context.Background(), level, "raft", args...)
 	}
 	return len(p), nil
+}
+
+// detailKey makes one of Raft's keys ("backoff time") a key of the log
+// contract ("backoff_time").
+func detailKey(k string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-' {
+			return r
+		}
+		return '_'
+	}, k)
 }

@@ -301,3 +301,19 @@ func TestParseNodes(t *testing.T) {
 		t.Errorf("RaftAddr = %q", got)
 	}
 }
+
+// TestRaftLog: Raft's own lines follow the log contract.
+func TestRaftLog(t *testing.T) {
+	g := newGroup(t, 1)
+	lead := g.leader()
+	g.stop(lead) // the others log failed heartbeats, elections…
+	g.leader()
+	for _, n := range g.nodes {
+		if n == lead {
+			continue
+		}
+		if _, err := testutil.ParseAll(n.log.String()); err != nil {
+			t.Errorf("%s: %v", n.name, err)
+		}
+	}
+}

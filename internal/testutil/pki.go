@@ -16,6 +16,7 @@ var (
 	pkiMu       sync.Mutex
 	pkiDir      string
 	pkiAgencies int
+	pkiNodes    bool
 )
 
 // PKI returns a directory holding the lottery's CA, the central's key and
@@ -47,6 +48,27 @@ func ServerTLSEnv(t testing.TB) map[string]string {
 	return map[string]string{
 		"TLS_CERT":      filepath.Join(dir, pki.CentralCertFile),
 		"TLS_KEY":       filepath.Join(dir, pki.CentralKeyFile),
+		"TLS_CLIENT_CA": filepath.Join(dir, pki.CAFile),
+	}
+}
+
+// NodeTLSEnv returns the TLS variables of node name (server1 … server3) of
+// a replicated central, issuing the three nodes' certificates on first
+// need, as `bin/pki -centrals 3` does.
+func NodeTLSEnv(t testing.TB, name string) map[string]string {
+	dir := PKI(t, 0)
+	pkiMu.Lock()
+	if !pkiNodes {
+		if _, err := pki.Issue(pki.Options{Dir: dir, Agencies: max(pkiAgencies, 1), Centrals: 3}); err != nil {
+			pkiMu.Unlock()
+			t.Fatalf("testutil: PKI: %v", err)
+		}
+		pkiNodes = true
+	}
+	pkiMu.Unlock()
+	return map[string]string{
+		"TLS_CERT":      filepath.Join(dir, pki.NodeCertFile(name)),
+		"TLS_KEY":       filepath.Join(dir, pki.NodeKeyFile(name)),
 		"TLS_CLIENT_CA": filepath.Join(dir, pki.CAFile),
 	}
 }

@@ -62,7 +62,19 @@ type Scenario struct {
 	// Preload is how many bets the store already holds when the central
 	// starts (under agency numbers above Agencies, so they do not clash).
 	Preload int64
-	Seed    uint64
+	// Centrals is the largest central Prepare readies: 0 or 1, the single
+	// central; 3 or 5, a replicated central of that many in-process nodes
+	// (see cluster.go), whose node certificates are issued too. Run runs
+	// with it; RunCentrals runs 1 or any group size up to it.
+	Centrals int
+	// HeartbeatTimeout is the replicated central's Raft timing (0:
+	// replica.DefaultHeartbeatTimeout).
+	HeartbeatTimeout time.Duration
+	// Failover is how many leader kills RunFailover makes; it uploads
+	// Agencies agencies per kill, so Prepare generates the files of
+	// Agencies × Failover agencies.
+	Failover int
+	Seed     uint64
 	// Dir is where data and stores go; empty means a temporary directory
 	// removed by Close.
 	Dir     string
@@ -82,6 +94,7 @@ type Result struct {
 	NoSync        bool    `json:"nosync"`
 	TLS           bool    `json:"tls"`
 	Central       string  `json:"central"`
+	Centrals      int     `json:"centrals"`
 	Preloaded     int64   `json:"preloaded_bets"`
 	Runs          int     `json:"runs"`
 	E2ESeconds    float64 `json:"e2e_seconds"`
@@ -124,6 +137,7 @@ type Bench struct {
 	pkiDir    string
 	serverTLS *tls.Config
 	agencyTLS []*tls.Config
+	nodes     []nodeTLS // server1 … serverK, with Centrals K > 1
 }
 
 // Prepare checks the scenario and generates its data. None of this is
@@ -131,6 +145,9 @@ type Bench struct {
 func Prepare(sc Scenario) (*Bench, error) {
 	if sc.Agencies < 1 || sc.Bets < 1 || sc.Preload < 0 || sc.MaxAmount < 0 || sc.Window < 0 {
 		return nil, errors.New("bench: agencies and bets must be at least 1; preload, maxamount and window not negative")
+	}
+	if err := checkCentrals(sc); err != nil {
+		return nil, err
 	}
 	if sc.Winners == 0 {
 		sc.Winners = DefaultWinners
@@ -161,11 +178,11 @@ func Prepare(sc Scenario) (*Bench, error) {
 		b.Close()
 		return nil, err
 	}
-	if b.files, err = writeAgencyFiles(data, sc.Agencies, sc.Bets, sc.Winners, sc.Seed); err != nil {
+	if b.files, err = writeAgencyFiles(data, sc.totalAgencies(), sc.Bets, sc.Winners, sc.Seed); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("generate agency files: %w", err)
 	}
-	if sc.TLS {
+	if sc.TLS || sc.Centrals > 1 {
 		if err := b.preparePKI(); err != nil {
 			b.Close()
 			return nil, fmt.Errorf("issue the PKI: %w", err)
@@ -184,19 +201,30 @@ func Prepare(sc Scenario) (*Bench, error) {
 // Dir returns the directory holding the data and the runs' stores.
 func (b *Bench) Dir() string { return b.dir }
 
-// preparePKI issues the CA, the central's and every agency's certificate
-// (pki.Issue, as bin/pki does) and loads their TLS configs.
+// preparePKI issues the CA, the central's, every node's and every
+// agency's certificate (pki.Issue, as bin/pki does) and loads their TLS
+// configs. Without TLS only the nodes' are loaded: Raft always speaks
+// mutual TLS.
 func (b *Bench) preparePKI() error {
 	b.pkiDir = filepath.Join(b.dir, ".pki")
-	if _, err := pki.Issue(pki.Options{Dir: b.pkiDir, Agencies: b.sc.Agencies}); err != nil {
+	agencies := b.sc.totalAgencies()
+	if _, err := pki.Issue(pki.Options{Dir: b.pkiDir, Agencies: agencies, Centrals: max(b.sc.Centrals, 0)}); err != nil {
 		return err
 	}
 	var err error
+	if b.sc.Centrals > 1 {
+		if b.nodes, err = loadNodeTLS(b.pkiDir, b.sc.Centrals, b.sc.TLS); err != nil {
+			return err
+		}
+	}
+	if !b.sc.TLS {
+		return nil
+	}
 	in := func(name string) string { return filepath.Join(b.pkiDir, name) }
 	if b.serverTLS, err = pki.ServerConfig(in(pki.CentralCertFile), in(pki.CentralKeyFile), in(pki.CAFile), nil); err != nil {
 		return err
 	}
-	b.agencyTLS = make([]*tls.Config, b.sc.Agencies)
+	b.agencyTLS = make([]*tls.Config, agencies)
 	for i := range b.agencyTLS {
 		if b.agencyTLS[i], err = pki.ClientConfig(in(pki.AgencyCertFile(i+1)), in(pki.AgencyKeyFile(i+1)), in(pki.CAFile)); err != nil {
 			return err
@@ -217,7 +245,16 @@ func (b *Bench) Close() error {
 // store's directory). It returns the result even when the verification
 // failed, with an error saying what was wrong.
 func (b *Bench) Run(ctx context.Context, run int) (Result, error) {
+	return b.RunCentrals(ctx, run, b.sc.Centrals)
+}
+
+// RunCentrals is Run with a central of k nodes: 1 (or 0), the single
+// central, or a group size up to the Centrals Prepare readied.
+func (b *Bench) RunCentrals(ctx context.Context, run, k int) (Result, error) {
 	sc := b.sc
+	if k > 1 && (k > sc.Centrals || pki.CheckCentrals(k) != nil) {
+		return Result{}, fmt.Errorf("bench: %d centrals: prepared for 1 to %d (3 or 5 nodes)", k, max(sc.Centrals, 1))
+	}
 	ctx, cancel := context.WithTimeout(ctx, sc.Timeout)
 	defer cancel()
 	runDir := filepath.Join(b.dir, fmt.Sprintf("run-%d", run))
@@ -235,11 +272,14 @@ func (b *Bench) Run(ctx context.Context, run int) (Result, error) {
 	res := Result{
 		Agencies: sc.Agencies, BetsPerAgency: sc.Bets, TotalBets: int64(sc.Agencies) * int64(sc.Bets),
 		MaxAmount: orDefault(sc.MaxAmount, agency.DefaultMaxAmount), Window: window, NoSync: sc.NoSync, TLS: sc.TLS,
-		Central: "in-process", Preloaded: sc.Preload, Runs: 1,
+		Central: "in-process", Centrals: max(k, 1), Preloaded: sc.Preload, Runs: 1,
 	}
 	var cut centralUnderTest
 	var err error
-	if sc.ServerBin != "" {
+	if k > 1 {
+		res.Central = fmt.Sprintf("in-process, %d replicated nodes", k)
+		cut, err = startCluster(runDir, b.nodes[:k], sc.Agencies, window, sc.NoSync, sc.HeartbeatTimeout, nil)
+	} else if sc.ServerBin != "" {
 		res.Central = sc.ServerBin
 		cut, err = startChild(sc.ServerBin, runDir, betsPath, sc.Agencies, sc.NoSync, sc.ServerLogLevel, b.pkiDir)
 	} else {
@@ -436,13 +476,35 @@ func (r Result) Report(w io.Writer) {
 }
 
 // groupShare is batches per group commit: every group makes two fsyncs
-// (bets file and journal), plus a few for Finished marks.
+// (bets file and journal), plus a few for Finished marks; a replicated
+// central's fsyncs are summed over its nodes, each storing every batch
+// (Raft's own log fsyncs are not counted).
 func groupShare(r Result) float64 {
 	if r.Fsyncs < 2 {
 		return 0
 	}
-	return float64(r.Batches) / (float64(r.Fsyncs) / 2)
+	return float64(r.Batches) / (float64(r.Fsyncs) / 2 / float64(max(r.Centrals, 1)))
 }
+
+// checkCentrals accepts the group sizes of a central and what goes with
+// them: a replicated central runs in this process, without preloaded bets
+// (they would have to be in every node's log too); Failover needs one.
+func checkCentrals(sc Scenario) error {
+	if sc.Centrals < 0 || pki.CheckCentrals(sc.Centrals) != nil {
+		return fmt.Errorf("bench: %d centrals: 1, 3 or 5", sc.Centrals)
+	}
+	if sc.Centrals > 1 && (sc.ServerBin != "" || sc.Preload > 0) {
+		return errors.New("bench: a replicated central runs in this process, without preloaded bets")
+	}
+	if sc.Failover < 0 || (sc.Failover > 0 && sc.Centrals < 3) {
+		return errors.New("bench: failover needs a replicated central (3 or 5 centrals) and at least one kill")
+	}
+	return nil
+}
+
+// totalAgencies is how many agency files and certificates the scenario
+// needs: Agencies, or Agencies per kill of a failover run.
+func (sc Scenario) totalAgencies() int { return sc.Agencies * max(sc.Failover, 1) }
 
 func orDefault(v, def int) int {
 	if v <= 0 {

@@ -8,6 +8,8 @@
 // every figure precisely.
 //
 //	bin/bench -agencies 64 -bets 100000 -runs 3 -json
+//	bin/bench -agencies 64 -bets 100000 -runs 3 -centrals 1,3
+//	bin/bench -centrals 3 -failover 20 -agencies 4 -bets 100000
 //	bin/bench -draw-only -bets 10000000
 package main
 
@@ -21,6 +23,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,6 +45,7 @@ func main() {
 
 type options struct {
 	sc         bench.Scenario
+	centrals   []int // the central sizes compared, run after run
 	runs       int
 	drawOnly   bool
 	json       bool
@@ -54,6 +60,12 @@ const usage = `usage: bench [flags]
   bets/s, batch ack latency, the central's peak RSS and CPU, and fsyncs,
   and exits 1 if an agency did not get exactly its winners. With
   -draw-only it times the draw over a store of -bets rows instead.
+
+  -centrals 3 runs a replicated central of 3 in-process nodes (Raft over
+  mutual TLS, each with its own durable store); -centrals 1,3 alternates
+  the single central and the group, run after run, and reports both.
+  -failover N (with -centrals 3 or 5) kills the leader N times during
+  uploads of -agencies agencies each and reports the failover times.
 
 `
 
@@ -84,6 +96,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (o options, err error) 
 	fs.BoolVar(&o.sc.TLS, "tls", true, "mutual TLS on every connection, as the programs run by default (-tls=false shows what it costs)")
 	fs.StringVar(&o.sc.ServerBin, "server-bin", "", "run this server binary as a child process instead of the central in-process")
 	fs.StringVar(&o.sc.ServerLogLevel, "server-log-level", "INFO", "LOGGING_LEVEL of the -server-bin child (its log goes to a file in the run directory)")
+	centrals := fs.String("centrals", "1", "central sizes, comma-separated, alternated run after run: 1 (the single central), 3 or 5 (a replicated central of in-process nodes)")
+	fs.IntVar(&o.sc.Failover, "failover", 0, "kill the leader of a replicated central this many times during uploads (-agencies per kill) and report the failover times")
+	fs.DurationVar(&o.sc.HeartbeatTimeout, "heartbeat", 0, "Raft heartbeat timeout of a replicated central (0: the replica's default, 1s)")
 	fs.Int64Var(&o.sc.Preload, "preload", 0, "bets already stored when the central starts (to measure RSS against stored bets)")
 	fs.Uint64Var(&o.sc.Seed, "seed", bench.DefaultSeed, "seed of the generated data")
 	fs.StringVar(&o.sc.Dir, "dir", "", "directory for data and stores (default: a temporary directory, removed at the end)")
@@ -103,10 +118,33 @@ func parseFlags(args []string, stdout, stderr io.Writer) (o options, err error) 
 	if o.runs < 1 || o.sc.Agencies < 1 || o.sc.Bets < 1 || o.sc.Preload < 0 || o.sc.MaxAmount < 0 || o.sc.Window < 0 {
 		return o, errors.New("-runs, -agencies and -bets must be at least 1; -preload, -maxamount and -window not negative")
 	}
+	if o.centrals, err = parseCentrals(*centrals); err != nil {
+		return o, err
+	}
+	o.sc.Centrals = slices.Max(o.centrals)
+	if o.sc.Centrals > 1 && (o.drawOnly || o.sc.ServerBin != "" || o.sc.Preload > 0) {
+		return o, errors.New("-centrals 3 or 5 runs in this process, without -draw-only, -server-bin or -preload")
+	}
+	if o.sc.Failover < 0 || (o.sc.Failover > 0 && (len(o.centrals) != 1 || o.sc.Centrals < 3)) {
+		return o, errors.New("-failover needs one replicated central: -centrals 3 or 5")
+	}
 	if !o.quiet {
 		o.sc.Progress = stderr
 	}
 	return o, nil
+}
+
+// parseCentrals reads -centrals: sizes of 1, 3 or 5, each once.
+func parseCentrals(s string) ([]int, error) {
+	var ks []int
+	for _, f := range strings.Split(s, ",") {
+		k, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || (k != 1 && k != 3 && k != 5) || slices.Contains(ks, k) {
+			return nil, fmt.Errorf("-centrals %q: sizes 1, 3 or 5, comma-separated, each once", s)
+		}
+		ks = append(ks, k)
+	}
+	return ks, nil
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -119,9 +157,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if o.drawOnly {
+	switch {
+	case o.drawOnly:
 		err = runDraw(o, stdout, stderr)
-	} else {
+	case o.sc.Failover > 0:
+		err = runFailover(ctx, o, stdout, stderr)
+	default:
 		err = runScenario(ctx, o, stdout, stderr)
 	}
 	if err != nil {
@@ -141,28 +182,70 @@ func runScenario(ctx context.Context, o options, stdout, stderr io.Writer) error
 		return err
 	}
 	defer b.Close()
-	var results []bench.Result
+	results := make([][]bench.Result, len(o.centrals))
 	err = profiled(o, func() error {
 		for i := 1; i <= o.runs; i++ {
-			r, err := b.Run(ctx, i)
-			if err != nil {
-				r.Report(stderr)
-				return fmt.Errorf("run %d: %w", i, err)
+			for j, k := range o.centrals {
+				r, err := b.RunCentrals(ctx, i, k)
+				if err != nil {
+					r.Report(stderr)
+					return fmt.Errorf("run %d (%d centrals): %w", i, k, err)
+				}
+				if o.runs > 1 || len(o.centrals) > 1 {
+					fmt.Fprintf(stdout, "run %d: %s%.3f s end to end, %.0f bets/s, ack p99 %.2f ms\n", i, centralsLabel(o, k), r.E2ESeconds, r.BetsPerSecond, r.AckP99Ms)
+				}
+				results[j] = append(results[j], r)
 			}
-			if o.runs > 1 {
-				fmt.Fprintf(stdout, "run %d: %.3f s end to end, %.0f bets/s, ack p99 %.2f ms\n", i, r.E2ESeconds, r.BetsPerSecond, r.AckP99Ms)
-			}
-			results = append(results, r)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	m := bench.Median(results)
-	m.Report(stdout)
+	medians := make([]bench.Result, len(o.centrals))
+	for j := range o.centrals {
+		medians[j] = bench.Median(results[j])
+		medians[j].Report(stdout)
+	}
+	if len(o.centrals) > 1 {
+		fmt.Fprintf(stdout, "side by side (medians of %d runs, alternated):\n", o.runs)
+		for j, k := range o.centrals {
+			m := medians[j]
+			fmt.Fprintf(stdout, "  %d central(s)  %10.0f bets/s  upload %.3f s  end to end %.3f s  ack p50 %.2f ms  p99 %.2f ms  (%+.1f %% vs %d)\n",
+				k, m.BetsPerSecond, m.UploadSeconds, m.E2ESeconds, m.AckP50Ms, m.AckP99Ms, 100*(m.BetsPerSecond/medians[0].BetsPerSecond-1), o.centrals[0])
+		}
+	}
 	if o.json {
-		return printJSON(stdout, m)
+		if len(medians) == 1 {
+			return printJSON(stdout, medians[0])
+		}
+		return printJSON(stdout, map[string]any{"results": medians})
+	}
+	return nil
+}
+
+// centralsLabel names the central of a run line when several are compared.
+func centralsLabel(o options, k int) string {
+	if len(o.centrals) == 1 {
+		return ""
+	}
+	return fmt.Sprintf("%d central(s), ", k)
+}
+
+func runFailover(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	logf(o, stderr, "bench: generating %d agency files of %d bets (not measured)", o.sc.Agencies*o.sc.Failover, o.sc.Bets)
+	b, err := bench.Prepare(o.sc)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	r, err := b.RunFailover(ctx)
+	if err != nil {
+		return err
+	}
+	r.Report(stdout)
+	if o.json {
+		return printJSON(stdout, r)
 	}
 	return nil
 }

@@ -38,6 +38,18 @@ func TestRun(t *testing.T) {
 			want:   map[string]float64{"total_bets": 300, "fsyncs": 0, "max_amount": 50, "window": 2, "batches": 6},
 		},
 		{
+			name:   "OKCentrals3",
+			args:   []string{"-agencies", "2", "-bets", "300", "-centrals", "3", "-heartbeat", "300ms"},
+			fields: []string{"bets_per_second", "e2e_seconds", "fsyncs"},
+			want:   map[string]float64{"total_bets": 600, "stored_bets": 600, "centrals": 3, "winners": 6},
+		},
+		{
+			name:   "OKFailover",
+			args:   []string{"-agencies", "1", "-bets", "2000", "-maxamount", "20", "-window", "4", "-centrals", "3", "-failover", "1", "-heartbeat", "300ms"},
+			fields: []string{"failover_p50_ms", "failover_p99_ms", "failover_max_ms", "commit_p50_ms", "elected_p50_ms"},
+			want:   map[string]float64{"centrals": 3, "kills": 1, "stored_bets": 2000, "winners": 3},
+		},
+		{
 			name:   "OKDrawOnly",
 			args:   []string{"-draw-only", "-bets", "3000"},
 			fields: []string{"draw_seconds", "draw_cpu_seconds", "rows_per_second", "go_heap_peak_bytes", "peak_rss_bytes"},
@@ -67,11 +79,17 @@ func TestRun(t *testing.T) {
 
 func TestRun_ErrUsage(t *testing.T) {
 	for name, args := range map[string][]string{
-		"UnknownFlag":  {"-nope"},
-		"ZeroAgencies": {"-agencies", "0"},
-		"ZeroRuns":     {"-runs", "0"},
-		"NegWindow":    {"-window", "-1"},
-		"ExtraArg":     {"extra"},
+		"UnknownFlag":   {"-nope"},
+		"ZeroAgencies":  {"-agencies", "0"},
+		"ZeroRuns":      {"-runs", "0"},
+		"NegWindow":     {"-window", "-1"},
+		"ExtraArg":      {"extra"},
+		"Centrals2":     {"-centrals", "2"},
+		"CentralsTwice": {"-centrals", "1,1"},
+		"CentralsBlank": {"-centrals", ""},
+		"CentralsBin":   {"-centrals", "3", "-server-bin", "bin/server"},
+		"FailoverOne":   {"-failover", "2"},
+		"FailoverBoth":  {"-failover", "2", "-centrals", "1,3"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -79,6 +97,32 @@ func TestRun_ErrUsage(t *testing.T) {
 				t.Errorf("exit %d, want %d", code, exitUsage)
 			}
 		})
+	}
+}
+
+// TestRun_CentralsSideBySide: -centrals 1,3 alternates the single central
+// and the group and reports both, side by side and in one JSON object.
+func TestRun_CentralsSideBySide(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"-json", "-quiet", "-dir", t.TempDir(), "-agencies", "2", "-bets", "300", "-runs", "2", "-centrals", "1,3", "-heartbeat", "300ms"}
+	if code := run(args, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"run 1: 1 central(s)", "run 1: 3 central(s)", "run 2: 1 central(s)", "run 2: 3 central(s)", "side by side"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	rs, _ := lastJSON(t, out)["results"].([]any)
+	if len(rs) != 2 {
+		t.Fatalf("results = %v, want two", rs)
+	}
+	for i, k := range []float64{1, 3} {
+		m, _ := rs[i].(map[string]any)
+		if m["centrals"] != k || m["stored_bets"] != 600.0 || m["runs"] != 2.0 {
+			t.Errorf("result %d: centrals %v, stored %v, runs %v; want %v, 600, 2", i, m["centrals"], m["stored_bets"], m["runs"], k)
+		}
 	}
 }
 

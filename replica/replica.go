@@ -42,7 +42,21 @@ type Config struct {
 	Log      *slog.Logger
 	// Timing of the Raft group; zero takes the defaults below.
 	HeartbeatTimeout time.Duration
+	// Snapshots: taken every SnapshotThreshold entries (checked every
+	// SnapshotInterval), keeping TrailingLogs entries behind each, so a
+	// node that was down briefly catches up from the log and only one far
+	// behind receives the whole file. Zero: the defaults below.
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	SnapshotInterval  time.Duration
 }
+
+// Defaults of the snapshot settings: 8192 entries are about 800,000 bets.
+const (
+	DefaultSnapshotThreshold = 8192
+	DefaultTrailingLogs      = 8192
+	DefaultSnapshotInterval  = 30 * time.Second
+)
 
 // DefaultHeartbeatTimeout is how long a follower waits without hearing
 // from the leader before it calls an election. Failover takes about one to
@@ -96,6 +110,15 @@ func New(cfg Config, path string, store *storage.Store) (*Replica, error) {
 	if cfg.BindAddr == "" {
 		cfg.BindAddr = self.RaftAddr()
 	}
+	if cfg.SnapshotThreshold == 0 {
+		cfg.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if cfg.TrailingLogs == 0 {
+		cfg.TrailingLogs = DefaultTrailingLogs
+	}
+	if cfg.SnapshotInterval <= 0 {
+		cfg.SnapshotInterval = DefaultSnapshotInterval
+	}
 	return &Replica{cfg: cfg, self: self, path: path, store: store, log: cfg.Log}, nil
 }
 
@@ -137,8 +160,9 @@ func (r *Replica) Start(h Hooks) error {
 	// its fsync): after a restart the node keeps it and the log replays
 	// only what may be missing, as duplicates at worst.
 	conf.NoSnapshotRestoreOnStart = true
-	conf.SnapshotThreshold = 8192
-	conf.TrailingLogs = 8192
+	conf.SnapshotThreshold = r.cfg.SnapshotThreshold
+	conf.TrailingLogs = r.cfg.TrailingLogs
+	conf.SnapshotInterval = r.cfg.SnapshotInterval
 	r.notify = make(chan bool, 16)
 	conf.NotifyCh = r.notify
 
@@ -278,6 +302,10 @@ func (r *Replica) proposeDrawIfDue() {
 		}
 	}()
 }
+
+// Snapshot takes a snapshot now and compacts the log behind it, as Raft
+// does by itself every SnapshotThreshold entries.
+func (r *Replica) Snapshot() error { return r.raft.Snapshot().Error() }
 
 // current returns the store in use.
 func (r *Replica) current() *storage.Store {

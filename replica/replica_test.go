@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,7 +64,10 @@ func freePorts(t *testing.T, n int) []int {
 
 // newGroup starts three nodes on loopback, each with its own certificate
 // of a fresh CA, as bin/pki issues them.
-func newGroup(t *testing.T, agencies int) *group {
+func newGroup(t *testing.T, agencies int) *group { return newGroupWith(t, agencies, nil) }
+
+// newGroupWith is newGroup with the group's configuration tweaked.
+func newGroupWith(t *testing.T, agencies int, tweak func(*replica.Config)) *group {
 	dir := t.TempDir()
 	ca, err := pki.NewCA("test CA", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	if err != nil {
@@ -89,6 +93,9 @@ func newGroup(t *testing.T, agencies int) *group {
 		t.Fatal(err)
 	}
 	g.cfg = replica.Config{Nodes: nodes, Agencies: agencies, HeartbeatTimeout: 300 * time.Millisecond}
+	if tweak != nil {
+		tweak(&g.cfg)
+	}
 	for _, n := range g.nodes {
 		g.start(n)
 	}
@@ -315,5 +322,42 @@ func TestRaftLog(t *testing.T) {
 		if _, err := testutil.ParseAll(n.log.String()); err != nil {
 			t.Errorf("%s: %v", n.name, err)
 		}
+	}
+}
+
+// TestGroup_WipedNodeGetsSnapshot: a node whose disk was wiped, after the
+// others compacted their log, catches up from a snapshot (the bets file)
+// to the same bytes, and serves the same answers.
+func TestGroup_WipedNodeGetsSnapshot(t *testing.T) {
+	g := newGroupWith(t, 1, func(c *replica.Config) {
+		c.TrailingLogs = 2
+	})
+	lead := g.leader()
+	g.upload(lead, 1, 1, 10)
+	var wiped *node
+	for _, n := range g.nodes {
+		if n != lead {
+			wiped = n
+			break
+		}
+	}
+	g.stop(wiped)
+	if err := os.RemoveAll(wiped.dir); err != nil {
+		t.Fatal(err)
+	}
+	g.upload(lead, 1, 11, 60)
+	if err := lead.r.Snapshot(); err != nil { // and the log is compacted
+		t.Fatal(err)
+	}
+	g.start(wiped)
+	testutil.WaitFor(t, 10*time.Second, "the wiped node restores a snapshot", func() bool {
+		return strings.Contains(wiped.log.String(), "action: recuperar | result: success | nodo: "+wiped.name+" | origen: snapshot")
+	})
+	want := g.identical(lead)
+	if n := bytes.Count(want, []byte("\r\n")); n != 60*3 {
+		t.Fatalf("%d rows, want %d", n, 60*3)
+	}
+	if got := wiped.r.LastSeq(1); got != 60 {
+		t.Errorf("the wiped node has agency 1 at batch %d, want 60", got)
 	}
 }

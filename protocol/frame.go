@@ -153,25 +153,6 @@ func parseHeader(hdr []byte) (Frame, int, error) {
 	return Frame{Type: t}, n, nil
 }
 
-// ParseFrame decodes exactly one whole frame held in b, as Reader.Next would.
-func ParseFrame(b []byte) (Frame, error) {
-	if len(b) < HeaderSize {
-		return Frame{}, fmt.Errorf("%w: %d bytes", ErrTruncated, len(b))
-	}
-	f, n, err := parseHeader(b[:HeaderSize])
-	if err != nil {
-		return Frame{}, err
-	}
-	if len(b)-HeaderSize != n {
-		if len(b)-HeaderSize < n {
-			return Frame{}, fmt.Errorf("%w: %d of %d payload bytes", ErrTruncated, len(b)-HeaderSize, n)
-		}
-		return Frame{}, fmt.Errorf("%w: %d bytes after the frame", ErrMalformed, len(b)-HeaderSize-n)
-	}
-	f.Payload = b[HeaderSize:]
-	return f, nil
-}
-
 // beginFrame appends a header for type t with a zero length to dst, and
 // returns the offset of the frame so endFrame can fill the length in.
 func beginFrame(dst []byte, t Type) ([]byte, int) {

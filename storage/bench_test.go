@@ -68,7 +68,7 @@ func benchAppend(b *testing.B, rows []byte, appenders int, noSync bool) {
 				if len(inFlight) == benchInFlight {
 					wait()
 				}
-				inFlight = append(inFlight, store.Append(uint32(a+1), seq, storage.RawRows(rows, benchBetsPerBatch)))
+				inFlight = append(inFlight, store.Append(uint32(a+1), seq, storage.EncodedRows(rows, benchBetsPerBatch)))
 			}
 			for len(inFlight) > 0 {
 				wait()

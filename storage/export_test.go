@@ -1,4 +1,5 @@
 package storage
 
-// RawRows wraps rows already encoded, for tests that build them by hand.
-func RawRows(b []byte, count int) *Rows { return &Rows{b: b, count: count} }
+// Scan streams every committed row of the store to fn, for the tests: the
+// draw uses ScanWhere.
+func (s *Store) Scan(fn func(Row) error) error { return s.ScanWhere(nil, fn) }

@@ -115,9 +115,6 @@ func LoadBets(path string) ([]lottery.Bet, error) {
 	return bets, err
 }
 
-// Scan streams every committed row of the store to fn. Commits that
-// complete while it runs may or may not be seen.
-func (s *Store) Scan(fn func(Row) error) error { return s.ScanWhere(nil, fn) }
 
 // ScanWhere is Scan calling fn only for the rows whose agency and number
 // satisfy keep (see ReadBetsWhere).

@@ -74,7 +74,7 @@ func TestOpen_UpgradesJournalV1(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := s.Append(1, tt.seq, RawRows([]byte(tt.rows), strings.Count(tt.rows, "\n")))
+			c := s.Append(1, tt.seq, EncodedRows([]byte(tt.rows), strings.Count(tt.rows, "\n")))
 			err := c.Wait()
 			if c.Duplicate != tt.dup || lottery.ErrorCode(err) != tt.code {
 				t.Fatalf("Append(1, %d) = %v, duplicate %v; want %v, duplicate %v", tt.seq, err, c.Duplicate, tt.code, tt.dup)

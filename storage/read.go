@@ -115,7 +115,6 @@ func LoadBets(path string) ([]lottery.Bet, error) {
 	return bets, err
 }
 
-
 // ScanWhere is Scan calling fn only for the rows whose agency and number
 // satisfy keep (see ReadBetsWhere).
 func (s *Store) ScanWhere(keep func(agency, number int) bool, fn func(Row) error) error {

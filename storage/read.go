@@ -115,8 +115,9 @@ func LoadBets(path string) ([]lottery.Bet, error) {
 	return bets, err
 }
 
-// ScanWhere is Scan calling fn only for the rows whose agency and number
-// satisfy keep (see ReadBetsWhere).
+// ScanWhere streams the committed rows whose agency and number satisfy keep
+// (nil: every row) to fn, through its own read handle (see ReadBetsWhere).
+// Commits that complete while it runs may or may not be seen.
 func (s *Store) ScanWhere(keep func(agency, number int) bool, fn func(Row) error) error {
 	size := s.Stats().Size
 	f, err := s.fs.OpenFile(s.path, os.O_RDONLY, 0)

@@ -19,21 +19,22 @@ const minBaseRTT = time.Millisecond
 //     durable central, about one fsync);
 //   - an ack within 2×base grows the window by one batch, up to the cap:
 //     the central keeps up, more batches in flight ride the same fsync;
-//   - an ack beyond 4×base halves the window (never below 1), at most once
-//     per window's worth of acks (the acks already on their way queued
-//     behind the same congestion and say nothing new);
-//   - between the two, the window holds.
+//   - once per window's worth of acks, the window halves (never below 1)
+//     if even the fastest of those acks took more than 4×base: a queue
+//     that every batch waits in, not one slow ack (a goroutine scheduled
+//     late, a GC pause), which a busy machine produces all the time;
+//   - otherwise the window holds.
 //
 // A lone agency, whose acks come back in about one fsync whatever the
-// window, grows to the cap and keeps the central's group commit full;
-// agencies sharing a busy central see their acks queue and stay small, so
-// batches wait in the agencies' files rather than in the central's queues.
-// It is a pure value, fed by the uploader (Observe) and read before every
-// send (Size).
+// window, grows to the cap and keeps the central's group commit full; an
+// agency whose central queues its batches stays small, so batches wait in
+// its file rather than in the central's queues. It is a pure value, fed
+// by the uploader (Observe) and read before every send (Size).
 type window struct {
 	size, limit int
 	base        time.Duration // smallest round trip observed; 0: none yet
-	sinceCut    int           // acks observed since the last halving
+	acks        int           // acks observed in this round
+	fastest     time.Duration // smallest round trip of this round
 }
 
 // newWindow returns a window of InitialWindow batches (or limit, if
@@ -51,13 +52,18 @@ func (w *window) Observe(rtt time.Duration) {
 	if w.base == 0 || rtt < w.base {
 		w.base = rtt
 	}
+	if w.acks == 0 || rtt < w.fastest {
+		w.fastest = rtt
+	}
+	w.acks++
 	base := max(w.base, minBaseRTT)
-	w.sinceCut++
-	switch {
-	case rtt < 2*base:
+	if rtt < 2*base {
 		w.size = min(w.size+1, w.limit)
-	case rtt > 4*base && w.sinceCut >= w.size:
-		w.size = max(w.size/2, 1)
-		w.sinceCut = 0
+	}
+	if w.acks >= w.size { // a window's worth of acks: the end of a round
+		if w.fastest > 4*base {
+			w.size = max(w.size/2, 1)
+		}
+		w.acks = 0
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"lottery"
 	"lottery/logline"
+	"lottery/pki"
 	"lottery/storage"
 )
 
@@ -38,8 +39,11 @@ type Config struct {
 	// RaftAddr.
 	BindAddr string
 	TLS      *tls.Config // PeerTLS
-	Storage  storage.Options
-	Log      *slog.Logger
+	// Revoked is the revocation list in force (TLS_CRL): a node whose
+	// certificate it names can neither join nor be dialled. Nil: none.
+	Revoked *pki.Revocations
+	Storage storage.Options
+	Log     *slog.Logger
 	// Timing of the Raft group; zero takes the defaults below.
 	HeartbeatTimeout time.Duration
 	// Snapshots: taken every SnapshotThreshold entries (checked every
@@ -146,7 +150,7 @@ func (r *Replica) Start(h Hooks) error {
 		bolt.Close()
 		return fmt.Errorf("replica: raft listener: %w", err)
 	}
-	r.transport = raft.NewNetworkTransportWithLogger(newStreamLayer(ln, r.cfg.TLS, r.cfg.Nodes), 3, 10*time.Second, logger)
+	r.transport = raft.NewNetworkTransportWithLogger(newStreamLayer(ln, r.cfg.TLS, r.cfg.Nodes, r.cfg.Revoked), 3, 10*time.Second, logger)
 
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(r.cfg.Name)

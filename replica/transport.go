@@ -27,22 +27,27 @@ const handshakeTimeout = 5 * time.Second
 // central of another group, is refused.
 type streamLayer struct {
 	net.Listener
-	tls   *tls.Config // the node's own certificate and the CA, both ways
-	names map[string]string
+	tls     *tls.Config // the node's own certificate and the CA, both ways
+	names   map[string]string
+	revoked *pki.Revocations // the central's revocation list (TLS_CRL), nil for none
 }
 
 // newStreamLayer listens on the node's Raft address. cfg must hold the
 // node's certificate and, as both RootCAs and ClientCAs, the lottery's CA.
-func newStreamLayer(ln net.Listener, cfg *tls.Config, nodes []Node) *streamLayer {
+func newStreamLayer(ln net.Listener, cfg *tls.Config, nodes []Node, revoked *pki.Revocations) *streamLayer {
 	names := make(map[string]string, len(nodes)) // Raft address → node name
 	for _, n := range nodes {
 		names[n.RaftAddr()] = n.Name
 	}
-	return &streamLayer{Listener: ln, tls: cfg, names: names}
+	return &streamLayer{Listener: ln, tls: cfg, names: names, revoked: revoked}
 }
 
-// member checks that a verified certificate names a central of the group.
+// member checks that a verified certificate names a central of the group
+// and is not revoked.
 func (l *streamLayer) member(cert *x509.Certificate) error {
+	if err := l.checkRevoked(cert); err != nil {
+		return err
+	}
 	for _, u := range cert.URIs {
 		for _, name := range l.names {
 			if u.String() == pki.CentralURI(name).String() {
@@ -83,6 +88,9 @@ func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		if err := verifyChain(cs, l.tls.RootCAs, x509.ExtKeyUsageServerAuth); err != nil {
 			return err
 		}
+		if err := l.checkRevoked(cs.PeerCertificates[0]); err != nil {
+			return err
+		}
 		for _, u := range cs.PeerCertificates[0].URIs {
 			if u.String() == pki.CentralURI(name).String() {
 				return nil
@@ -94,6 +102,15 @@ func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	defer cancel()
 	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: cfg}
 	return d.DialContext(ctx, "tcp", want)
+}
+
+// checkRevoked refuses a certificate on the revocation list in force, the
+// same list (TLS_CRL, reread on SIGHUP) that refuses agencies.
+func (l *streamLayer) checkRevoked(cert *x509.Certificate) error {
+	if l.revoked != nil && l.revoked.Current().Revoked(cert.SerialNumber) {
+		return fmt.Errorf("replica: the peer's certificate (serial %s) is revoked", pki.FormatSerial(cert.SerialNumber))
+	}
+	return nil
 }
 
 // PeerTLS is a node's TLS toward the other nodes, both ways: TLS 1.3, its

@@ -369,7 +369,7 @@ func serve(cfg Config, store *storage.Store, log *slog.Logger, signals <-chan os
 	var node *replica.Replica
 	if cfg.Cluster != nil {
 		var err error
-		if node, err = newNode(cfg, store, log); err != nil {
+		if node, err = newNode(cfg, store, log, revoked); err != nil {
 			log.Error("config", logline.Failed, "error", err)
 			return exitConfig, store
 		}
@@ -446,7 +446,7 @@ wait:
 
 // newNode prepares this central's part in its group: its Raft state beside
 // the bets file, its own certificate toward the other nodes.
-func newNode(cfg Config, store *storage.Store, log *slog.Logger) (*replica.Replica, error) {
+func newNode(cfg Config, store *storage.Store, log *slog.Logger, revoked *pki.Revocations) (*replica.Replica, error) {
 	peerTLS, err := replica.PeerTLS(cfg.TLS.Cert, cfg.TLS.Key, cfg.TLS.ClientCA)
 	if err != nil {
 		return nil, err
@@ -459,7 +459,7 @@ func newNode(cfg Config, store *storage.Store, log *slog.Logger) (*replica.Repli
 	}
 	return replica.New(replica.Config{
 		Name: cfg.Node, Nodes: cfg.Cluster, Agencies: cfg.Central.Agencies,
-		Dir: cfg.Storage + ".raft", BindAddr: bind, TLS: peerTLS,
+		Dir: cfg.Storage + ".raft", BindAddr: bind, TLS: peerTLS, Revoked: revoked,
 		Storage: storage.Options{NoSync: cfg.NoSync}, Log: log,
 	}, cfg.Storage, store)
 }

@@ -120,7 +120,7 @@ type Agency struct {
 	pos       int    // the element of addrs dialled next, unless hint is set
 	hint      string // the leader a not_leader named, dialled next
 	fails     int    // connection failures since the central last did real work
-	redirects int    // not_leader redirections followed since the last connection
+	redirects int    // not_leader redirections followed since the central last did real work
 }
 
 // New checks cfg and returns an agency.
@@ -199,7 +199,11 @@ func (a *Agency) openSource() (source, error) {
 func (a *Agency) reconnect(ctx context.Context, cause error) error {
 	a.cur.close()
 	wait := a.next(cause)
-	a.log.Warn("conexion_perdida", logline.Progress, "client_id", a.cfg.ID, "server_address", a.at, "error", cause, "retry_in", wait.Round(time.Millisecond))
+	attrs := []any{logline.Progress, "client_id", a.cfg.ID, "server_address", a.at, "error", cause, "retry_in", wait.Round(time.Millisecond)}
+	if a.hint != "" {
+		attrs = append(attrs, "lider", a.hint)
+	}
+	a.log.Warn("conexion_perdida", attrs...)
 	if err := sleep(ctx, wait); err != nil {
 		return err
 	}

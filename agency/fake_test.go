@@ -57,8 +57,9 @@ type fakeCentral struct {
 	// answers any request with not_leader naming hint, and closes.
 	follower    bool
 	hint        string
-	notLeader   int // not_leader answers sent
-	maxInFlight int // most batches received and not yet acked on a connection
+	welcome     bool // a follower that still welcomes a Hello (it believes it leads), and refuses the rest
+	notLeader   int  // not_leader answers sent
+	maxInFlight int  // most batches received and not yet acked on a connection
 	conns       map[net.Conn]bool
 	connections int
 	dropped     bool
@@ -226,7 +227,7 @@ func (f *fakeCentral) serve(conn net.Conn) {
 			return
 		}
 		f.mu.Lock()
-		follower, hint := f.follower, f.hint
+		follower, hint := f.follower && !(f.welcome && fr.Type == protocol.TypeHello), f.hint
 		if follower {
 			f.notLeader++
 		}

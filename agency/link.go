@@ -89,7 +89,7 @@ func (a *Agency) dial(ctx context.Context) (*link, error) {
 		a.at = addr
 		l, last, err := a.tryDial(ctx, addr)
 		if err == nil {
-			a.hint, a.redirects = "", 0
+			a.hint = ""
 			if i := slices.Index(a.addrs, addr); i >= 0 {
 				a.pos = i
 			}
@@ -122,11 +122,12 @@ func (a *Agency) dial(ctx context.Context) (*link, error) {
 // to wait before it:
 //
 //   - a not_leader answer naming a valid host:port (the leader, in the
-//     list or not) is followed at once, without a pause: it is no failure.
-//     A confused replica could send the agency back and forth forever,
-//     though, so after 2×len(addrs) redirections in a row without a
-//     connection the agency backs off once (nextPause) and takes every
-//     not_leader as a failure until it connects again;
+//     list or not), to the Hello or later, is followed at once, without a
+//     pause: it is no failure. Confused replicas could send the agency
+//     back and forth forever, though, so after 2×len(addrs) redirections
+//     since the central last did real work (madeProgress) the agency backs
+//     off once (nextPause) and takes every not_leader as a failure until
+//     the central does real work again;
 //   - any other retryable failure (a refused or reset connection, an EOF,
 //     shutting_down, storage, idle_timeout, too_many_connections, a
 //     not_leader naming no leader…) moves to the next address of the list,
@@ -185,8 +186,8 @@ func leaderHint(err error) string {
 	return nl.leader
 }
 
-// madeProgress resets the reconnection pauses and rounds.
-func (a *Agency) madeProgress() { a.step, a.fails = 0, 0 }
+// madeProgress resets the reconnection pauses, rounds and redirections.
+func (a *Agency) madeProgress() { a.step, a.fails, a.redirects = 0, 0, 0 }
 
 // sleep waits for d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {

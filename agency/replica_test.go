@@ -206,38 +206,45 @@ func TestAgency_LeaderDiesBeforeDraw(t *testing.T) {
 }
 
 // TestAgency_RedirectLoop: two confused nodes name each other as the
-// leader. The agency follows them only 2×len(list) times in a row, then
-// backs off, takes their answers as failures and goes on round the list,
-// to the real leader.
+// leader, in their answer to the Hello or, believing they lead until a
+// batch comes, in their answer to the first batch. The agency follows them
+// only 2×len(list) times before the central does real work, then backs
+// off, takes their answers as failures and goes on round the list, to the
+// real leader.
 func TestAgency_RedirectLoop(t *testing.T) {
-	l := newFake(t, nil)
-	var a, b *fakeCentral
-	a = newFake(t, func(f *fakeCentral) { f.follow("") })
-	b = newFake(t, func(f *fakeCentral) { f.follow(a.addr) })
-	a.follow(b.addr)
-	res, err, logs := runAgency(t, context.Background(), agency.Config{ID: 1, ServerAddress: strings.Join([]string{a.addr, b.addr, l.addr}, ","),
-		DataFile: writeBets(t, gendata.Bets(1, 50, 1, seed)), BackoffInitial: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Sent != 50 || len(l.stored()) != 50 {
-		t.Errorf("sent %d, the leader stored %d, want 50", res.Sent, len(l.stored()))
-	}
-	lines := logs.Lines(t)
-	redirects, pauses := 0, 0
-	for _, c := range testutil.Find(lines, "conectar", "in_progress") {
-		if c.Has("lider") {
-			redirects++
-		}
-		if c.Get("retry_in") != "0s" {
-			pauses++
-		}
-	}
-	if redirects != 2*3 || pauses != 1 {
-		t.Errorf("%d redirections and %d pauses, want 6 and 1:\n%s", redirects, pauses, logs.String())
-	}
-	if c, ok := testutil.FindOne(lines, "conectar", "success"); !ok || c.Get("server_address") != l.addr {
-		t.Errorf("conectar success line %q, want server_address: %s", c.Raw, l.addr)
+	for _, welcome := range []bool{false, true} {
+		t.Run("welcome="+strconv.FormatBool(welcome), func(t *testing.T) {
+			l := newFake(t, nil)
+			a := newFake(t, func(f *fakeCentral) { f.welcome = welcome })
+			b := newFake(t, func(f *fakeCentral) { f.welcome = welcome })
+			a.follow(b.addr)
+			b.follow(a.addr)
+			res, err, logs := runAgency(t, context.Background(), agency.Config{ID: 1, ServerAddress: strings.Join([]string{a.addr, b.addr, l.addr}, ","),
+				DataFile: writeBets(t, gendata.Bets(1, 50, 1, seed)), BackoffInitial: 10 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Sent != 50 || len(l.stored()) != 50 || len(a.stored())+len(b.stored()) != 0 {
+				t.Errorf("sent %d, the leader stored %d, the others %d and %d; want 50, 50, 0, 0",
+					res.Sent, len(l.stored()), len(a.stored()), len(b.stored()))
+			}
+			lines := logs.Lines(t)
+			redirects, pauses := 0, 0
+			for _, c := range slices.Concat(testutil.Find(lines, "conectar", "in_progress"), testutil.Find(lines, "conexion_perdida", "in_progress")) {
+				if c.Has("lider") {
+					redirects++
+				}
+				if c.Get("retry_in") != "0s" {
+					pauses++
+				}
+			}
+			if redirects != 2*3 || pauses != 1 {
+				t.Errorf("%d redirections and %d pauses, want 6 and 1", redirects, pauses)
+			}
+			if c := testutil.Find(lines, "conectar", "success"); len(c) == 0 || c[len(c)-1].Get("server_address") != l.addr {
+				t.Errorf("conectar success lines %v, want the last at %s", c, l.addr)
+			}
+		})
 	}
 }
 

@@ -3,9 +3,9 @@ package agency
 import (
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
+
+	"lottery/config"
 )
 
 // ParseAddresses reads the central's address: one host:port, or the
@@ -25,7 +25,7 @@ func ParseAddresses(s string) ([]string, error) {
 		case p == "":
 			return nil, fmt.Errorf("%q: address %d of %d is empty", s, i+1, len(parts))
 		}
-		if err := CheckAddress(p); err != nil {
+		if err := config.CheckAddress(p); err != nil {
 			return nil, fmt.Errorf("%q is not host:port: %v", p, err)
 		}
 		for _, prev := range addrs {
@@ -36,25 +36,4 @@ func ParseAddresses(s string) ([]string, error) {
 		addrs = append(addrs, p)
 	}
 	return addrs, nil
-}
-
-// CheckAddress reports whether s is the address of a TCP server, host:port
-// (the same rule as config.Values.Address): the check of every element of
-// the configured list, and of a leader's address named by a not_leader
-// answer before the agency dials it.
-func CheckAddress(s string) error {
-	host, port, err := net.SplitHostPort(s)
-	if ae := (*net.AddrError)(nil); errors.As(err, &ae) {
-		return errors.New(ae.Err) // without the address, which the caller quotes
-	}
-	if err != nil {
-		return err
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strings.Trim(port, "0123456789") != "" {
-		return fmt.Errorf("the port must be a number from 1 to 65535, got %q", port)
-	}
-	if host == "" || strings.ContainsAny(host, " \t/") {
-		return fmt.Errorf("no host name or IP address before %q", ":"+port)
-	}
-	return nil
 }

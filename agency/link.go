@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"lottery"
+	"lottery/config"
 	"lottery/logline"
 	"lottery/pki"
 	"lottery/protocol"
@@ -180,7 +181,7 @@ func (a *Agency) nextPause() time.Duration {
 // err is one and names a valid host:port, and "" otherwise.
 func leaderHint(err error) string {
 	var nl *notLeaderError
-	if !errors.As(err, &nl) || CheckAddress(nl.leader) != nil {
+	if !errors.As(err, &nl) || config.CheckAddress(nl.leader) != nil {
 		return ""
 	}
 	return nl.leader

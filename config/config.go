@@ -126,14 +126,17 @@ func (v *Values) Address(key, def string) string {
 	if !ok {
 		return def
 	}
-	if err := checkAddress(s); err != nil {
+	if err := CheckAddress(s); err != nil {
 		v.fail(key, "%q is not host:port: %v", s, err)
 		return def
 	}
 	return s
 }
 
-func checkAddress(s string) error {
+// CheckAddress reports whether s is the address of a TCP server: host:port,
+// a host name or IP address (IPv6 in brackets) and a port from 1 to 65535.
+// The error does not repeat s, which the caller quotes.
+func CheckAddress(s string) error {
 	host, port, err := net.SplitHostPort(s)
 	if ae := (*net.AddrError)(nil); errors.As(err, &ae) {
 		return errors.New(ae.Err) // without the address, which the caller quotes

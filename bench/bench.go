@@ -24,6 +24,15 @@
 //     process in-process.
 //   - fsyncs: fsync calls of the store (2 per group commit: bets file and
 //     journal); -1 with -server-bin, where the process does not report it.
+//     With a replicated central, summed over its nodes' stores (Raft's own
+//     log is not counted).
+//
+// With Centrals 3 or 5 the central is a replicated one: that many nodes in
+// this process (cluster.go), each with its own durable store, Raft state
+// and certificate, wired as cmd/server wires a node; the agencies are given
+// every node's address, and a run also checks that every node's bets file
+// is the same. RunFailover (failover.go) kills the leader during uploads
+// and times how long the agencies wait for the new one.
 package bench
 
 import (

@@ -287,7 +287,7 @@ func (c *replCluster) leader(minTerm int) (string, int) {
 	return name, term
 }
 
-// up starts the project and waits for a leader and for the upload to be
+// start starts the project (up -d) and waits for a leader and for the upload to be
 // under way.
 func (c *replCluster) start() (string, int) {
 	c.t.Helper()
@@ -669,10 +669,14 @@ func TestReplication(t *testing.T) {
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) {
 			start := time.Now()
+			row := replResult{fault: s.name, failed: true} // unless finish runs
+			defer func() {
+				table = append(table, row)
+				t.Logf("%s took %v", s.name, time.Since(start).Round(time.Second))
+			}()
 			c := newReplCluster(t)
 			s.run(t, c)
-			table = append(table, c.finish(s.name))
-			t.Logf("%s took %v", s.name, time.Since(start).Round(time.Second))
+			row = c.finish(s.name)
 		})
 	}
 	t.Log(fmtTable(table))
@@ -694,7 +698,10 @@ func killLeader(t *testing.T, c *replCluster) {
 // agencies: it leaves the network) mid-upload, then reconnected. It must
 // ack nothing meanwhile (no split brain): the history check proves that
 // nothing acked is missing, and no agency may see an ack from it while it
-// is cut off.
+// is cut off. Its agencies' connections are not closed (nothing reaches
+// them from the node any more): they notice only when a write times out
+// (timeout.write, 10s) or an ack is late (timeout.reply, 30s), so this
+// scenario's downtime is about timeout.reply.
 func partitionLeader(t *testing.T, c *replCluster) {
 	leader, term := c.start()
 	base, _ := c.ackCounts()
@@ -770,7 +777,10 @@ func wipeFollower(t *testing.T, c *replCluster) {
 }
 
 // killAll: the three nodes are killed at once mid-upload, then started
-// again: nothing acked is lost (the history check).
+// again: nothing acked is lost (the history check). Docker gives the
+// restarted containers their addresses in start order, so a node's name
+// may lead, for a moment, to another node: the agencies must take that as
+// a node not there yet, not as an untrustworthy central.
 func killAll(t *testing.T, c *replCluster) {
 	_, term := c.start()
 	args := []string{"kill"}

@@ -119,6 +119,7 @@ type Agency struct {
 	at        string // the address of the last attempt, or of cur
 	pos       int    // the element of addrs dialled next, unless hint is set
 	hint      string // the leader a not_leader named, dialled next
+	failedAt  string // the address of the last failure that was not a redirection
 	fails     int    // connection failures since the central last did real work
 	redirects int    // not_leader redirections followed since the central last did real work
 }

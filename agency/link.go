@@ -3,6 +3,7 @@ package agency
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -139,12 +140,21 @@ func (a *Agency) dial(ctx context.Context) (*link, error) {
 //     has.
 func (a *Agency) next(err error) time.Duration {
 	hint, limit := leaderHint(err), 2*len(a.addrs)
+	if hint != "" && hint == a.failedAt {
+		// The leader it names is the one that just failed: the follower
+		// has not noticed yet (it takes a heartbeat timeout). Dialling a
+		// dead host would only wait out the connect timeout.
+		hint = ""
+	}
 	if hint != "" && a.redirects < limit {
 		a.redirects++
 		a.hint = hint
 		return 0
 	}
 	a.hint = ""
+	if leaderHint(err) == "" {
+		a.failedAt = a.at
+	}
 	if i := slices.Index(a.addrs, a.at); i >= 0 {
 		a.pos = i
 	}
@@ -188,7 +198,7 @@ func leaderHint(err error) string {
 }
 
 // madeProgress resets the reconnection pauses, rounds and redirections.
-func (a *Agency) madeProgress() { a.step, a.fails, a.redirects = 0, 0, 0 }
+func (a *Agency) madeProgress() { a.step, a.fails, a.redirects, a.failedAt = 0, 0, 0, "" }
 
 // sleep waits for d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {
@@ -274,6 +284,14 @@ func (a *Agency) handshake(ctx context.Context, conn net.Conn, addr string) (net
 			if perr := plainError(rh.RecordHeader); perr != nil {
 				return nil, perr // a full central refuses before any TLS
 			}
+		}
+		var host x509.HostnameError
+		if errors.As(err, &verr) && errors.As(err, &host) && len(a.addrs) > 1 {
+			// A node of the lottery's, answering for another node's name:
+			// a replicated central's nodes restarted and a name briefly
+			// leads to another one (container addresses are reused). It is
+			// not trusted as that node; the agency moves on and comes back.
+			return nil, fmt.Errorf("the central at %s is another node: %w", addr, err)
 		}
 		if errors.As(err, &verr) || errors.As(err, &rh) {
 			// The central is not the lottery's (or does not speak TLS):

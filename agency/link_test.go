@@ -2,9 +2,12 @@ package agency
 
 import (
 	"errors"
+	"io"
 	"testing"
+	"time"
 
 	"lottery"
+	"lottery/protocol"
 )
 
 // TestPlainError: the 5 bytes a TLS handshake found instead of a record are
@@ -35,5 +38,42 @@ func TestPlainError(t *testing.T) {
 				t.Fatalf("plainError = %v (retryable %v), want code %v retryable %v", err, retryable(err), tt.code, tt.retryable)
 			}
 		})
+	}
+}
+
+// TestNext_HintOfTheNodeThatFailed: a follower that still names the leader
+// whose connection just failed (it has not noticed yet) is not followed
+// there: the agency goes on down its list. Once the central did real work,
+// such a hint is followed again.
+func TestNext_HintOfTheNodeThatFailed(t *testing.T) {
+	a := &Agency{addrs: []string{"a:1", "b:1", "c:1"}}
+	a.cfg.BackoffInitial, a.cfg.BackoffMax = time.Millisecond, time.Millisecond
+	notLeader := func(leader string) error {
+		return fromCentral(protocol.Error{Code: lottery.ENotLeader, Message: leader})
+	}
+	steps := []struct {
+		at       string
+		err      error
+		progress bool
+		want     string // where the next attempt goes
+	}{
+		{at: "a:1", err: io.EOF, want: "b:1"},                           // the leader died
+		{at: "b:1", err: notLeader("a:1"), want: "c:1"},                 // b still names it: not followed
+		{at: "c:1", err: notLeader("b:1"), want: "b:1"},                 // c names b: followed
+		{at: "b:1", err: notLeader("c:1"), progress: true, want: "c:1"}, // after progress, any hint
+	}
+	for i, st := range steps {
+		a.at = st.at
+		if st.progress {
+			a.madeProgress()
+		}
+		a.next(st.err)
+		got := a.addrs[a.pos]
+		if a.hint != "" {
+			got = a.hint
+		}
+		if got != st.want {
+			t.Fatalf("step %d: after %v at %s the agency dials %s, want %s", i+1, st.err, st.at, got, st.want)
+		}
 	}
 }

@@ -38,17 +38,7 @@ func TestAgency_LeaderHintTLS(t *testing.T) {
 		}
 		return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
 	}
-	certPEM, keyPEM, err := ca.IssueAgency(1, now.Add(-time.Hour), now.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	agencyCert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.Cert)
-	clientTLS := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{agencyCert}, RootCAs: roots}
+	clientTLS := agencyTLS(t, ca)
 
 	tests := []struct {
 		name    string
@@ -86,5 +76,55 @@ func TestAgency_LeaderHintTLS(t *testing.T) {
 				t.Errorf("the leader stored %d bets through an untrusted connection", n)
 			}
 		})
+	}
+}
+
+// agencyTLS is agency 1's TLS with a certificate of ca.
+func agencyTLS(t *testing.T, ca *pki.CA) *tls.Config {
+	now := time.Now()
+	certPEM, keyPEM, err := ca.IssueAgency(1, now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agencyCert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{agencyCert}, RootCAs: roots}
+}
+
+// TestAgency_AnotherNodeAtAName: in a list of nodes, a name that leads to
+// another node of the lottery (its certificate names other hosts: Docker
+// reused a restarted container's address) is not trusted as that node, but
+// it is no reason to give up: the agency moves on to the next node.
+func TestAgency_AnotherNodeAtAName(t *testing.T) {
+	now := time.Now()
+	ca, err := pki.NewCA("test CA", now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeTLS := func(name string, hosts ...string) *tls.Config {
+		certPEM, keyPEM, err := ca.IssueCentral(name, hosts, now.Add(-time.Hour), now.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
+	}
+	other := newFake(t, func(f *fakeCentral) { f.ln = tls.NewListener(f.ln, nodeTLS("server2", "server2")) })
+	leader := newFake(t, func(f *fakeCentral) { f.ln = tls.NewListener(f.ln, nodeTLS("server1", "127.0.0.1")) })
+	bets := gendata.Bets(1, 30, 1, seed)
+	res, err, logs := runAgency(t, context.Background(), agency.Config{ID: 1, ServerAddress: other.addr + "," + leader.addr,
+		TLS: agencyTLS(t, ca), DataFile: writeBets(t, bets), BackoffInitial: 10 * time.Millisecond})
+	if err != nil || res.Sent != len(bets) || len(leader.stored()) != len(bets) || len(other.stored()) != 0 {
+		t.Fatalf("Run: %v; sent %d, stored %d by the node at its name, %d by the other; want all %d by the first", err, res.Sent, len(leader.stored()), len(other.stored()), len(bets))
+	}
+	if !strings.Contains(logs.String(), "is another node") {
+		t.Errorf("no conectar line names the other node:\n%s", logs.String())
 	}
 }

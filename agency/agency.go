@@ -72,7 +72,7 @@ const (
 	DefaultBackoffMax     = 5 * time.Second
 	DefaultConnectTimeout = 5 * time.Second
 	DefaultWriteTimeout   = 10 * time.Second
-	DefaultReplyTimeout   = 30 * time.Second
+	DefaultReplyTimeout   = 10 * time.Second
 )
 
 func (c Config) withDefaults() Config {

@@ -700,7 +700,7 @@ func killLeader(t *testing.T, c *replCluster) {
 // nothing acked is missing, and no agency may see an ack from it while it
 // is cut off. Its agencies' connections are not closed (nothing reaches
 // them from the node any more): they notice only when a write times out
-// (timeout.write, 10s) or an ack is late (timeout.reply, 30s), so this
+// (timeout.write, 10s) or an ack is late (timeout.reply, 10s), so this
 // scenario's downtime is about timeout.reply.
 func partitionLeader(t *testing.T, c *replCluster) {
 	leader, term := c.start()

@@ -188,7 +188,7 @@ gracefully on SIGTERM or SIGINT.
                                               to the ack latency, from 4)
   reconnect.initial   CLI_RECONNECT_INITIAL   100ms
   reconnect.max       CLI_RECONNECT_MAX       5s
-  timeout.reply       CLI_TIMEOUT_REPLY       30s
+  timeout.reply       CLI_TIMEOUT_REPLY       10s
   timeout.write       CLI_TIMEOUT_WRITE       10s
   data.file           CLI_DATA_FILE           ./.data/agency-<ID>.csv (must
                                               exist when set explicitly)

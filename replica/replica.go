@@ -161,7 +161,11 @@ func (r *Replica) Start(h Hooks) error {
 	conf.ElectionTimeout = r.cfg.HeartbeatTimeout
 	conf.LeaderLeaseTimeout = r.cfg.HeartbeatTimeout / 2
 	conf.BatchApplyCh = true
-	conf.MaxAppendEntries = 128
+	// Raft's largest batch of entries per log write and per AppendEntries
+	// (8 MiB of rows at most): one fsync of the log, one round trip and one
+	// group commit of the bets file for up to 1024 batches. 128 gave 12 %
+	// less at 64 agencies.
+	conf.MaxAppendEntries = 1024
 	// The bets file is the state, durable by itself (each apply waits for
 	// its fsync): after a restart the node keeps it and the log replays
 	// only what may be missing, as duplicates at worst.

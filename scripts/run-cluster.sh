@@ -65,7 +65,7 @@ for i in $(seq "$nodes"); do
   (cd "$cluster/$name" && AGENCIES=$agencies SERVER_PORT=${ports[i - 1]} \
     NODE_NAME=$name CLUSTER_NODES=$cluster_nodes STORAGE_FILEPATH="$cluster/$name/bets.csv" \
     TLS_CERT="$pki/central-$name.crt" TLS_KEY="$pki/central-$name.key" TLS_CLIENT_CA="$pki/ca.crt" \
-    exec "$root/bin/server") > >(sed -u "s/^/$name  | /") 2>&1 &
+    exec "$root/bin/server") > >(tee "$work/$name.log" | sed -u "s/^/$name  | /") 2>&1 &
   server_pids+=($!)
 done
 for port in "${ports[@]}"; do
@@ -84,6 +84,17 @@ done
 status=0
 for p in "${client_pids[@]}"; do wait "$p" || status=1; done
 client_pids=()
+# Every agency has its winners from the leader; the followers apply the
+# draw entry a heartbeat later. Give each node up to 5 s to log its draw
+# before stopping them all, so every node shows the same ganadores.
+if [ "$status" = 0 ]; then
+  for i in $(seq "$nodes"); do
+    for _ in $(seq 50); do
+      grep -q 'action: \(recuperar_\)\?sorteo | result: success' "$work/server$i.log" 2>/dev/null && break
+      sleep 0.1
+    done
+  done
+fi
 for p in "${server_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${server_pids[@]}"; do wait "$p" || status=1; done
 server_pids=()

@@ -207,9 +207,6 @@ func Prepare(sc Scenario) (*Bench, error) {
 	return b, nil
 }
 
-// Dir returns the directory holding the data and the runs' stores.
-func (b *Bench) Dir() string { return b.dir }
-
 // preparePKI issues the CA, the central's, every node's and every
 // agency's certificate (pki.Issue, as bin/pki does) and loads their TLS
 // configs. Without TLS only the nodes' are loaded: Raft always speaks

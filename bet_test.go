@@ -527,3 +527,23 @@ func BenchmarkValidateFields(b *testing.B) {
 		})
 	}
 }
+
+// TestValidateFields_FutureAroundNewYear: the shortcut for years well
+// before today's agrees with the calendar, at every turn of a year from
+// 1900 to 2100 and for birth dates on both sides of it.
+func TestValidateFields_FutureAroundNewYear(t *testing.T) {
+	for year := 1900; year <= 2100; year++ {
+		for _, today := range []time.Time{
+			time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC),
+			time.Date(year, 12, 31, 23, 59, 59, 0, time.UTC),
+		} {
+			for _, born := range []time.Time{today.AddDate(-1, 0, 0), today.AddDate(0, 0, -1), today, today.AddDate(0, 0, 1), today.AddDate(1, 0, 0)} {
+				err := lottery.ValidateFields("Ana", "Paz", "30904465", born.Format(lottery.BirthdateLayout), 7574, today)
+				future := born.After(today) && born.Format("2006-01-02") != today.Format("2006-01-02")
+				if (err != nil) != future {
+					t.Fatalf("born %s, today %s: err %v, want future=%v", born.Format("2006-01-02"), today, err, future)
+				}
+			}
+		}
+	}
+}

@@ -137,7 +137,8 @@ func (a *Agency) dial(ctx context.Context) (*link, error) {
 //     failed (every len(addrs) failures since the central last did real
 //     work), and doubles each round (nextPause). With one address every
 //     failure is a round: the pause doubles at every attempt, as it always
-//     has.
+//     has. A round that ends at a node that knows no leader (an election)
+//     pauses BackoffInitial at most, without doubling.
 func (a *Agency) next(err error) time.Duration {
 	hint, limit := leaderHint(err), 2*len(a.addrs)
 	if hint != "" && hint == a.failedAt {
@@ -167,6 +168,15 @@ func (a *Agency) next(err error) time.Duration {
 	}
 	if !backoff {
 		return 0
+	}
+	var nl *notLeaderError
+	if errors.As(err, &nl) && nl.leader == "" {
+		// The round ended at a live node that knows no leader: an
+		// election is under way and ends within a second or two. Ask
+		// again soon, without growing the pause as for a central that is
+		// down; an agency that slept through the election would add
+		// seconds to the failover.
+		return a.cfg.BackoffInitial/2 + rand.N(a.cfg.BackoffInitial/2+1)
 	}
 	return a.nextPause()
 }

@@ -77,3 +77,26 @@ func TestNext_HintOfTheNodeThatFailed(t *testing.T) {
 		}
 	}
 }
+
+// TestNext_ElectionDoesNotGrowThePause: while every node answers that it
+// knows no leader (an election), the pause between rounds stays short;
+// a node that is down makes it grow as before.
+func TestNext_ElectionDoesNotGrowThePause(t *testing.T) {
+	a := &Agency{addrs: []string{"a:1", "b:1", "c:1"}}
+	a.cfg.BackoffInitial, a.cfg.BackoffMax = 100*time.Millisecond, 5*time.Second
+	var longest time.Duration
+	for range 30 {
+		a.at = a.addrs[a.pos]
+		longest = max(longest, a.next(fromCentral(protocol.Error{Code: lottery.ENotLeader})))
+	}
+	if longest > a.cfg.BackoffInitial {
+		t.Fatalf("longest pause during an election %v, want at most %v", longest, a.cfg.BackoffInitial)
+	}
+	for range 30 {
+		a.at = a.addrs[a.pos]
+		longest = max(longest, a.next(io.EOF))
+	}
+	if longest < time.Second {
+		t.Fatalf("longest pause with every node down %v, want it grown past 1s", longest)
+	}
+}

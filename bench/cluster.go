@@ -176,7 +176,7 @@ func (cl *cluster) start(n *clusterNode) error {
 		store.Close()
 		return err
 	}
-	if err := rep.Start(replica.Hooks{Finished: c.AgencyFinished, Draw: c.DrawCommitted, Leading: c.Leading}); err != nil {
+	if err := rep.Start(replica.HooksFor(c)); err != nil {
 		ln.Close()
 		c.Close()
 		rep.Close()

@@ -238,6 +238,16 @@ func (c *Central) DrawCommitted() {
 	}
 }
 
+// DrawRecovered is told when this node's files were replaced by a
+// snapshot of its group: if every agency had finished, the draw is
+// recovered from the file (recuperar_sorteo), as after a restart; its
+// entry may be in the part of the log the snapshot replaced.
+func (c *Central) DrawRecovered() {
+	if c.draw.Complete() {
+		c.holdDraw("recuperar_sorteo")
+	}
+}
+
 // Leading is told when this node starts or stops leading its group. A node
 // that stops drops every connection: its agencies reconnect to the new
 // leader and resume from its last batch, and none waits on a node that may

@@ -82,3 +82,21 @@ func TestCluster_LosingLeadershipDropsAgencies(t *testing.T) {
 		t.Fatalf("winners %v, want none", w)
 	}
 }
+
+// TestCluster_DrawRecoveredFromSnapshot: a node whose files a snapshot
+// replaced, in which every agency had finished, recovers the draw from
+// the file (its draw entry may be gone with the replaced log), once.
+func TestCluster_DrawRecoveredFromSnapshot(t *testing.T) {
+	s := startServer(t, central.Config{Agencies: 2, Cluster: &fakeCluster{}}, filepath.Join(t.TempDir(), "bets.csv"))
+	s.c.AgencyFinished(1)
+	s.c.DrawRecovered() // one agency missing: no draw
+	if strings.Contains(s.log.String(), "sorteo") {
+		t.Fatalf("a draw with an agency missing:\n%s", s.log.String())
+	}
+	s.c.AgencyFinished(2)
+	s.c.DrawRecovered()
+	s.c.DrawCommitted() // the entry, if it still comes, changes nothing
+	if n := strings.Count(s.log.String(), "action: recuperar_sorteo | result: success"); n != 1 || strings.Contains(s.log.String(), "action: sorteo") {
+		t.Fatalf("want one recuperar_sorteo line and no sorteo:\n%s", s.log.String())
+	}
+}

@@ -79,6 +79,25 @@ type Hooks struct {
 	// Leading: this node now leads and has applied every entry of the
 	// terms before (true), or it stopped leading (false).
 	Leading func(bool)
+	// Restored: the node's files were replaced by a snapshot, whose
+	// finished agencies were passed to Finished. If every agency had
+	// finished, the draw entry may be in the part of the log the
+	// snapshot replaced: the draw is recovered from the file, as after a
+	// restart. Nil: nothing to do.
+	Restored func()
+}
+
+// Served is what a node tells the central it serves (*central.Central).
+type Served interface {
+	AgencyFinished(agency uint32)
+	DrawCommitted()
+	Leading(leads bool)
+	DrawRecovered()
+}
+
+// HooksFor wires a node to the central it serves.
+func HooksFor(c Served) Hooks {
+	return Hooks{Finished: c.AgencyFinished, Draw: c.DrawCommitted, Leading: c.Leading, Restored: c.DrawRecovered}
 }
 
 // Replica is one node: the central's ledger, replicated.
@@ -365,6 +384,9 @@ func (r *Replica) restore(src io.Reader) error {
 	go func() {
 		for _, a := range store.Finished() {
 			r.hooks.Finished(a)
+		}
+		if r.hooks.Restored != nil {
+			r.hooks.Restored()
 		}
 	}()
 	return nil

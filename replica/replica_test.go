@@ -31,6 +31,7 @@ type node struct {
 	log      *testutil.Buffer
 	draws    atomic.Int32
 	finished atomic.Int32
+	restored atomic.Int32
 }
 
 type group struct {
@@ -131,6 +132,7 @@ func (g *group) start(n *node) {
 		Finished: func(uint32) { n.finished.Add(1) },
 		Draw:     func() { n.draws.Add(1) },
 		Leading:  func(bool) {},
+		Restored: func() { n.restored.Add(1) },
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -360,4 +362,5 @@ func TestGroup_WipedNodeGetsSnapshot(t *testing.T) {
 	if got := wiped.r.LastSeq(1); got != 60 {
 		t.Errorf("the wiped node has agency 1 at batch %d, want 60", got)
 	}
+	testutil.WaitFor(t, 5*time.Second, "the Restored hook", func() bool { return wiped.restored.Load() == 1 })
 }

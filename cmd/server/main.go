@@ -387,7 +387,7 @@ func serve(cfg Config, store *storage.Store, log *slog.Logger, signals <-chan os
 	}
 	log.Info("escuchar", logline.OK, "addr", ln.Addr().String())
 	if node != nil {
-		if err := node.Start(replica.Hooks{Finished: c.AgencyFinished, Draw: c.DrawCommitted, Leading: c.Leading}); err != nil {
+		if err := node.Start(replica.HooksFor(c)); err != nil {
 			log.Error("replica", logline.Failed, "nodo", cfg.Node, "error", err)
 			c.Close()
 			return exitFailed, store

@@ -70,7 +70,12 @@ const (
 	DefaultWindow         = 64
 	DefaultBackoffInitial = 100 * time.Millisecond
 	DefaultBackoffMax     = 5 * time.Second
-	DefaultConnectTimeout = 5 * time.Second
+	// DefaultConnectTimeout bounds a TCP connect and the TLS handshake
+	// after it. A central that is up answers both in milliseconds; a node
+	// of a replicated central that died (its host gone, so nothing
+	// answers the SYN) would otherwise hold the agency's failover that
+	// long: at 5 s it was most of the 5.2 s pause after a leader's kill.
+	DefaultConnectTimeout = 2 * time.Second
 	DefaultWriteTimeout   = 10 * time.Second
 	DefaultReplyTimeout   = 10 * time.Second
 )

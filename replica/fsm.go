@@ -7,7 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"lottery"
+	"lottery/logline"
 	"lottery/storage"
 )
 
@@ -19,8 +19,8 @@ const (
 	entryDraw     byte = 3 // every agency finished: draw now
 )
 
-// entryHeader is kind, agency, sequence number and bet count.
-const entryHeader = 1 + 4 + 8 + 4
+// entryHeader is kind, agency, sequence number, bet count and proposal.
+const entryHeader = 1 + 4 + 8 + 4 + 16
 
 // entry is one command of the replicated log.
 type entry struct {
@@ -28,8 +28,16 @@ type entry struct {
 	agency uint32
 	seq    uint64
 	count  int
-	rows   []byte
+	// proposal names the commit waiting for this entry on the node that
+	// proposed it (see Replica.pending); no other node has it.
+	proposal proposal
+	rows     []byte
 }
+
+// proposal identifies one Apply of one node's process: a random epoch
+// drawn at its start and a counter, so a node that restarts and replays
+// its own old entries never mistakes them for new ones.
+type proposal struct{ epoch, n uint64 }
 
 func (e entry) encode() []byte {
 	b := make([]byte, entryHeader, entryHeader+len(e.rows))
@@ -37,6 +45,8 @@ func (e entry) encode() []byte {
 	binary.BigEndian.PutUint32(b[1:], e.agency)
 	binary.BigEndian.PutUint64(b[5:], e.seq)
 	binary.BigEndian.PutUint32(b[13:], uint32(e.count))
+	binary.BigEndian.PutUint64(b[17:], e.proposal.epoch)
+	binary.BigEndian.PutUint64(b[25:], e.proposal.n)
 	return append(b, e.rows...)
 }
 
@@ -48,15 +58,10 @@ func decodeEntry(b []byte) (entry, error) {
 	}
 	return entry{
 		kind: b[0], agency: binary.BigEndian.Uint32(b[1:]), seq: binary.BigEndian.Uint64(b[5:]),
-		count: int(binary.BigEndian.Uint32(b[13:])), rows: b[entryHeader:],
+		count:    int(binary.BigEndian.Uint32(b[13:])),
+		proposal: proposal{binary.BigEndian.Uint64(b[17:]), binary.BigEndian.Uint64(b[25:])},
+		rows:     b[entryHeader:],
 	}, nil
-}
-
-// result is what applying one entry answered: the leader's ApplyFuture
-// carries it back to the session that waits for it.
-type result struct {
-	err       error
-	duplicate bool
 }
 
 // fsm applies the log to the node's own store. Every node applies the same
@@ -69,6 +74,9 @@ type fsm struct{ r *Replica }
 
 func (f fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
+// The answers are settled on the proposer's pending commits, not returned
+// through Raft's futures: nothing waits on a future, so a node that stops
+// leaves no goroutine behind on one Raft never answers.
 func (f fsm) ApplyBatch(logs []*raft.Log) []any {
 	store := f.r.current()
 	out := make([]any, len(logs))
@@ -80,7 +88,7 @@ func (f fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		e, err := decodeEntry(l.Data)
 		if err != nil {
-			out[i] = result{err: lottery.Errorf(lottery.EInternal, "%v", err)}
+			f.r.log.Error("raft", logline.Failed, "index", l.Index, "error", err)
 			continue
 		}
 		entries[i] = e
@@ -92,9 +100,14 @@ func (f fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 	}
 	for i, c := range commits {
-		if c != nil {
-			c.Wait()
-			out[i] = result{err: c.Err, duplicate: c.Duplicate}
+		if c == nil {
+			continue
+		}
+		c.Wait()
+		// On the node that proposed it, the session waiting for this
+		// entry gets the store's answer: stored, duplicate or refused.
+		if waiting := f.r.settle(entries[i].proposal); waiting != nil {
+			waiting.Settle(c.Err, c.Duplicate)
 		}
 	}
 	// In log order, once everything before is stored: the draw reads the
@@ -105,7 +118,6 @@ func (f fsm) ApplyBatch(logs []*raft.Log) []any {
 			f.r.finished(e.agency)
 		case e.kind == entryDraw:
 			f.r.hooks.Draw()
-			out[i] = result{}
 		}
 	}
 	return out

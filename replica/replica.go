@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -115,12 +116,22 @@ type Replica struct {
 	transport *raft.NetworkTransport
 	boltStore *raftboltdb.BoltStore
 	leading   atomic.Bool
+
+	// pendingMu guards pending and, with leading, makes "still leading?
+	// then wait for this proposal" atomic with dropping every proposal
+	// when leadership is lost. pending holds the commits of this node's
+	// proposals until the FSM applies them (settle) or they are dropped.
+	pendingMu sync.Mutex
+	pending   map[proposal]*storage.Commit
+	epoch     uint64
+	proposed  uint64
+	closed    bool
 	notify    chan bool
 	watched   chan struct{}
 	// drawMu makes "all finished, so propose the draw" happen once per
 	// leadership, however the last finished and the new term interleave.
-	drawMu   sync.Mutex
-	proposed bool
+	drawMu    sync.Mutex
+	drawAsked bool
 }
 
 // New prepares the node over its open store; Start joins the group.
@@ -144,7 +155,8 @@ func New(cfg Config, path string, store *storage.Store) (*Replica, error) {
 	if cfg.SnapshotInterval <= 0 {
 		cfg.SnapshotInterval = DefaultSnapshotInterval
 	}
-	return &Replica{cfg: cfg, self: self, path: path, store: store, log: cfg.Log}, nil
+	return &Replica{cfg: cfg, self: self, path: path, store: store, log: cfg.Log,
+		pending: make(map[proposal]*storage.Commit), epoch: rand.Uint64()}, nil
 }
 
 // Start opens the Raft state in cfg.Dir (forming the group on the first
@@ -235,7 +247,7 @@ func (r *Replica) watchLeadership() {
 	defer close(r.watched)
 	for leads := range r.notify {
 		if !leads {
-			if r.leading.Swap(false) {
+			if r.stopLeading(lottery.Errorf(lottery.ENotLeader, "leadership lost before the batch was committed")) {
 				r.hooks.Leading(false)
 			}
 			continue
@@ -248,7 +260,7 @@ func (r *Replica) watchLeadership() {
 		}
 		r.log.Info("lider", logline.OK, "nodo", r.cfg.Name, "term", r.raft.CurrentTerm())
 		r.drawMu.Lock()
-		r.proposed = false
+		r.drawAsked = false
 		r.drawMu.Unlock()
 		r.hooks.Leading(true)
 		r.proposeDrawIfDue()
@@ -289,19 +301,50 @@ func (r *Replica) MarkFinished(agency uint32, lastSeq uint64) *storage.Commit {
 
 func (r *Replica) apply(e entry) *storage.Commit {
 	c := storage.NewCommit()
-	f := r.raft.Apply(e.encode(), 0)
-	go func() {
-		if err := f.Error(); err != nil {
-			// Not leading, leadership lost before the commit, or stopping:
-			// the entry may or may not be committed; the agency resumes
-			// from the new leader's last batch either way.
-			c.Settle(lottery.Errorf(lottery.ENotLeader, "%v", err), false)
-			return
-		}
-		res, _ := f.Response().(result)
-		c.Settle(res.err, res.duplicate)
-	}()
+	r.pendingMu.Lock()
+	switch {
+	case r.closed:
+		r.pendingMu.Unlock()
+		c.Settle(lottery.Errorf(lottery.EShuttingDown, "the node is stopping"), false)
+		return c
+	case !r.leading.Load():
+		r.pendingMu.Unlock()
+		c.Settle(lottery.Errorf(lottery.ENotLeader, "this node does not lead"), false)
+		return c
+	}
+	r.proposed++
+	e.proposal = proposal{r.epoch, r.proposed}
+	r.pending[e.proposal] = c
+	r.pendingMu.Unlock()
+	// The future is not waited for: the FSM settles c once the entry is
+	// committed and applied here, and a lost leadership or a stop settles
+	// it as not_leader or shutting_down (the entry may still commit; the
+	// agency's resend is then a duplicate).
+	r.raft.Apply(e.encode(), 0)
 	return c
+}
+
+// settle takes the commit waiting for a proposal of this node's, if any.
+func (r *Replica) settle(p proposal) *storage.Commit {
+	r.pendingMu.Lock()
+	defer r.pendingMu.Unlock()
+	c := r.pending[p]
+	delete(r.pending, p)
+	return c
+}
+
+// stopLeading marks the node as not leading and answers every proposal
+// still waiting with err; it reports whether the node was leading.
+func (r *Replica) stopLeading(err error) bool {
+	r.pendingMu.Lock()
+	was := r.leading.Swap(false)
+	pending := r.pending
+	r.pending = make(map[proposal]*storage.Commit)
+	r.pendingMu.Unlock()
+	for _, c := range pending {
+		c.Settle(err, false)
+	}
+	return was
 }
 
 // finished is called by the FSM for every applied "finished".
@@ -320,16 +363,12 @@ func (r *Replica) proposeDrawIfDue() {
 	}
 	r.drawMu.Lock()
 	defer r.drawMu.Unlock()
-	if r.proposed {
+	if r.drawAsked {
 		return
 	}
-	r.proposed = true
-	f := r.raft.Apply(entry{kind: entryDraw}.encode(), 0)
-	go func() {
-		if err := f.Error(); err != nil {
-			r.log.Warn("sorteo", logline.Progress, "nodo", r.cfg.Name, "error", err)
-		}
-	}()
+	r.drawAsked = true
+	// Not waited for: if it fails, the leader after this one proposes it.
+	r.raft.Apply(entry{kind: entryDraw}.encode(), 0)
 }
 
 // Snapshot takes a snapshot now and compacts the log behind it, as Raft
@@ -399,7 +438,11 @@ func (r *Replica) Close() error {
 	if r.raft == nil {
 		return nil
 	}
+	r.pendingMu.Lock()
+	r.closed = true
+	r.pendingMu.Unlock()
 	err := r.raft.Shutdown().Error()
+	r.stopLeading(lottery.Errorf(lottery.EShuttingDown, "the node stopped before the batch was committed"))
 	close(r.notify)
 	<-r.watched
 	// Closing the transport stops its listener only: the connections it

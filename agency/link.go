@@ -21,8 +21,9 @@ import (
 // link is one connection to the central: the agency writes on it from its
 // own goroutine and a receiver goroutine decodes what the central sends.
 type link struct {
-	conn    net.Conn
-	unwatch func() bool // stops closing conn when the context ends
+	conn    net.Conn    // the stream: raw, or TLS over it
+	raw     net.Conn    // the TCP connection
+	unwatch func() bool // stops closing raw when the context ends
 	in      chan inbound
 	stopped chan struct{} // closed when the receiver returns
 	wbuf    []byte
@@ -65,11 +66,25 @@ func (l *link) send(m protocol.Message, timeout time.Duration) error {
 	return l.write(l.wbuf, timeout)
 }
 
+// closeGrace is how long closing may take to tell the central (TLS's
+// close_notify) before the TCP connection is closed anyway: a central cut
+// off by the network never takes the alert, and TLS would wait 5 s for it.
+const closeGrace = 250 * time.Millisecond
+
 // close closes the connection and waits for the receiver, discarding what
 // it had not delivered.
 func (l *link) close() {
 	l.unwatch()
-	l.conn.Close()
+	closed := make(chan struct{})
+	go func() { l.conn.Close(); close(closed) }()
+	grace := time.NewTimer(closeGrace)
+	select {
+	case <-closed:
+	case <-grace.C:
+		l.raw.Close()
+		<-closed
+	}
+	grace.Stop()
 	for {
 		select {
 		case <-l.in:
@@ -234,14 +249,15 @@ func (a *Agency) tryDial(ctx context.Context, addr string) (*link, uint64, error
 	if err != nil {
 		return nil, 0, err
 	}
+	raw := conn
 	if a.cfg.TLS != nil {
 		if conn, err = a.handshake(ctx, conn, addr); err != nil {
 			return nil, 0, err
 		}
 	}
-	// Closing the connection when ctx ends unblocks any read or write at
-	// once: a SIGTERM never waits for a write deadline.
-	l := &link{conn: conn, unwatch: context.AfterFunc(ctx, func() { conn.Close() }),
+	// Closing the TCP connection when ctx ends unblocks any read or write
+	// at once: a SIGTERM never waits for a write deadline.
+	l := &link{conn: conn, raw: raw, unwatch: context.AfterFunc(ctx, func() { raw.Close() }),
 		in: make(chan inbound, 64), stopped: make(chan struct{})}
 	go l.receive()
 	if err := l.send(protocol.Hello{Agency: uint32(a.cfg.ID)}, a.cfg.WriteTimeout); err != nil {

@@ -3,6 +3,7 @@ package agency
 import (
 	"errors"
 	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -98,5 +99,38 @@ func TestNext_ElectionDoesNotGrowThePause(t *testing.T) {
 	}
 	if longest < time.Second {
 		t.Fatalf("longest pause with every node down %v, want it grown past 1s", longest)
+	}
+}
+
+// stuckStream is a TLS stream whose Close waits to send close_notify to a
+// central that takes nothing (cut off by the network), until its TCP
+// connection is closed.
+type stuckStream struct {
+	net.Conn
+	rawClosed chan struct{}
+}
+
+func (s stuckStream) Close() error { <-s.rawClosed; return nil }
+
+type closeRecorder struct {
+	net.Conn
+	closed chan struct{}
+}
+
+func (c closeRecorder) Close() error { close(c.closed); return nil }
+
+// TestLink_CloseCutOff: closing the connection to a central that takes no
+// more bytes does not wait for TLS's close_notify (5 s): after closeGrace
+// the TCP connection is closed under it.
+func TestLink_CloseCutOff(t *testing.T) {
+	raw := closeRecorder{closed: make(chan struct{})}
+	l := &link{conn: stuckStream{rawClosed: raw.closed}, raw: raw, unwatch: func() bool { return true },
+		in: make(chan inbound), stopped: make(chan struct{})}
+	close(l.stopped)
+	l.close() // without the grace, it would wait here for ever
+	select {
+	case <-raw.closed:
+	default:
+		t.Fatal("close returned without closing the TCP connection")
 	}
 }

@@ -192,6 +192,7 @@ func (u *uploader) receive(ctx context.Context, in inbound) error {
 	if !head.resent {
 		u.win.Observe(rtt)
 	}
+	u.win.Grant(int(ack.Window))
 	switch {
 	case ack.Code != 0:
 		u.rejected += head.count

@@ -28,10 +28,14 @@ const minBaseRTT = time.Millisecond
 // A lone agency, whose acks come back in about one fsync whatever the
 // window, grows to the cap and keeps the central's group commit full; an
 // agency whose central queues its batches stays small, so batches wait in
-// its file rather than in the central's queues. It is a pure value, fed
+// its file rather than in the central's queues. Over all of it, the central
+// grants each agency its share of its in-flight budget in every ack
+// (Grant): with many agencies uploading at once, that share is what keeps
+// the queues, and the ack latency, short. It is a pure value, fed
 // by the uploader (Observe) and read before every send (Size).
 type window struct {
 	size, limit int
+	grant       int           // the central's latest grant (BatchAck.Window); 0: none
 	base        time.Duration // smallest round trip observed; 0: none yet
 	acks        int           // acks observed in this round
 	fastest     time.Duration // smallest round trip of this round
@@ -44,8 +48,22 @@ func newWindow(limit int) window {
 	return window{size: min(InitialWindow, limit), limit: limit}
 }
 
-// Size is how many batches may be in flight now.
-func (w *window) Size() int { return w.size }
+// Size is how many batches may be in flight now: the adapted size, but
+// never more than the central grants.
+func (w *window) Size() int {
+	if w.grant > 0 {
+		return min(w.size, w.grant)
+	}
+	return w.size
+}
+
+// Grant takes the central's share for this agency of its in-flight budget
+// (0: the central grants nothing new, the last grant stands).
+func (w *window) Grant(n int) {
+	if n > 0 {
+		w.grant = n
+	}
+}
 
 // Observe takes the round trip of one acked batch into account.
 func (w *window) Observe(rtt time.Duration) {

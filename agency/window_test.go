@@ -85,3 +85,21 @@ func TestWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestWindow_Grant: the central's grant caps the window, whatever it has
+// grown to; a grant of 0 leaves the last one standing.
+func TestWindow_Grant(t *testing.T) {
+	w := newWindow(64)
+	for range 200 {
+		w.Observe(time.Millisecond)
+	}
+	if w.Size() != 64 {
+		t.Fatalf("grown to %d, want 64", w.Size())
+	}
+	for _, step := range []struct{ grant, want int }{{4, 4}, {0, 4}, {16, 16}, {1000, 64}, {1, 1}} {
+		w.Grant(step.grant)
+		if got := w.Size(); got != step.want {
+			t.Fatalf("after Grant(%d): Size %d, want %d", step.grant, got, step.want)
+		}
+	}
+}

@@ -71,3 +71,28 @@ func waitWaiters(t *testing.T, b *budget, n int) {
 	}
 	t.Fatalf("%d waiters never queued", n)
 }
+
+// TestGrant: every ack grants each uploading agency its share of the
+// in-flight budget, in whole frames, between 1 and the window.
+func TestGrant(t *testing.T) {
+	tests := []struct {
+		budget    int64
+		uploading int32
+		window    int
+		want      uint16
+	}{
+		{budget: 8 << 20, uploading: 1, window: 64, want: 64},  // a lone agency: its whole window
+		{budget: 8 << 20, uploading: 0, window: 64, want: 64},  // nobody counted yet
+		{budget: 8 << 20, uploading: 64, window: 64, want: 16}, // 1024 frames shared by 64
+		{budget: 2 << 20, uploading: 64, window: 64, want: 4},
+		{budget: 2 << 20, uploading: 1000, window: 64, want: 1}, // never below one batch
+		{budget: 1 << 30, uploading: 1, window: 1 << 20, want: 65535},
+	}
+	for _, tt := range tests {
+		c := &Central{cfg: Config{MaxInFlightBytes: tt.budget, Window: tt.window}}
+		c.uploading.Store(tt.uploading)
+		if got := c.grant(); got != tt.want {
+			t.Errorf("budget %d, %d uploading, window %d: grant %d, want %d", tt.budget, tt.uploading, tt.window, got, tt.want)
+		}
+	}
+}

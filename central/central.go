@@ -14,10 +14,12 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"lottery"
 	"lottery/logline"
+	"lottery/protocol"
 	"lottery/storage"
 )
 
@@ -143,8 +145,11 @@ type Central struct {
 	ledger Ledger
 	log    *slog.Logger
 	draw   *Draw
-	// inFlight is the central-wide budget of batch bytes in flight.
-	inFlight *budget
+	// inFlight is the central-wide budget of batch bytes in flight, and
+	// uploading counts the agencies connected that have not finished:
+	// each is granted its share of the budget in every ack (grant).
+	inFlight  *budget
+	uploading atomic.Int32
 
 	// quit is closed by Shutdown (or Close): no new work is taken, and
 	// every wait that is not bounded by itself (the draw, a takeover,
@@ -223,6 +228,16 @@ func (c *Central) holdDraw(action string) {
 		}
 		c.draw.Publish(winners, err)
 	})
+}
+
+// grant is how many batches each uploading agency may have in flight: its
+// share of the in-flight budget, counting every batch as a whole frame,
+// between 1 and the connection's window. With many agencies the share is
+// small and their acks come back fast; a lone agency gets its whole
+// window.
+func (c *Central) grant() uint16 {
+	share := c.cfg.MaxInFlightBytes / protocol.MaxFrameSize / int64(max(c.uploading.Load(), 1))
+	return uint16(min(max(share, 1), int64(c.cfg.Window), 65535))
 }
 
 // AgencyFinished is the replicated log's "finished" of an agency, applied

@@ -93,7 +93,7 @@ func TestCentral_EarlyWinnersQuery(t *testing.T) {
 	c := dialRaw(t, srv.addr)
 	c.hello(1)
 	c.sendBatch(1, 1, small)
-	if m := c.recv(); m != (protocol.BatchAck{Seq: 1, Count: uint16(len(small))}) {
+	if m := c.recv(); m != (protocol.BatchAck{Seq: 1, Count: uint16(len(small)), Window: central.DefaultWindow}) {
 		t.Fatalf("batch: got %#v, want an OK ack", m)
 	}
 	c.finish(1, 1)
@@ -223,7 +223,7 @@ func TestCentral_WrongAgencyBatch(t *testing.T) {
 	c := dialRaw(t, srv.addr)
 	c.hello(1)
 	c.sendBatch(2, 1, d.bets[2])
-	want := protocol.BatchAck{Seq: 1, Code: lottery.EWrongAgency, Count: uint16(len(d.bets[2]))}
+	want := protocol.BatchAck{Seq: 1, Code: lottery.EWrongAgency, Count: uint16(len(d.bets[2])), Window: central.DefaultWindow}
 	if m := c.recv(); m != want {
 		t.Fatalf("got %#v, want %#v", m, want)
 	}

@@ -72,6 +72,7 @@ type session struct {
 	// Reader-owned state.
 	agency       uint32 // 0 until Hello
 	finishedSent bool
+	uploading    bool // counted in Central.uploading: said Hello, not Finished yet
 
 	// waiting is set while a winners query waits for the draw: the peer is
 	// then silent on purpose and the idle timeout does not apply.
@@ -158,6 +159,7 @@ func (s *session) run() {
 		s.respond()
 	}()
 	s.read()
+	s.setUploading(false)
 	close(s.readerDone)
 	close(s.replies)
 	<-responded
@@ -231,6 +233,20 @@ func (s *session) read() {
 	}
 }
 
+// setUploading counts the session among the agencies uploading, or not.
+// Reader-owned.
+func (s *session) setUploading(on bool) {
+	if s.uploading == on {
+		return
+	}
+	s.uploading = on
+	if on {
+		s.c.uploading.Add(1)
+	} else {
+		s.c.uploading.Add(-1)
+	}
+}
+
 // readFailed logs why a connection cannot be read any more and, when the
 // peer can still hear it, tells it why.
 func (s *session) readFailed(err error) {
@@ -299,6 +315,7 @@ func (s *session) handle(f protocol.Frame) bool {
 			return false
 		}
 		s.agency = m.Agency
+		s.setUploading(true)
 		last := s.c.ledger.LastSeq(s.agency)
 		s.log.Info("agencia_conectada", logline.OK, "agency", s.agency, "ip", s.ip, "last_batch", last)
 		s.send(reply{kind: replyFrame, frame: mustFrame(protocol.Welcome{LastSeq: last})})
@@ -310,6 +327,7 @@ func (s *session) handle(f protocol.Frame) bool {
 			return s.fail(lottery.EAlreadyFinished, "second finished on this connection")
 		}
 		s.finishedSent = true
+		s.setUploading(false)
 		s.send(reply{kind: replyFinish, agency: s.agency, seq: m.LastSeq})
 	case protocol.WinnersQuery:
 		if code, detail := s.checkAgency(m.Agency); code != lottery.OK {
@@ -361,7 +379,7 @@ func (s *session) handleBatch(payload []byte) bool {
 	}
 	reject := func(code lottery.Code, detail string) bool {
 		s.logRejected(d.Count, s.agency, d.Seq, code, detail)
-		s.send(reply{kind: replyFrame, frame: mustFrame(protocol.BatchAck{Seq: d.Seq, Code: code, Count: uint16(d.Count)}), held: held})
+		s.send(reply{kind: replyFrame, frame: mustFrame(protocol.BatchAck{Seq: d.Seq, Code: code, Count: uint16(d.Count), Window: s.c.grant()}), held: held})
 		return true
 	}
 	if d.Agency != s.agency {
@@ -499,7 +517,7 @@ func (s *session) answer(r reply, buf []byte) []byte {
 				s.log.Log(context.Background(), level, "apuesta_almacenada", logline.OK, "dni", b.document, "numero", b.number)
 			}
 		}
-		return appendFrame(buf, protocol.BatchAck{Seq: r.seq, Code: code, Count: uint16(r.count)})
+		return appendFrame(buf, protocol.BatchAck{Seq: r.seq, Code: code, Count: uint16(r.count), Window: s.c.grant()})
 	case replyFinish:
 		return s.finish(r, buf)
 	case replyWinners:

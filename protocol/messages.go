@@ -25,11 +25,14 @@ type Hello struct{ Agency uint32 }
 type Welcome struct{ LastSeq uint64 }
 
 // BatchAck answers a batch: Code OK once it is durably stored (or had
-// already been), an error code when the whole batch was rejected.
+// already been), an error code when the whole batch was rejected. Window
+// is how many batches the central grants the agency in flight from now
+// on (its share of the central's in-flight budget); 0 grants nothing new.
 type BatchAck struct {
-	Seq   uint64
-	Code  lottery.Code
-	Count uint16
+	Seq    uint64
+	Code   lottery.Code
+	Count  uint16
+	Window uint16
 }
 
 // Finished says the agency sent every batch, LastSeq being the last one.
@@ -77,7 +80,8 @@ func (m Welcome) appendPayload(b []byte) []byte { return binary.BigEndian.Append
 func (m BatchAck) appendPayload(b []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, m.Seq)
 	b = append(b, byte(m.Code))
-	return binary.BigEndian.AppendUint16(b, m.Count)
+	b = binary.BigEndian.AppendUint16(b, m.Count)
+	return binary.BigEndian.AppendUint16(b, m.Window)
 }
 func (m Finished) appendPayload(b []byte) []byte {
 	b = binary.BigEndian.AppendUint32(b, m.Agency)
@@ -124,7 +128,7 @@ func Decode(f Frame) (Message, error) {
 	case TypeWelcome:
 		m = Welcome{LastSeq: d.u64()}
 	case TypeBatchAck:
-		m = BatchAck{Seq: d.u64(), Code: lottery.Code(d.u8()), Count: d.u16()}
+		m = BatchAck{Seq: d.u64(), Code: lottery.Code(d.u8()), Count: d.u16(), Window: d.u16()}
 	case TypeFinished:
 		m = Finished{Agency: d.u32(), LastSeq: d.u64()}
 	case TypeFinishedAck:

@@ -231,6 +231,10 @@ func (r *Replica) Start(h Hooks) error {
 			servers = append(servers, raft.Server{ID: raft.ServerID(n.Name), Address: raft.ServerAddress(n.RaftAddr())})
 		}
 		if err := r.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			r.raft.Shutdown().Error()
+			r.raft = nil // Close has nothing left to stop
+			r.transport.Close()
+			bolt.Close()
 			return fmt.Errorf("replica: forming the group: %w", err)
 		}
 	}

@@ -31,8 +31,6 @@ const (
 	seed      = 20240917
 )
 
-// lines parses the log strictly: a line that breaks the contract fails the
-// test.
 // waitFor polls cond until it holds or waitLong passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()

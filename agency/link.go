@@ -185,7 +185,7 @@ func (a *Agency) next(err error) time.Duration {
 		return 0
 	}
 	var nl *notLeaderError
-	if errors.As(err, &nl) && nl.leader == "" {
+	if errors.As(err, &nl) && (nl.leader == "" || nl.leader == a.failedAt) {
 		// The round ended at a live node that knows no leader: an
 		// election is under way and ends within a second or two. Ask
 		// again soon, without growing the pause as for a central that is

@@ -549,11 +549,16 @@ func (s *session) finish(r reply, buf []byte) []byte {
 	if err := commit.Err; err != nil {
 		code := lottery.ErrorCode(err)
 		s.log.Warn("agencia_finalizada", logline.Failed, "agency", r.agency, "code", code.String(), "error", err)
-		return appendFrame(buf, protocol.Error{Code: code, Message: lottery.PublicMessage(code)})
+		msg := lottery.PublicMessage(code)
+		if code == lottery.ENotLeader {
+			_, msg = s.c.cfg.Cluster.Leader() // not_leader's message is the leader's address, or empty
+		}
+		return appendFrame(buf, protocol.Error{Code: code, Message: msg})
 	}
 	if s.c.cfg.Cluster != nil {
-		// The replicated log marked it (AgencyFinished) before the commit
-		// completed, and its draw entry will draw on every node.
+		// The replicated log marks it on every node (AgencyFinished), and
+		// its draw entry draws on every node.
+		s.c.draw.MarkFinished(r.agency)
 		s.log.Info("agencia_finalizada", logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", s.c.draw.Pending(), "repetido", commit.Duplicate)
 	} else if s.c.draw.MarkFinished(r.agency) {
 		s.log.Info("agencia_finalizada", logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", 0)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"lottery"
 	"lottery/logline"
 	"lottery/storage"
 )
@@ -103,7 +104,15 @@ func (f fsm) ApplyBatch(logs []*raft.Log) []any {
 		if c == nil {
 			continue
 		}
-		c.Wait()
+		if err := c.Wait(); storageFailed(err) {
+			// The entry is not in this node's file: Raft must not count
+			// it applied, or the file would lack it for good. The node
+			// stops (Failed); at its next start Raft replays the log from
+			// its last snapshot and the entry is applied then.
+			f.r.fail(err)
+			<-f.r.stopping
+			return out
+		}
 		// On the node that proposed it, the session waiting for this
 		// entry gets the store's answer: stored, duplicate or refused.
 		if waiting := f.r.settle(entries[i].proposal); waiting != nil {
@@ -123,8 +132,19 @@ func (f fsm) ApplyBatch(logs []*raft.Log) []any {
 	return out
 }
 
+// storageFailed tells a store that could not write (a full disk, a failed
+// fsync, a store closed under it) from a refusal decided by the file's
+// content (a gap, a conflict), which every node decides alike.
+func storageFailed(err error) bool {
+	code := lottery.ErrorCode(err)
+	return err != nil && (code == lottery.EStorage || code == lottery.EShuttingDown || code == lottery.EInternal)
+}
+
 // Snapshot captures the committed files; Raft calls it between applies.
 func (f fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.r.current().Err(); err != nil {
+		return nil, err // a stopped store is no state to hand on
+	}
 	return snapshot{f.r.current().Snapshot()}, nil
 }
 

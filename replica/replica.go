@@ -75,7 +75,9 @@ const DefaultHeartbeatTimeout = 500 * time.Millisecond
 type Hooks struct {
 	// Finished: an agency's "finished" was applied (on every node).
 	Finished func(agency uint32)
-	// Draw: the draw entry was applied (on every node, once per log).
+	// Draw: a draw entry was applied (on every node; a leader that takes
+	// over after the last "finished" proposes one again, so there may be
+	// several: the central draws once).
 	Draw func()
 	// Leading: this node now leads and has applied every entry of the
 	// terms before (true), or it stopped leading (false).
@@ -132,6 +134,15 @@ type Replica struct {
 	// leadership, however the last finished and the new term interleave.
 	drawMu    sync.Mutex
 	drawAsked bool
+
+	// failed is closed, once, when this node's store could not apply an
+	// entry (failErr says why): the node must stop. stopping is closed by
+	// Close before Raft shuts down, releasing an apply held by a failure.
+	failOnce  sync.Once
+	failed    chan struct{}
+	failErr   error
+	stopping  chan struct{}
+	closeOnce sync.Once
 }
 
 // New prepares the node over its open store; Start joins the group.
@@ -156,7 +167,8 @@ func New(cfg Config, path string, store *storage.Store) (*Replica, error) {
 		cfg.SnapshotInterval = DefaultSnapshotInterval
 	}
 	return &Replica{cfg: cfg, self: self, path: path, store: store, log: cfg.Log,
-		pending: make(map[proposal]*storage.Commit), epoch: rand.Uint64()}, nil
+		pending: make(map[proposal]*storage.Commit), epoch: rand.Uint64(),
+		failed: make(chan struct{}), stopping: make(chan struct{})}, nil
 }
 
 // Start opens the Raft state in cfg.Dir (forming the group on the first
@@ -197,10 +209,13 @@ func (r *Replica) Start(h Hooks) error {
 	// group commit of the bets file for up to 1024 batches. 128 gave 12 %
 	// less at 64 agencies.
 	conf.MaxAppendEntries = 1024
-	// The bets file is the state, durable by itself (each apply waits for
-	// its fsync): after a restart the node keeps it and the log replays
-	// only what may be missing, as duplicates at worst.
-	conf.NoSnapshotRestoreOnStart = true
+	// A restarting node reloads its latest snapshot (the bets file as it
+	// was at the snapshot's index) and Raft replays the entries after it:
+	// the file is then exactly what the log says, even if it had fallen
+	// behind the snapshot (a crash during a restore) or held entries the
+	// log applies again. Without a snapshot yet, the log replays from its
+	// start over the file kept, as duplicates.
+	conf.NoSnapshotRestoreOnStart = false
 	conf.SnapshotThreshold = r.cfg.SnapshotThreshold
 	conf.TrailingLogs = r.cfg.TrailingLogs
 	conf.SnapshotInterval = r.cfg.SnapshotInterval
@@ -372,7 +387,9 @@ func (r *Replica) proposeDrawIfDue() {
 	}
 	r.drawAsked = true
 	// Not waited for: if it fails, the leader after this one proposes it.
-	r.raft.Apply(entry{kind: entryDraw}.encode(), 0)
+	// In its own goroutine: this runs in Raft's FSM goroutine, which must
+	// not wait for room in Raft's queue of entries.
+	go r.raft.Apply(entry{kind: entryDraw}.encode(), 0)
 }
 
 // Snapshot takes a snapshot now and compacts the log behind it, as Raft
@@ -435,10 +452,40 @@ func (r *Replica) restore(src io.Reader) error {
 	return nil
 }
 
+// Failed is closed when this node's store could not apply an entry (a full
+// disk, a failed fsync): the node must stop; Err says why.
+func (r *Replica) Failed() <-chan struct{} { return r.failed }
+
+// Err returns why the node failed, or nil.
+func (r *Replica) Err() error {
+	select {
+	case <-r.failed:
+		return r.failErr
+	default:
+		return nil
+	}
+}
+
+func (r *Replica) fail(err error) {
+	r.failOnce.Do(func() {
+		r.failErr = err
+		r.log.Error("replica", logline.Failed, "nodo", r.cfg.Name, "error", err)
+		close(r.failed)
+	})
+}
+
 // Close leaves the group: Raft stops (a leader steps down silently; the
 // others elect another), then its log and listener are closed. The store
-// is the caller's.
+// is the caller's (Store: a snapshot may have replaced it). Calling it
+// again does nothing.
 func (r *Replica) Close() error {
+	var err error
+	r.closeOnce.Do(func() { err = r.close() })
+	return err
+}
+
+func (r *Replica) close() error {
+	close(r.stopping)
 	if r.raft == nil {
 		return nil
 	}
@@ -449,9 +496,9 @@ func (r *Replica) Close() error {
 	r.stopLeading(lottery.Errorf(lottery.EShuttingDown, "the node stopped before the batch was committed"))
 	close(r.notify)
 	<-r.watched
-	// Closing the transport stops its listener only: the connections it
-	// accepted or pooled are closed here, or their goroutines would
-	// outlive the node.
+	// Closing the transport stops its listener and the pooled connections
+	// it dialled (CloseStreams); a connection another node opened to this
+	// one ends when that node writes to it or closes it.
 	r.transport.CloseStreams()
 	return errors.Join(err, r.transport.Close(), r.boltStore.Close())
 }

@@ -364,3 +364,64 @@ func TestGroup_WipedNodeGetsSnapshot(t *testing.T) {
 	}
 	testutil.WaitFor(t, 5*time.Second, "the Restored hook", func() bool { return wiped.restored.Load() == 1 })
 }
+
+// TestGroup_StoreFailureStopsTheNode: a follower whose store cannot apply
+// an entry does not count it applied: it fails (and must stop); once
+// restarted, Raft replays the entry and its file is the others' again.
+func TestGroup_StoreFailureStopsTheNode(t *testing.T) {
+	g := newGroup(t, 1)
+	lead := g.leader()
+	g.upload(lead, 1, 1, 5)
+	var sick *node
+	for _, n := range g.nodes {
+		if n != lead {
+			sick = n
+			break
+		}
+	}
+	sick.r.Store().Close() // its next entry finds the store closed under it
+	g.upload(lead, 1, 6, 10) // the other two are still a majority
+	select {
+	case <-sick.r.Failed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the node whose store failed did not fail")
+	}
+	if lottery.ErrorCode(sick.r.Err()) != lottery.EShuttingDown {
+		t.Fatalf("Err = %v, want the closed store's error", sick.r.Err())
+	}
+	g.stop(sick) // Close returns although the failed apply was held
+	g.start(sick)
+	if want := g.identical(lead); bytes.Count(want, []byte("\r\n")) != 10*3 {
+		t.Fatalf("%d rows, want %d", bytes.Count(want, []byte("\r\n")), 10*3)
+	}
+}
+
+// TestGroup_RestartAfterSnapshot: a node restarted after a snapshot
+// reloads it and replays the entries after it: its file is the others'.
+func TestGroup_RestartAfterSnapshot(t *testing.T) {
+	g := newGroupWith(t, 1, func(c *replica.Config) { c.TrailingLogs = 2 })
+	lead := g.leader()
+	g.upload(lead, 1, 1, 20)
+	for _, n := range g.nodes {
+		testutil.WaitFor(t, 10*time.Second, n.name+" applies batch 20", func() bool { return n.r.LastSeq(1) == 20 })
+		if err := n.r.Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.upload(lead, 1, 21, 30)
+	var follower *node
+	for _, n := range g.nodes {
+		if n != lead {
+			follower = n
+		}
+	}
+	g.stop(follower)
+	g.upload(lead, 1, 31, 40)
+	g.start(follower)
+	if want := g.identical(lead); bytes.Count(want, []byte("\r\n")) != 40*3 {
+		t.Fatalf("%d rows, want %d", bytes.Count(want, []byte("\r\n")), 40*3)
+	}
+	if !strings.Contains(follower.log.String(), "origen: snapshot") {
+		t.Errorf("the restarted node did not reload its snapshot:\n%s", follower.log.String())
+	}
+}

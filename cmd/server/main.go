@@ -389,17 +389,11 @@ func serve(cfg Config, store *storage.Store, log *slog.Logger, signals <-chan os
 	if node != nil {
 		if err := node.Start(replica.HooksFor(c)); err != nil {
 			log.Error("replica", logline.Failed, "nodo", cfg.Node, "error", err)
+			ln.Close()
 			c.Close()
 			return exitFailed, store
 		}
 		log.Info("replica", logline.OK, "nodo", cfg.Node, "raft_addr", node.RaftAddr(), "nodos", len(cfg.Cluster))
-		defer func() {
-			if err := node.Close(); err != nil {
-				log.Warn("shutdown", logline.Progress, "resource", "raft", "error", err)
-			} else {
-				log.Info("shutdown", logline.Progress, "resource", "raft")
-			}
-		}()
 	}
 
 	served := make(chan error, 1)
@@ -417,7 +411,11 @@ wait:
 			}
 			log.Info("shutdown", logline.Progress, "signal", sig.String())
 		case <-failed(store, node):
-			log.Error("shutdown", logline.Failed, "cause", "storage", "error", store.Err())
+			err := store.Err()
+			if node != nil {
+				err = node.Err()
+			}
+			log.Error("shutdown", logline.Failed, "cause", "storage", "error", err)
 			code = exitFailed
 		case serveErr = <-served:
 			log.Error("shutdown", logline.Failed, "cause", "listener", "error", serveErr)
@@ -438,10 +436,17 @@ wait:
 		code = exitFailed
 	}
 	log.Info("shutdown", logline.Progress, "resource", "sessions", "closed", true)
-	if node != nil {
-		return code, node.Store() // closed once Raft has stopped (deferred above)
+	if node == nil {
+		return code, store
 	}
-	return code, store
+	// Raft stops first: no entry is applied after, and the store it leaves
+	// (a snapshot may have replaced the first one) is the one to close.
+	if err := node.Close(); err != nil {
+		log.Warn("shutdown", logline.Progress, "resource", "raft", "error", err)
+	} else {
+		log.Info("shutdown", logline.Progress, "resource", "raft")
+	}
+	return code, node.Store()
 }
 
 // newNode prepares this central's part in its group: its Raft state beside
@@ -464,10 +469,12 @@ func newNode(cfg Config, store *storage.Store, log *slog.Logger, revoked *pki.Re
 	}, cfg.Storage, store)
 }
 
-// failed is closed when the store in use fails for good.
+// failed is closed when the store in use fails for good: for a node of a
+// group, when its store could not apply an entry (replica.Failed, which
+// follows a store a snapshot put in place).
 func failed(store *storage.Store, node *replica.Replica) <-chan struct{} {
 	if node != nil {
-		return node.Store().Failed()
+		return node.Failed()
 	}
 	return store.Failed()
 }

@@ -379,7 +379,7 @@ func TestGroup_StoreFailureStopsTheNode(t *testing.T) {
 			break
 		}
 	}
-	sick.r.Store().Close() // its next entry finds the store closed under it
+	sick.r.Store().Close()   // its next entry finds the store closed under it
 	g.upload(lead, 1, 6, 10) // the other two are still a majority
 	select {
 	case <-sick.r.Failed():

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,28 +26,10 @@ type cluster struct {
 	addrs []string
 }
 
-// clusterPorts returns three free agency ports whose Raft ports are free.
-func clusterPorts(t *testing.T) []int {
-	var ports []int
-	for len(ports) < 3 {
-		p := testutil.FreePort(t)
-		if p+replica.RaftPortOffset > 65535 {
-			continue
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+replica.RaftPortOffset))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		ports = append(ports, p)
-	}
-	return ports
-}
-
 func startCluster(t *testing.T, agencies int) *cluster {
 	c := &cluster{t: t}
 	var members []string
-	ports := clusterPorts(t)
+	ports := testutil.NodePorts(t, 3, replica.RaftPortOffset)
 	for i, p := range ports {
 		name := "server" + strconv.Itoa(i+1)
 		c.names = append(c.names, name)

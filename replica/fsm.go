@@ -79,7 +79,7 @@ func (f fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // through Raft's futures: nothing waits on a future, so a node that stops
 // leaves no goroutine behind on one Raft never answers.
 func (f fsm) ApplyBatch(logs []*raft.Log) []any {
-	store := f.r.current()
+	store := f.r.Store()
 	out := make([]any, len(logs))
 	entries := make([]entry, len(logs))
 	commits := make([]*storage.Commit, len(logs))
@@ -142,10 +142,10 @@ func storageFailed(err error) bool {
 
 // Snapshot captures the committed files; Raft calls it between applies.
 func (f fsm) Snapshot() (raft.FSMSnapshot, error) {
-	if err := f.r.current().Err(); err != nil {
+	if err := f.r.Store().Err(); err != nil {
 		return nil, err // a stopped store is no state to hand on
 	}
-	return snapshot{f.r.current().Snapshot()}, nil
+	return snapshot{f.r.Store().Snapshot()}, nil
 }
 
 // Restore replaces the node's files with a snapshot from the leader: a

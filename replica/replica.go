@@ -396,23 +396,20 @@ func (r *Replica) proposeDrawIfDue() {
 // does by itself every SnapshotThreshold entries.
 func (r *Replica) Snapshot() error { return r.raft.Snapshot().Error() }
 
-// current returns the store in use.
-func (r *Replica) current() *storage.Store {
+// Store returns the node's store now (a snapshot restore replaces it).
+func (r *Replica) Store() *storage.Store {
 	r.storeMu.RLock()
 	defer r.storeMu.RUnlock()
 	return r.store
 }
 
-// Store returns the node's store now (a snapshot restore replaces it).
-func (r *Replica) Store() *storage.Store { return r.current() }
-
 // LastSeq returns the last batch of the agency applied on this node.
-func (r *Replica) LastSeq(agency uint32) uint64 { return r.current().LastSeq(agency) }
+func (r *Replica) LastSeq(agency uint32) uint64 { return r.Store().LastSeq(agency) }
 
 // Finished returns the agencies whose "finished" this node applied.
 func (r *Replica) Finished() []uint32 {
 	var out []uint32
-	for _, a := range r.current().Finished() {
+	for _, a := range r.Store().Finished() {
 		if a >= 1 && int64(a) <= int64(r.cfg.Agencies) {
 			out = append(out, a)
 		}
@@ -422,7 +419,7 @@ func (r *Replica) Finished() []uint32 {
 
 // ScanWhere reads the node's own bets file.
 func (r *Replica) ScanWhere(keep func(agency, number int) bool, fn func(storage.Row) error) error {
-	return r.current().ScanWhere(keep, fn)
+	return r.Store().ScanWhere(keep, fn)
 }
 
 // restore swaps the node's files for a snapshot's. No apply runs meanwhile.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,29 +39,6 @@ type group struct {
 	nodes []*node
 }
 
-// freePorts returns n agency ports whose Raft ports are free too.
-func freePorts(t *testing.T, n int) []int {
-	var ports []int
-	for len(ports) < n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if p+replica.RaftPortOffset > 65535 {
-			continue
-		}
-		raft, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+replica.RaftPortOffset))
-		if err != nil {
-			continue
-		}
-		raft.Close()
-		ports = append(ports, p)
-	}
-	return ports
-}
-
 // newGroup starts three nodes on loopback, each with its own certificate
 // of a fresh CA, as bin/pki issues them.
 func newGroup(t *testing.T, agencies int) *group { return newGroupWith(t, agencies, nil) }
@@ -76,7 +52,7 @@ func newGroupWith(t *testing.T, agencies int, tweak func(*replica.Config)) *grou
 	}
 	os.WriteFile(filepath.Join(dir, "ca.crt"), ca.CertPEM(), 0o600)
 	var spec string
-	ports := freePorts(t, 3)
+	ports := testutil.NodePorts(t, 3, replica.RaftPortOffset)
 	g := &group{t: t}
 	for i, p := range ports {
 		name := "server" + strconv.Itoa(i+1)
@@ -163,6 +139,17 @@ func (g *group) leader() *node {
 		return false
 	})
 	return lead
+}
+
+// follower returns a running node that does not lead.
+func (g *group) follower(lead *node) *node {
+	for _, n := range g.nodes {
+		if n != lead && n.r != nil {
+			return n
+		}
+	}
+	g.t.Fatal("no follower running")
+	return nil
 }
 
 func rows(agency uint32, seq uint64) *storage.Rows {
@@ -336,13 +323,7 @@ func TestGroup_WipedNodeGetsSnapshot(t *testing.T) {
 	})
 	lead := g.leader()
 	g.upload(lead, 1, 1, 10)
-	var wiped *node
-	for _, n := range g.nodes {
-		if n != lead {
-			wiped = n
-			break
-		}
-	}
+	wiped := g.follower(lead)
 	g.stop(wiped)
 	if err := os.RemoveAll(wiped.dir); err != nil {
 		t.Fatal(err)
@@ -372,13 +353,7 @@ func TestGroup_StoreFailureStopsTheNode(t *testing.T) {
 	g := newGroup(t, 1)
 	lead := g.leader()
 	g.upload(lead, 1, 1, 5)
-	var sick *node
-	for _, n := range g.nodes {
-		if n != lead {
-			sick = n
-			break
-		}
-	}
+	sick := g.follower(lead)
 	sick.r.Store().Close()   // its next entry finds the store closed under it
 	g.upload(lead, 1, 6, 10) // the other two are still a majority
 	select {
@@ -409,12 +384,7 @@ func TestGroup_RestartAfterSnapshot(t *testing.T) {
 		}
 	}
 	g.upload(lead, 1, 21, 30)
-	var follower *node
-	for _, n := range g.nodes {
-		if n != lead {
-			follower = n
-		}
-	}
+	follower := g.follower(lead)
 	g.stop(follower)
 	g.upload(lead, 1, 31, 40)
 	g.start(follower)

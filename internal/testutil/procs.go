@@ -246,6 +246,27 @@ func FreePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// NodePorts returns n free agency ports whose port + offset is free too:
+// the nodes of a replicated central listen for Raft there
+// (replica.RaftPortOffset).
+func NodePorts(t testing.TB, n, offset int) []int {
+	t.Helper()
+	var ports []int
+	for len(ports) < n {
+		p := FreePort(t)
+		if p+offset > 65535 {
+			continue
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+offset))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		ports = append(ports, p)
+	}
+	return ports
+}
+
 // WriteFile writes a file for a test, failing it on error.
 func WriteFile(t testing.TB, path, content string) {
 	t.Helper()

@@ -22,22 +22,8 @@ import (
 // untrusted central (exit, not retried), although the follower that gave
 // it is trusted.
 func TestAgency_LeaderHintTLS(t *testing.T) {
-	now := time.Now()
-	ca, err := pki.NewCA("test CA", now.Add(-time.Hour), now.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverTLS := func(hosts ...string) *tls.Config {
-		certPEM, keyPEM, err := ca.IssueCentral("server1", hosts, now.Add(-time.Hour), now.Add(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
-	}
+	ca := testCA(t)
+	serverTLS := func(hosts ...string) *tls.Config { return nodeTLS(t, ca, "server1", hosts...) }
 	clientTLS := agencyTLS(t, ca)
 
 	tests := []struct {
@@ -79,6 +65,30 @@ func TestAgency_LeaderHintTLS(t *testing.T) {
 	}
 }
 
+// testCA is a fresh lottery CA.
+func testCA(t *testing.T) *pki.CA {
+	now := time.Now()
+	ca, err := pki.NewCA("test CA", now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// nodeTLS is the server TLS of central node name, certified by ca for hosts.
+func nodeTLS(t *testing.T, ca *pki.CA, name string, hosts ...string) *tls.Config {
+	now := time.Now()
+	certPEM, keyPEM, err := ca.IssueCentral(name, hosts, now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
+}
+
 // agencyTLS is agency 1's TLS with a certificate of ca.
 func agencyTLS(t *testing.T, ca *pki.CA) *tls.Config {
 	now := time.Now()
@@ -100,24 +110,9 @@ func agencyTLS(t *testing.T, ca *pki.CA) *tls.Config {
 // reused a restarted container's address) is not trusted as that node, but
 // it is no reason to give up: the agency moves on to the next node.
 func TestAgency_AnotherNodeAtAName(t *testing.T) {
-	now := time.Now()
-	ca, err := pki.NewCA("test CA", now.Add(-time.Hour), now.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodeTLS := func(name string, hosts ...string) *tls.Config {
-		certPEM, keyPEM, err := ca.IssueCentral(name, hosts, now.Add(-time.Hour), now.Add(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
-	}
-	other := newFake(t, func(f *fakeCentral) { f.ln = tls.NewListener(f.ln, nodeTLS("server2", "server2")) })
-	leader := newFake(t, func(f *fakeCentral) { f.ln = tls.NewListener(f.ln, nodeTLS("server1", "127.0.0.1")) })
+	ca := testCA(t)
+	other := newFake(t, func(f *fakeCentral) { f.ln = tls.NewListener(f.ln, nodeTLS(t, ca, "server2", "server2")) })
+	leader := newFake(t, func(f *fakeCentral) { f.ln = tls.NewListener(f.ln, nodeTLS(t, ca, "server1", "127.0.0.1")) })
 	bets := gendata.Bets(1, 30, 1, seed)
 	res, err, logs := runAgency(t, context.Background(), agency.Config{ID: 1, ServerAddress: other.addr + "," + leader.addr,
 		TLS: agencyTLS(t, ca), DataFile: writeBets(t, bets), BackoffInitial: 10 * time.Millisecond})

@@ -557,25 +557,9 @@ func TestIssue_Err(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, dir)
 			}
-			before := snapshot(t, dir)
 			opt := tt.opt
 			opt.Dir, opt.Now = dir, fixedNow
-			written, err := Issue(opt)
-			if err == nil {
-				t.Fatalf("no error; wrote %v", written)
-			}
-			if tt.unpaired != errors.Is(err, ErrUnpaired) {
-				t.Errorf("errors.Is(%v, ErrUnpaired) = %v", err, !tt.unpaired)
-			}
-			if !strings.Contains(err.Error(), tt.mention) {
-				t.Errorf("error %q does not name %s", err, tt.mention)
-			}
-			if len(written) != 0 {
-				t.Errorf("wrote %v", written)
-			}
-			if after := snapshot(t, dir); !mapsEqual(before, after) {
-				t.Error("the directory changed")
-			}
+			expectRefused(t, dir, opt, tt.unpaired, tt.mention)
 		})
 	}
 	t.Run("ErrNoDir", func(t *testing.T) {
@@ -795,23 +779,31 @@ func TestIssue_ErrNodes(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, dir)
 			}
-			before := snapshot(t, dir)
-			written, err := Issue(Options{Dir: dir, Agencies: 1, Centrals: tt.centrals, Now: fixedNow})
-			if err == nil {
-				t.Fatalf("no error; wrote %v", written)
-			}
-			if tt.unpaired != errors.Is(err, ErrUnpaired) {
-				t.Errorf("errors.Is(%v, ErrUnpaired) = %v", err, !tt.unpaired)
-			}
-			if !strings.Contains(err.Error(), tt.mention) {
-				t.Errorf("error %q does not name %s", err, tt.mention)
-			}
-			if len(written) != 0 {
-				t.Errorf("wrote %v", written)
-			}
-			if after := snapshot(t, dir); !mapsEqual(before, after) {
-				t.Error("the directory changed")
-			}
+			expectRefused(t, dir, Options{Dir: dir, Agencies: 1, Centrals: tt.centrals, Now: fixedNow}, tt.unpaired, tt.mention)
 		})
+	}
+}
+
+// expectRefused runs Issue with opt on dir and checks that it refuses,
+// says whether a key and its certificate are unpaired, names mention, and
+// writes nothing.
+func expectRefused(t *testing.T, dir string, opt Options, unpaired bool, mention string) {
+	t.Helper()
+	before := snapshot(t, dir)
+	written, err := Issue(opt)
+	if err == nil {
+		t.Fatalf("no error; wrote %v", written)
+	}
+	if unpaired != errors.Is(err, ErrUnpaired) {
+		t.Errorf("errors.Is(%v, ErrUnpaired) = %v", err, !unpaired)
+	}
+	if !strings.Contains(err.Error(), mention) {
+		t.Errorf("error %q does not name %s", err, mention)
+	}
+	if len(written) != 0 {
+		t.Errorf("wrote %v", written)
+	}
+	if after := snapshot(t, dir); !mapsEqual(before, after) {
+		t.Error("the directory changed")
 	}
 }

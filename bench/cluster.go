@@ -64,9 +64,7 @@ type cluster struct {
 	mu    sync.Mutex // guards the nodes' running parts
 	nodes []*clusterNode
 
-	mem   *memSampler
-	cpu0  float64
-	reset bool
+	meter processMeter
 }
 
 // leaderTimeout bounds the wait for a leader, and for the nodes' files to
@@ -74,8 +72,7 @@ type cluster struct {
 const leaderTimeout = 30 * time.Second
 
 func startCluster(runDir string, nodes []nodeTLS, agencies, window int, noSync bool, heartbeat time.Duration, probe *failoverProbe) (*cluster, error) {
-	cl := &cluster{agencies: agencies, window: window, noSync: noSync, heartbeat: heartbeat, probe: probe,
-		reset: settleMemory(), cpu0: processCPUSeconds()}
+	cl := &cluster{agencies: agencies, window: window, noSync: noSync, heartbeat: heartbeat, probe: probe}
 	var spec []string
 	for _, t := range nodes {
 		port, err := nodePort()
@@ -95,17 +92,17 @@ func startCluster(runDir string, nodes []nodeTLS, agencies, window int, noSync b
 	if cl.spec, err = replica.ParseNodes(strings.Join(spec, ",")); err != nil {
 		return nil, err
 	}
-	cl.mem = startMemSampler()
+	cl.meter = startProcessMeter()
 	for _, n := range cl.nodes {
 		if err := cl.start(n); err != nil {
 			cl.kill(nil)
-			cl.mem.Stop()
+			cl.meter.mem.Stop()
 			return nil, fmt.Errorf("node %s: %w", n.name, err)
 		}
 	}
 	if _, err := cl.waitLeader(leaderTimeout); err != nil {
 		cl.kill(nil)
-		cl.mem.Stop()
+		cl.meter.mem.Stop()
 		return nil, err
 	}
 	return cl, nil
@@ -310,12 +307,7 @@ func (cl *cluster) nodeBets(n *clusterNode) int64 {
 // reports the stores' fsyncs summed over the nodes and the bets stored,
 // and an error if the files differ.
 func (cl *cluster) Stop() (centralStats, error) {
-	st := centralStats{PeakRSS: peakRSS("self"), RSSScope: "process VmHWM (every node and the agencies)",
-		CPUScope: "process (every node and the agencies)", CPUSeconds: processCPUSeconds() - cl.cpu0}
-	if !cl.reset {
-		st.RSSScope += ", not reset after data generation"
-	}
-	st.HeapPeak, st.MappedPeak = cl.mem.Stop()
+	st := cl.meter.stop("every node and the agencies")
 	errSame := cl.waitIdentical(leaderTimeout)
 	st.StoredBets = cl.StoredBets()
 	var errs []error

@@ -185,3 +185,29 @@ func fmtBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
+
+// processMeter measures the benchmark's own process while a central runs
+// in it (in-process or as a group of nodes): memory sampled, CPU from the
+// start.
+type processMeter struct {
+	mem   *memSampler
+	cpu0  float64
+	reset bool // whether the RSS high-water mark was reset after data generation
+}
+
+func startProcessMeter() processMeter {
+	reset := settleMemory()
+	return processMeter{reset: reset, cpu0: processCPUSeconds(), mem: startMemSampler()}
+}
+
+// stop ends the sampling and returns the process's figures; who says what
+// runs in the process ("central and agencies"…).
+func (m processMeter) stop(who string) centralStats {
+	st := centralStats{PeakRSS: peakRSS("self"), RSSScope: "process VmHWM (" + who + ")",
+		CPUScope: "process (" + who + ")", CPUSeconds: processCPUSeconds() - m.cpu0}
+	if !m.reset {
+		st.RSSScope += ", not reset after data generation"
+	}
+	st.HeapPeak, st.MappedPeak = m.mem.Stop()
+	return st
+}

@@ -51,28 +51,25 @@ type inProcess struct {
 	c      *central.Central
 	ln     net.Listener
 	served chan error
-	mem    *memSampler
-	cpu0   float64
-	reset  bool
+	meter  processMeter
 }
 
 func startInProcess(betsPath string, agencies, window int, noSync bool, tlsConfig *tls.Config) (*inProcess, error) {
-	p := &inProcess{reset: settleMemory(), cpu0: processCPUSeconds()}
-	p.mem = startMemSampler()
+	p := &inProcess{meter: startProcessMeter()}
 	var err error
 	if p.store, _, err = storage.Open(betsPath, storage.Options{NoSync: noSync}); err != nil {
-		p.mem.Stop()
+		p.meter.mem.Stop()
 		return nil, err
 	}
 	cfg := central.Config{Agencies: agencies, Window: max(window, central.DefaultWindow), TLS: tlsConfig}
 	if p.c, err = central.New(cfg, p.store, logline.Discard()); err != nil {
 		p.store.Close()
-		p.mem.Stop()
+		p.meter.mem.Stop()
 		return nil, err
 	}
 	if p.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		p.store.Close()
-		p.mem.Stop()
+		p.meter.mem.Stop()
 		return nil, err
 	}
 	p.served = make(chan error, 1)
@@ -84,12 +81,7 @@ func (p *inProcess) Addr() string      { return p.ln.Addr().String() }
 func (p *inProcess) StoredBets() int64 { return p.store.Stats().Bets }
 
 func (p *inProcess) Stop() (centralStats, error) {
-	st := centralStats{PeakRSS: peakRSS("self"), RSSScope: "process VmHWM (central and agencies)",
-		CPUScope: "process (central and agencies)", CPUSeconds: processCPUSeconds() - p.cpu0}
-	if !p.reset {
-		st.RSSScope += ", not reset after data generation"
-	}
-	st.HeapPeak, st.MappedPeak = p.mem.Stop()
+	st := p.meter.stop("central and agencies")
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	errShut := p.c.Shutdown(ctx)

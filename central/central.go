@@ -71,11 +71,18 @@ type Config struct {
 // Ledger is where the central's bets go: the local store (*storage.Store),
 // or a node of a replicated group (*replica.Replica), which answers the
 // same way once a majority has the batch.
+//
+// A ledger opens in constant time and learns what it holds in the
+// background: LastSeq and Finished are valid once Ready is closed, and its
+// rows may be read (ScanWhere, the draw) once Verified is. A ledger that
+// finds damage closes neither, and fails (its owner stops the central).
 type Ledger interface {
 	Append(agency uint32, seq uint64, rows *storage.Rows) *storage.Commit
 	MarkFinished(agency uint32, lastSeq uint64) *storage.Commit
+	Ready() <-chan struct{}
 	LastSeq(agency uint32) uint64
 	Finished() []uint32
+	Verified() <-chan struct{}
 	ScanWhere(keep func(agency, number int) bool, fn func(storage.Row) error) error
 }
 
@@ -181,9 +188,10 @@ type Central struct {
 	drawOnce sync.Once
 }
 
-// New returns a central storing into ledger. If the ledger says every
-// agency had already finished (a restart after the draw), the draw is run
-// again from the stored bets at once, giving the same winners.
+// New returns a central storing into ledger, without waiting for the
+// ledger to be ready: agencies are welcomed once it is. If the ledger then
+// says every agency had already finished (a restart after the draw), the
+// draw is run again from the stored bets, giving the same winners.
 func New(cfg Config, ledger Ledger, log *slog.Logger) (*Central, error) {
 	if cfg.Agencies < 1 {
 		return nil, fmt.Errorf("central: agencies must be at least 1, got %d", cfg.Agencies)
@@ -191,7 +199,7 @@ func New(cfg Config, ledger Ledger, log *slog.Logger) (*Central, error) {
 	c := &Central{
 		cfg: cfg.withDefaults(), ledger: ledger, log: log,
 		inFlight:    newBudget(cfg.withDefaults().MaxInFlightBytes),
-		draw:        NewDraw(cfg.Agencies, ledger.Finished()),
+		draw:        NewDraw(cfg.Agencies, nil),
 		quit:        make(chan struct{}),
 		kill:        make(chan struct{}),
 		listeners:   make(map[net.Listener]struct{}),
@@ -201,18 +209,43 @@ func New(cfg Config, ledger Ledger, log *slog.Logger) (*Central, error) {
 		agencies:    make(map[uint32]*session),
 		agencyConns: make(map[uint32]int),
 	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.recoverFinished()
+	}()
+	return c, nil
+}
+
+// recoverFinished counts the agencies the ledger holds as finished once it
+// is ready, and recovers the draw if they all had.
+func (c *Central) recoverFinished() {
+	select {
+	case <-c.ledger.Ready():
+	case <-c.quit:
+		return
+	}
+	for _, a := range c.ledger.Finished() {
+		c.draw.MarkFinished(a)
+	}
 	if c.draw.Complete() {
 		c.holdDraw("recuperar_sorteo")
 	}
-	return c, nil
 }
 
 // holdDraw computes and publishes the winners, once, logging it as action:
 // "sorteo" for the draw itself, "recuperar_sorteo" when a restarted central
 // recomputes a draw that had already happened (the same winners: the file
-// cannot change after the draw), so the log shows one sorteo per draw.
+// cannot change after the draw), so the log shows one sorteo per draw. It
+// reads the file only once the ledger has verified it; a central that
+// stops first holds no draw.
 func (c *Central) holdDraw(action string) {
 	c.drawOnce.Do(func() {
+		select {
+		case <-c.ledger.Verified():
+		case <-c.quit:
+			return
+		}
 		winners, err := FindWinners(c.ledger)
 		if err != nil {
 			// The stored file cannot be read back: there is no honest answer,

@@ -311,6 +311,11 @@ func (s *session) handle(f protocol.Frame) bool {
 				return s.fail(lottery.ENotLeader, hint)
 			}
 		}
+		select {
+		case <-s.c.ledger.Ready(): // a central just started learns what it holds
+		case <-s.c.quit:
+			return false
+		}
 		if !s.c.claim(s, m.Agency) {
 			return false
 		}

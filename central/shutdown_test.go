@@ -20,8 +20,9 @@ import (
 // hungDisk is a file system whose fsyncs block, once armed, until released:
 // a disk that stopped answering.
 type hungDisk struct {
-	armed   atomic.Bool
-	release chan struct{}
+	storage.OS // SyncDir, Rename, Remove
+	armed      atomic.Bool
+	release    chan struct{}
 }
 
 func (d *hungDisk) OpenFile(name string, flag int, perm os.FileMode) (storage.File, error) {
@@ -30,10 +31,6 @@ func (d *hungDisk) OpenFile(name string, flag int, perm os.FileMode) (storage.Fi
 		return nil, err
 	}
 	return &hungFile{File: f, d: d}, nil
-}
-func (d *hungDisk) SyncDir(dir string) error { return storage.OS{}.SyncDir(dir) }
-func (d *hungDisk) Rename(oldpath, newpath string) error {
-	return storage.OS{}.Rename(oldpath, newpath)
 }
 
 type hungFile struct {

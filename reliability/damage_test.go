@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,22 +23,33 @@ import (
 )
 
 // The damage suite's upload and the parts of the file formats it needs
-// (storage/journal.go, storage/verify.go): the test reads them as an
-// operator with a hex editor would, black-box.
+// (storage/header.go, storage/journal.go, storage/verify.go): the test
+// reads and writes them as an operator with a hex editor would, black-box.
 const (
 	dmgAgencies  = 3
 	dmgPerAgency = 60_000 // 180 000 rows, about 8 MB: more than dmgMaxTail
 	dmgBatch     = 100    // 1 800 batch records, groups of a few each
 
-	dmgMagic      = "LOTJRNL2"
-	dmgRecordSize = 64
-	dmgGroupEnd   = 1 // flags bit 0: the last record of its group commit
-	dmgKindBatch  = 1
-	dmgKindDone   = 2
+	// A version 3 journal: the magic in a 4 KiB block, two 4 KiB commit
+	// header slots (even generations at 4096, odd at 8192), then 64-byte
+	// records.
+	dmgMagic        = "LOTJRNL3"
+	dmgBlock        = 4096
+	dmgRecordsStart = 3 * dmgBlock
+	dmgHeaderSize   = 256
+	dmgRecordSize   = 64
+	dmgGroupEnd     = 1 // flags bit 0: the last record of its group commit
+	dmgKindBatch    = 1
+	dmgKindDone     = 2
 	// dmgMaxTail mirrors storage's maxTailBytes (maxGroupBytes 4 MiB plus
-	// 1 MiB): the most bytes past the last committed record recovery cuts.
+	// 1 MiB): the most bytes past the committed rows recovery cuts.
 	dmgMaxTail = 4<<20 + 1<<20
+	// dmgMaxTailRecords mirrors storage's maxGroupCommits+1: the most
+	// records past the committed ones recovery cuts.
+	dmgMaxTailRecords = 1024 + 1
 )
+
+var dmgCastagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // dmgWinners are the winners per agency of the generated files.
 var dmgWinners = []int{2, 0, 3}
@@ -48,14 +60,62 @@ type dmgRecord struct {
 	off        int64 // offset in the journal
 	kind       byte
 	flags      byte
+	group      uint16
 	agency     uint32
 	seq        uint64
 	start, end int64 // bytes of the bets file it covers
 	count      uint32
+	chain      [16]byte
 }
 
-// dmgGroup is a group commit: records first..last (indexes).
+// dmgGroup is a group commit: records first..last (indexes). Group i is
+// generation i: the base record's group is 0.
 type dmgGroup struct{ first, last int }
+
+// dmgState is what a commit header says the two files hold.
+type dmgState struct{ journal, bets, count, batches, finished int64 }
+
+// dmgHeader is a commit header (storage/header.go):
+//
+//	0 gen | 8 after (5 × u64) | 48 before (5 × u64) | 88 chain (16)
+//	| 104 root (32) | 136 zeros | 252 CRC-32C of bytes 0-251
+type dmgHeader struct {
+	gen           uint64
+	after, before dmgState
+	chain         [16]byte
+}
+
+func (h dmgHeader) encode() []byte {
+	b := binary.BigEndian.AppendUint64(nil, h.gen)
+	for _, st := range []dmgState{h.after, h.before} {
+		for _, v := range []int64{st.journal, st.bets, st.count, st.batches, st.finished} {
+			b = binary.BigEndian.AppendUint64(b, uint64(v))
+		}
+	}
+	b = append(b, h.chain[:]...)
+	b = append(b, make([]byte, dmgHeaderSize-4-len(b))...)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, dmgCastagnoli))
+}
+
+// parseDmgHeader decodes the header slot at off, reporting false for one
+// whose CRC does not check out (torn, garbled or zeros).
+func parseDmgHeader(j []byte, off int64) (dmgHeader, bool) {
+	b := j[off : off+dmgHeaderSize]
+	if crc32.Checksum(b[:dmgHeaderSize-4], dmgCastagnoli) != binary.BigEndian.Uint32(b[dmgHeaderSize-4:]) {
+		return dmgHeader{}, false
+	}
+	h := dmgHeader{gen: binary.BigEndian.Uint64(b)}
+	for i, st := range []*dmgState{&h.after, &h.before} {
+		f := b[8+40*i:]
+		*st = dmgState{int64(binary.BigEndian.Uint64(f)), int64(binary.BigEndian.Uint64(f[8:])),
+			int64(binary.BigEndian.Uint64(f[16:])), int64(binary.BigEndian.Uint64(f[24:])), int64(binary.BigEndian.Uint64(f[32:]))}
+	}
+	copy(h.chain[:], b[88:104])
+	return h, true
+}
+
+// dmgSlot is where the header of generation gen is written.
+func dmgSlot(gen uint64) int64 { return dmgBlock * (1 + int64(gen%2)) }
 
 // ackedState is what a finished upload left: every batch in it was
 // acknowledged (every agency exited 0).
@@ -64,13 +124,15 @@ type ackedState struct {
 	bets, journal []byte
 	recs          []dmgRecord
 	groups        []dmgGroup
-	groupOf       []int // record index → group index
+	groupOf       []int     // record index → group index
+	head          dmgHeader // the newest commit header: the last group's
 }
 
 // dmgFiles are the two files of one case, damaged in memory then written.
 type dmgFiles struct {
 	bets, journal []byte
 	noJournal     bool
+	noBets        bool
 }
 
 func (a *ackedState) files() *dmgFiles {
@@ -87,7 +149,7 @@ func (a *ackedState) rec(t *testing.T, i int) dmgRecord {
 }
 
 // covering returns the record whose bytes hold pos of the bets file: the
-// offset recovery names for a change there is that record's start (the
+// offset the central names for a change there is that record's start (the
 // end of the record before it).
 func (a *ackedState) covering(t *testing.T, pos int64) dmgRecord {
 	t.Helper()
@@ -100,17 +162,41 @@ func (a *ackedState) covering(t *testing.T, pos int64) dmgRecord {
 	return dmgRecord{}
 }
 
-// keepBefore returns what recovery keeps of a journal cut before record
-// k: the journal and bets lengths at the end of the last whole group.
-func (a *ackedState) keepBefore(k int) (journal, bets int64) {
-	journal = int64(len(dmgMagic))
-	for _, g := range a.groups {
+// stateAfter is what the files held after group gi (-1: before the base
+// record): what a commit header of that group says, and what Repair keeps
+// when gi is the last whole group that verifies.
+func (a *ackedState) stateAfter(gi int) dmgState {
+	st := dmgState{journal: dmgRecordsStart}
+	if gi < 0 {
+		return st
+	}
+	last := a.recs[a.groups[gi].last]
+	st.journal, st.bets = last.off+dmgRecordSize, last.end
+	for _, r := range a.recs[:last.index+1] {
+		switch r.kind {
+		case dmgKindBatch:
+			st.count += int64(r.count)
+			st.batches++
+		case dmgKindDone:
+			st.finished++
+		default: // the base record
+			st.count += int64(r.count)
+		}
+	}
+	return st
+}
+
+// groupBefore returns the last group whose records all come before record
+// k: what a scan that stops at record k keeps (-1: none).
+func (a *ackedState) groupBefore(k int) int {
+	gi := -1
+	for i, g := range a.groups {
 		if g.last >= k {
 			break
 		}
-		journal, bets = a.recs[g.last].off+dmgRecordSize, a.recs[g.last].end
+		gi = i
 	}
-	return journal, bets
+	return gi
 }
 
 // betsUpTo counts the bets of the records before journal offset off.
@@ -124,7 +210,7 @@ func (a *ackedState) betsUpTo(off int64) int64 {
 	return n
 }
 
-// rowStart returns the start of the first row at or after pos.
+// rowStart returns the start of the row after the one that holds pos.
 func (a *ackedState) rowStart(t *testing.T, pos int64) int64 {
 	t.Helper()
 	i := bytes.IndexByte(a.bets[pos:], '\n')
@@ -134,21 +220,42 @@ func (a *ackedState) rowStart(t *testing.T, pos int64) int64 {
 	return pos + int64(i) + 1
 }
 
-// parseJournal decodes a version 2 journal (storage/journal.go).
+// lastRows is the record that covers the last rows of the bets file: the
+// one the central checks the end of the file against before it listens.
+func (a *ackedState) lastRows(t *testing.T) dmgRecord {
+	t.Helper()
+	return a.covering(t, int64(len(a.bets))-1)
+}
+
+// repaired is the journal Repair must leave when it keeps the groups up to
+// gi of orig: its records region up to there, the magic block as it was,
+// the kept generation's slot a quiescent header (before = after: no group
+// in doubt) and the other slot zeros.
+func (a *ackedState) repaired(orig []byte, gi int) []byte {
+	st := a.stateAfter(gi)
+	j := slices.Clone(orig[:st.journal])
+	h := dmgHeader{gen: uint64(gi), after: st, before: st, chain: a.recs[a.groups[gi].last].chain}
+	copy(j[dmgSlot(h.gen):], h.encode())
+	clear(j[dmgSlot(h.gen+1) : dmgSlot(h.gen+1)+dmgHeaderSize])
+	return j
+}
+
+// parseJournal decodes a version 3 journal's records (storage/journal.go).
 func parseJournal(t *testing.T, j []byte) []dmgRecord {
 	t.Helper()
-	if !bytes.HasPrefix(j, []byte(dmgMagic)) || (len(j)-len(dmgMagic))%dmgRecordSize != 0 {
-		t.Fatalf("the journal (%d bytes) is not %s and whole records", len(j), dmgMagic)
+	if !bytes.HasPrefix(j, []byte(dmgMagic)) || len(j) < dmgRecordsStart || (len(j)-dmgRecordsStart)%dmgRecordSize != 0 {
+		t.Fatalf("the journal (%d bytes) is not %s, its blocks and whole records", len(j), dmgMagic)
 	}
 	var recs []dmgRecord
 	var prevEnd int64
-	for off := len(dmgMagic); off < len(j); off += dmgRecordSize {
+	for off := dmgRecordsStart; off < len(j); off += dmgRecordSize {
 		b := j[off : off+dmgRecordSize]
 		r := dmgRecord{
-			index: len(recs), off: int64(off), kind: b[0], flags: b[1],
+			index: len(recs), off: int64(off), kind: b[0], flags: b[1], group: binary.BigEndian.Uint16(b[2:4]),
 			agency: binary.BigEndian.Uint32(b[4:8]), seq: binary.BigEndian.Uint64(b[8:16]),
 			start: prevEnd, end: int64(binary.BigEndian.Uint64(b[16:24])), count: binary.BigEndian.Uint32(b[24:28]),
 		}
+		copy(r.chain[:], b[44:60])
 		prevEnd = r.end
 		recs = append(recs, r)
 	}
@@ -162,30 +269,53 @@ func dmgFlip(b []byte, i int64, mask byte) { b[i] ^= mask }
 // editing the file on purpose would.
 func dmgFixCRC(j []byte, off int64) {
 	rec := j[off : off+dmgRecordSize]
-	binary.BigEndian.PutUint32(rec[60:], crc32.Checksum(rec[:60], crc32.MakeTable(crc32.Castagnoli)))
+	binary.BigEndian.PutUint32(rec[60:], crc32.Checksum(rec[:60], dmgCastagnoli))
 }
 
-// dmgForgeRecord encodes a valid record chained after the journal's last
-// one, as the central's writer would (storage/journal.go).
-func dmgForgeRecord(j []byte, kind, flags byte, agency uint32, seq uint64, end int64, count uint32, rows []byte) []byte {
-	prev := j[len(j)-dmgRecordSize+44 : len(j)-4]
-	b := []byte{kind, flags, 0, 0}
-	b = binary.BigEndian.AppendUint32(b, agency)
-	b = binary.BigEndian.AppendUint64(b, seq)
+// dmgForgedRows are whole rows of a batch the acked upload never made. They
+// are agency 4's (a number this central's AGENCIES=3 never welcomes): every
+// agency of the upload finished, and a batch of theirs after that is out
+// of place, which the index would refuse as damage; agency 4's first batch
+// is a batch like any other to the store.
+var dmgForgedRows = []byte("4,Santiago,González,00000001,1990-01-01,1\r\n4,Lucía,Pérez,00000002,1991-02-02,2\r\n4,Tomás,Díaz,00000003,1992-03-03,3\r\n")
+
+// forgeGroup encodes the group the central's writer would commit next if
+// agency 4 sent dmgForgedRows as its batch 1: its one record, chained to
+// the journal's last, and its commit header (state before and after).
+func (a *ackedState) forgeGroup(flags byte) (record []byte, h dmgHeader) {
+	gen := a.head.gen + 1
+	end := int64(len(a.bets) + len(dmgForgedRows))
+	b := []byte{dmgKindBatch, flags}
+	b = binary.BigEndian.AppendUint16(b, uint16(gen))
+	b = binary.BigEndian.AppendUint32(b, 4)
+	b = binary.BigEndian.AppendUint64(b, 1)
 	b = binary.BigEndian.AppendUint64(b, uint64(end))
-	b = binary.BigEndian.AppendUint32(b, count)
-	sum := sha256.Sum256(rows)
+	b = binary.BigEndian.AppendUint32(b, 3)
+	sum := sha256.Sum256(dmgForgedRows)
 	b = append(b, sum[:16]...)
-	h := sha256.New()
-	h.Write(prev)
-	h.Write(b)
-	b = append(b, h.Sum(nil)[:16]...)
-	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+	prev := a.recs[len(a.recs)-1].chain
+	ch := sha256.New()
+	ch.Write(prev[:])
+	ch.Write(b)
+	b = append(b, ch.Sum(nil)[:16]...)
+	record = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, dmgCastagnoli))
+	h = dmgHeader{gen: gen, before: a.head.after, after: a.head.after}
+	h.after.journal += dmgRecordSize
+	h.after.bets = end
+	h.after.count += 3
+	h.after.batches++
+	copy(h.chain[:], record[44:60])
+	return record, h
 }
+
+// withHeader writes h into its slot of f's journal.
+func (f *dmgFiles) withHeader(h dmgHeader) { copy(f.journal[dmgSlot(h.gen):], h.encode()) }
 
 // uploadAcked runs the built central and three agencies to the end (every
 // agency told its winners, exit 0), stops the central with SIGTERM and
 // returns its files: the acknowledged state every case damages a copy of.
+// It checks that the test reads the format as the central writes it: the
+// newest commit header describes exactly the records and rows on disk.
 func uploadAcked(t *testing.T, dataDir string) *ackedState {
 	t.Helper()
 	d := dataset{dir: dataDir, agencies: dmgAgencies}
@@ -211,13 +341,7 @@ func uploadAcked(t *testing.T, dataDir string) *ackedState {
 		t.FailNow()
 	}
 	s := &ackedState{data: d}
-	var err error
-	if s.bets, err = os.ReadFile(path); err != nil {
-		t.Fatal(err)
-	}
-	if s.journal, err = os.ReadFile(path + ".journal"); err != nil {
-		t.Fatal(err)
-	}
+	s.bets, s.journal = dmgRead(t, path), dmgRead(t, path+".journal")
 	if rows := bytes.Count(s.bets, []byte("\n")); rows != dmgAgencies*dmgPerAgency {
 		t.Fatalf("the upload stored %d rows, want %d", rows, dmgAgencies*dmgPerAgency)
 	}
@@ -233,8 +357,25 @@ func uploadAcked(t *testing.T, dataDir string) *ackedState {
 	if last := s.recs[len(s.recs)-1]; last.flags&dmgGroupEnd == 0 || last.end != int64(len(s.bets)) {
 		t.Fatalf("the acked journal does not end with a group end at the end of the bets file: %+v", last)
 	}
-	t.Logf("acked state: bets.csv %d bytes, journal %d bytes, %d records in %d group commits",
-		len(s.bets), len(s.journal), len(s.recs), len(s.groups))
+	var heads []dmgHeader
+	for gen := range uint64(2) {
+		if h, ok := parseDmgHeader(s.journal, dmgSlot(gen)); ok && h.gen%2 == gen {
+			heads = append(heads, h)
+		}
+	}
+	if len(heads) != 2 {
+		t.Fatalf("%d commit header slots check out after a clean stop, want 2", len(heads))
+	}
+	s.head = heads[0]
+	if heads[1].gen > s.head.gen {
+		s.head = heads[1]
+	}
+	n := len(s.groups)
+	if want := (dmgHeader{gen: uint64(n - 1), after: s.stateAfter(n - 1), before: s.stateAfter(n - 2), chain: s.recs[len(s.recs)-1].chain}); s.head != want {
+		t.Fatalf("the newest commit header is %+v; the records say %+v", s.head, want)
+	}
+	t.Logf("acked state: bets.csv %d bytes, journal %d bytes, %d records in %d group commits; the newest (generation %d) is records %d–%d",
+		len(s.bets), len(s.journal), len(s.recs), n, s.head.gen, s.groups[n-1].first, s.groups[n-1].last)
 	return s
 }
 
@@ -263,8 +404,10 @@ func (f *dmgFiles) write(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "bets.csv")
-	if err := os.WriteFile(path, f.bets, 0o644); err != nil {
-		t.Fatal(err)
+	if !f.noBets {
+		if err := os.WriteFile(path, f.bets, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if !f.noJournal {
 		if err := os.WriteFile(path+".journal", f.journal, 0o644); err != nil {
@@ -324,20 +467,28 @@ func dmgDiff(before, after map[string][]byte) (string, int64) {
 	return strings.Join(what, ", "), n
 }
 
-// refusal is the expected outcome "the central refuses to start": the
-// damage it names.
+// refusal is the expected outcome "the central refuses the files": the
+// damage it names, and when it finds it.
 type refusal struct {
-	journal bool   // the journal is the file named, else the bets file
-	offset  int64  // the offset named
-	what    string // a part of the error
+	journal bool     // the journal is the file named, else the bets file
+	offset  int64    // the offset named
+	what    []string // parts of the error, each
+	// serving: found by the background index or verification, after the
+	// central listened (it then stops: shutdown cause damage); else found
+	// before it listens, in the constant-time check of the tail.
+	serving bool
+	// cutBets is what the central may cut of the bets file before the
+	// background verification finds the damage (see dmgLimits); 0 for
+	// every true refusal: no byte changed.
+	cutBets int64
 }
 
 // recovery is the expected outcome "the central starts": what recovery
-// cut, and the files it leaves.
+// cut, what it counts, and the files it leaves.
 type recovery struct {
 	cutBets, cutJournal int64
 	bets, journal       []byte
-	apuestas            int64
+	apuestas, finished  int64
 }
 
 // dmgTable collects one row per case for the closing note.
@@ -358,9 +509,20 @@ func (tb *dmgTable) log(t *testing.T) {
 	t.Logf("damage table (%d cases):\n%s", len(tb.rows), sb.String())
 }
 
+// lineIndex returns the index in lines of the first line with the action
+// and result ("" matches any result), or -1.
+func lineIndex(lines []testutil.Line, action, result string) int {
+	return slices.IndexFunc(lines, func(l testutil.Line) bool {
+		return l.Action == action && (result == "" || l.Result == result)
+	})
+}
+
 // expectRefusal starts the built central on path and checks that it
-// refuses: exit 1, one `recuperar | result: fail` line naming the damage,
-// and no byte of the directory changed.
+// refuses the files: exit 1 and exactly one `recuperar | result: fail`
+// line naming the damage, with no byte of the directory changed; before
+// it listens (no `escuchar` line), or, when want.serving, after its
+// `escuchar` line and followed by `shutdown | result: fail | cause:
+// damage`.
 func expectRefusal(t *testing.T, tb *dmgTable, name, damage, path string, want refusal) {
 	t.Helper()
 	dir := filepath.Dir(path)
@@ -374,12 +536,18 @@ func expectRefusal(t *testing.T, tb *dmgTable, name, damage, path string, want r
 	code := p.Wait(t, testutil.ExitTimeout)
 	lines := p.Lines()
 	fails := testutil.Find(lines, "recuperar", "fail")
-	changes, changed := dmgDiff(before, dmgSnapshot(t, dir))
+	listened := lineIndex(lines, "escuchar", "success")
+	after := dmgSnapshot(t, dir)
+	changes, changed := dmgDiff(before, after)
 	did := fmt.Sprintf("exit %d", code)
-	if len(fails) > 0 {
-		did = fmt.Sprintf("refused (exit %d): file %s, offset %s", code, filepath.Base(fails[0].Get("file")), fails[0].Get("offset"))
-	} else if l, ok := testutil.FindOne(lines, "recuperar", "success"); ok {
-		did = fmt.Sprintf("STARTED (exit %d): %s", code, dmgRecoveryText(l))
+	switch {
+	case len(fails) > 0 && listened >= 0:
+		did = fmt.Sprintf("refused while serving (exit %d): file %s, offset %s", code, filepath.Base(fails[0].Get("file")), fails[0].Get("offset"))
+	case len(fails) > 0:
+		did = fmt.Sprintf("refused before listening (exit %d): file %s, offset %s", code, filepath.Base(fails[0].Get("file")), fails[0].Get("offset"))
+	case listened >= 0:
+		l, _ := testutil.FindOne(lines, "recuperar", "success")
+		did = fmt.Sprintf("SERVED (exit %d): %s", code, dmgRecoveryText(l))
 	}
 	if changes != "" {
 		did += "; " + changes
@@ -391,7 +559,7 @@ func expectRefusal(t *testing.T, tb *dmgTable, name, damage, path string, want r
 		wantFile = path + ".journal"
 	}
 	if code != 1 {
-		t.Errorf("exit %d, want 1 (refuse to start):\n%s", code, tail(p.Output(), 10))
+		t.Errorf("exit %d, want 1 (refuse the files):\n%s", code, tail(p.Output(), 10))
 	}
 	if len(fails) != 1 {
 		t.Fatalf("%d `recuperar | result: fail` lines, want 1:\n%s", len(fails), tail(p.Output(), 10))
@@ -403,30 +571,50 @@ func expectRefusal(t *testing.T, tb *dmgTable, name, damage, path string, want r
 	if got, _ := l.Int("offset"); int64(got) != want.offset {
 		t.Errorf("offset: %s, want %d (%s)", l.Get("offset"), want.offset, l.Raw)
 	}
-	if !strings.Contains(l.Get("error"), want.what) {
-		t.Errorf("error %q does not say %q", l.Get("error"), want.what)
+	for _, w := range want.what {
+		if !strings.Contains(l.Get("error"), w) {
+			t.Errorf("error %q does not say %q", l.Get("error"), w)
+		}
 	}
 	if !l.Has("hint") {
 		t.Errorf("no hint: %s", l.Raw)
 	}
-	if n := len(testutil.Find(lines, "escuchar", "")); n != 0 {
-		t.Errorf("the central listened (%d escuchar lines) on damaged files", n)
+	if want.serving {
+		fail := lineIndex(lines, "recuperar", "fail")
+		stop := slices.IndexFunc(lines, func(l testutil.Line) bool {
+			return l.Action == "shutdown" && l.Result == "fail" && l.Get("cause") == "damage"
+		})
+		if listened < 0 || fail < listened || stop < fail {
+			t.Errorf("lines escuchar at %d, recuperar fail at %d, shutdown fail cause damage at %d; want them in this order "+
+				"(damage found by the background index or verification):\n%s", listened, fail, stop, tail(p.Output(), 10))
+		}
+	} else if n := len(testutil.Find(lines, "escuchar", "")); n != 0 {
+		t.Errorf("the central listened (%d escuchar lines) on files it can refuse before listening", n)
 	}
-	if changes != "" {
+	wantAfter := before
+	if want.cutBets > 0 {
+		wantAfter = maps.Clone(before)
+		b := wantAfter["bets.csv"]
+		wantAfter["bets.csv"] = b[:len(b)-int(want.cutBets)]
+	}
+	if changes, changed := dmgDiff(wantAfter, after); changes != "" {
 		t.Errorf("the refusing central changed the directory (%d bytes): %s", changed, changes)
 	}
 }
 
 // expectRecovery starts the built central on path, stops it with SIGTERM
-// and checks what recovery cut and the files it left.
+// and checks what recovery cut and counted and the files it left; then
+// `server -check` must verify those files whole (the central stopped may
+// not have finished its background verification).
 func expectRecovery(t *testing.T, tb *dmgTable, name, damage, path string, want recovery) {
 	t.Helper()
-	betsBefore, journalBefore := dmgRead(t, path), dmgRead(t, path+".journal")
-	p := testutil.StartServer(t, filepath.Dir(path), dmgServerEnv(path))
+	dir := filepath.Dir(path)
+	before := dmgSnapshot(t, dir)
+	p := testutil.StartServer(t, dir, dmgServerEnv(path))
 	dmgStop(t, p)
+	_, changed := dmgDiff(before, dmgSnapshot(t, dir))
 	betsAfter, journalAfter := dmgRead(t, path), dmgRead(t, path+".journal")
 	l, ok := testutil.FindOne(p.Lines(), "recuperar", "success")
-	changed := int64(len(betsBefore)-len(betsAfter)) + int64(len(journalBefore)-len(journalAfter))
 	tb.add(name, damage, "recovered (exit 0): "+dmgRecoveryText(l), strconv.FormatInt(changed, 10))
 	if !ok {
 		t.Fatalf("no single `recuperar | result: success` line:\n%s", tail(p.Output(), 10))
@@ -434,7 +622,8 @@ func expectRecovery(t *testing.T, tb *dmgTable, name, damage, path string, want 
 	for _, c := range []struct {
 		key  string
 		want int64
-	}{{"bytes_descartados", want.cutBets}, {"journal_bytes_descartados", want.cutJournal}, {"apuestas", want.apuestas}} {
+	}{{"bytes_descartados", want.cutBets}, {"journal_bytes_descartados", want.cutJournal},
+		{"apuestas", want.apuestas}, {"agencias_finalizadas", want.finished}} {
 		if got, _ := l.Int(c.key); int64(got) != c.want {
 			t.Errorf("%s: %s, want %d (%s)", c.key, l.Get(c.key), c.want, l.Raw)
 		}
@@ -446,6 +635,12 @@ func expectRecovery(t *testing.T, tb *dmgTable, name, damage, path string, want 
 	if !bytes.Equal(journalAfter, want.journal) {
 		t.Errorf("journal after recovery: %d bytes, want exactly the %d expected bytes (first difference at %d)",
 			len(journalAfter), len(want.journal), dmgFirstDiff(journalAfter, want.journal))
+	}
+	code, lines, out := runServerFlag(t, path, "-check")
+	c, ok := testutil.FindOne(lines, "verificar", "success")
+	if code != 0 || !ok || c.Get("tail_bets_bytes") != "0" || c.Get("tail_journal_bytes") != "0" ||
+		c.Get("apuestas") != strconv.FormatInt(want.apuestas, 10) {
+		t.Errorf("-check on the recovered files: exit %d; want 0 and verificar success with no tail and %d apuestas:\n%s", code, want.apuestas, out)
 	}
 }
 
@@ -498,12 +693,17 @@ type dmgCase struct {
 
 // TestCentral_Damage damages copies of the files a real upload left (every
 // batch in them acknowledged: each agency exited 0) and starts the built
-// central on each copy. Every case ends in one of two outcomes, asserted
-// exactly: the central refuses to start (exit 1, one `recuperar | result:
-// fail` line naming the file and offset of the damage, no byte of the
-// directory changed), or it recovers (exit 0 after SIGTERM) leaving exactly
-// the expected bytes. The Limits cases are damages recovery cannot tell
-// from an unsynced tail, so it cuts acknowledged data: they are asserted as
+// central on each copy. Every case ends in one of three outcomes, asserted
+// exactly: the central refuses the files before it listens (what a torn
+// write cannot explain in the commit header, the newest group and the
+// last rows: exit 1, one `recuperar | result: fail` line naming the file
+// and offset of the damage, no `escuchar` line, no byte of the directory
+// changed); or it listens and its background index or verification finds
+// the damage (the same line after `escuchar`, then `shutdown | result:
+// fail | cause: damage`, exit 1, no byte changed); or it recovers (exit 0
+// after SIGTERM) leaving exactly the expected bytes, which `-check` then
+// verifies whole. The Limits cases are damages recovery cannot tell from
+// a torn write, so it rolls back acknowledged data: they are asserted as
 // they behave and marked LIMIT in the damage table the test logs at the
 // end. Group boundaries depend on timing, so the expected offsets and cuts
 // are computed from the acked journal of each run.
@@ -521,8 +721,7 @@ func TestCentral_Damage(t *testing.T) {
 	defer tb.log(t)
 
 	t.Run("Control", func(t *testing.T) {
-		expectRecovery(t, tb, "control", "none (the acked files as they are)", a.files().write(t),
-			recovery{bets: a.bets, journal: a.journal, apuestas: a.betsUpTo(int64(len(a.journal)))})
+		expectRecovery(t, tb, "control", "none (the acked files as they are)", a.files().write(t), a.all())
 	})
 
 	for _, c := range dmgRefusals(t, a) {
@@ -557,8 +756,16 @@ func TestCentral_Damage(t *testing.T) {
 	t.Run("Adopt", func(t *testing.T) { dmgAdopt(t, tb, a) })
 }
 
-// dmgRefusals are the damages the central must refuse to start on.
+// all is the recovery of the acked files themselves: nothing cut, every
+// bet and every finished agency counted.
+func (a *ackedState) all() recovery {
+	return recovery{bets: a.bets, journal: a.journal, apuestas: a.head.after.count, finished: a.head.after.finished}
+}
+
+// dmgRefusals are the damages the central must refuse, before it listens
+// or while it serves.
 func dmgRefusals(t *testing.T, a *ackedState) []dmgCase {
+	const parse, chain, digest, cutShort = "does not parse", "does not chain", "do not match the digest", "cut short"
 	jflip := func(name string, rec, byteOff int64, mask byte, fixCRC bool, what string) dmgCase {
 		r := a.rec(t, int(rec))
 		return dmgCase{
@@ -570,7 +777,7 @@ func dmgRefusals(t *testing.T, a *ackedState) []dmgCase {
 					dmgFixCRC(f.journal, r.off)
 				}
 			},
-			refuse: &refusal{journal: true, offset: r.off, what: what},
+			refuse: &refusal{journal: true, offset: r.off, what: []string{what}, serving: true},
 		}
 	}
 	bflip := func(name, where string, pos int64) dmgCase {
@@ -579,34 +786,169 @@ func dmgRefusals(t *testing.T, a *ackedState) []dmgCase {
 			name:   name,
 			damage: fmt.Sprintf("bets.csv: bit 0x01 of byte %d (%s; record %d covers %d–%d)", pos, where, r.index, r.start, r.end),
 			apply:  func(f *dmgFiles) { dmgFlip(f.bets, pos, 0x01) },
-			refuse: &refusal{offset: r.start, what: "do not match the digest"},
+			refuse: &refusal{offset: r.start, what: []string{digest}, serving: true},
 		}
 	}
-	const parse, chain = "does not parse", "does not chain"
-	size := int64(len(a.bets))
-
-	// The last row's record must not be in the last group: the agencies
-	// finish after their last ack, so the last group holds only finished
-	// records, covering no bytes.
-	lastRow := a.covering(t, size-3)
-	if a.groupOf[lastRow.index] == len(a.groups)-1 {
-		t.Fatalf("the last group holds the last batch (record %d): the setup does not match the protocol", lastRow.index)
+	jcut := func(name, where string, at int64) dmgCase {
+		return dmgCase{
+			name:   name,
+			damage: fmt.Sprintf("journal cut at byte %d (%s) of %d; the newest header says %d before its group", at, where, len(a.journal), a.head.before.journal),
+			apply:  func(f *dmgFiles) { f.journal = f.journal[:at] },
+			refuse: &refusal{journal: true, offset: at, what: []string{cutShort}},
+		}
 	}
+	bcut := func(name, where string, at int64) dmgCase {
+		return dmgCase{
+			name:   name,
+			damage: fmt.Sprintf("bets.csv cut at byte %d (%s) of %d", at, where, len(a.bets)),
+			apply:  func(f *dmgFiles) { f.bets = f.bets[:at] },
+			refuse: &refusal{offset: at, what: []string{cutShort}},
+		}
+	}
+	size := int64(len(a.bets))
+	n := len(a.groups)
+	// The newest group holds only finished records (the agencies finish
+	// after their last ack); the cases below rely on it.
+	if lr := a.lastRows(t); a.groupOf[lr.index] == n-1 {
+		t.Fatalf("the newest group holds the last batch (record %d): the setup does not match the protocol", lr.index)
+	}
+	lastRows := a.lastRows(t)
+	beforeNewest := a.recs[a.groups[n-2].last] // the last record of the group before the newest
 
 	insertAt := a.rowStart(t, size/3)
 	editAt := a.rowStart(t, 2*size/3)
 	deleteAt := a.rowStart(t, size/4)
 	deleteEnd := a.rowStart(t, deleteAt)
 	inserted := []byte("2,Conan,Doyle,30000000,1990-01-01,1234\r\n")
-
-	cutAt := 200 // a record boundary well before the end
-	keepJ, keepB := a.keepBefore(cutAt)
-	if size-keepB <= dmgMaxTail {
-		t.Fatalf("cutting the journal at record %d leaves %d bytes past it, not more than %d: make the upload bigger", cutAt, size-keepB, dmgMaxTail)
+	midRec := a.rec(t, len(a.recs)/2)
+	zeroFrom := func(off int64) func(f *dmgFiles) {
+		return func(f *dmgFiles) { clear(f.journal[off:]) }
 	}
-	cutOff := a.rec(t, cutAt).off
+	longTail := bytes.Repeat(dmgForgedRows, dmgMaxTail/len(dmgForgedRows)+1)
 
 	return []dmgCase{
+		// Before listening: what the newest header, the newest group and
+		// the last rows show.
+		jcut("JournalCutAfterBase", "just after the base record", dmgRecordsStart+dmgRecordSize),
+		jcut("JournalCutAtRecord", fmt.Sprintf("the start of record %d, mid-journal", midRec.index), midRec.off),
+		jcut("JournalCutMidRecord", fmt.Sprintf("30 bytes into record %d", midRec.index), midRec.off+30),
+		jcut("JournalCutBeforeNewestGroup", fmt.Sprintf("the start of record %d, the last of the group before the newest", beforeNewest.index), beforeNewest.off),
+		// A journal is created whole before any row: one that ends inside
+		// its blocks next to rows was cut (adopting the rows would forget
+		// their sequence numbers).
+		{
+			name:   "JournalCutInHeaders",
+			damage: fmt.Sprintf("journal cut at byte %d, inside its second header slot (no record left)", dmgSlot(1)+100),
+			apply:  func(f *dmgFiles) { f.journal = f.journal[:dmgSlot(1)+100] },
+			refuse: &refusal{journal: true, offset: int64(dmgSlot(1) + 100), what: []string{"inside its header blocks", "cut short"}},
+		},
+		{
+			name:   "JournalZeroedAfterBase",
+			damage: fmt.Sprintf("journal cut just after the base record and zero-filled back to its %d bytes", len(a.journal)),
+			apply:  zeroFrom(dmgRecordsStart + dmgRecordSize),
+			refuse: &refusal{journal: true, offset: beforeNewest.off, what: []string{parse, "zero-filled"}},
+		},
+		{
+			name:   "JournalZeroedFromMiddle",
+			damage: fmt.Sprintf("journal cut at record %d and zero-filled back to its %d bytes", midRec.index, len(a.journal)),
+			apply:  zeroFrom(midRec.off),
+			refuse: &refusal{journal: true, offset: beforeNewest.off, what: []string{parse, "zero-filled"}},
+		},
+		{
+			name:   "JournalGroupBeforeNewestLastRecord",
+			damage: fmt.Sprintf("journal: bit 0x01 of byte 10 of record %d, the last of the group before the newest", beforeNewest.index),
+			apply:  func(f *dmgFiles) { dmgFlip(f.journal, beforeNewest.off+10, 0x01) },
+			refuse: &refusal{journal: true, offset: beforeNewest.off, what: []string{parse}},
+		},
+		{
+			name:   "JournalGroupBeforeNewestEndCleared",
+			damage: fmt.Sprintf("journal: the group-end flag of record %d (the last of the group before the newest) cleared, CRC recomputed", beforeNewest.index),
+			apply: func(f *dmgFiles) {
+				dmgFlip(f.journal, beforeNewest.off+1, dmgGroupEnd)
+				dmgFixCRC(f.journal, beforeNewest.off)
+			},
+			refuse: &refusal{journal: true, offset: beforeNewest.off, what: []string{"is not the end of group"}},
+		},
+		{
+			name:   "HeadersBoth",
+			damage: "journal: a bit of each commit header slot",
+			apply: func(f *dmgFiles) {
+				dmgFlip(f.journal, dmgSlot(0)+20, 0x01)
+				dmgFlip(f.journal, dmgSlot(1)+20, 0x01)
+			},
+			refuse: &refusal{journal: true, offset: dmgSlot(0), what: []string{"neither commit header checks out"}},
+		},
+		{
+			name:   "JournalMagic",
+			damage: "journal: a bit of its magic",
+			apply:  func(f *dmgFiles) { dmgFlip(f.journal, 0, 0x01) },
+			refuse: &refusal{journal: true, offset: 0, what: []string{"not a bets journal"}},
+		},
+		{
+			name:   "JournalMissing",
+			damage: fmt.Sprintf("journal deleted next to %d bytes of bets", size),
+			apply:  func(f *dmgFiles) { f.noJournal = true },
+			refuse: &refusal{journal: true, offset: 0, what: []string{"no complete journal"}},
+		},
+		{
+			name:   "JournalLongTail",
+			damage: fmt.Sprintf("journal: %d zero records appended, more than one group commit writes", dmgMaxTailRecords+1),
+			apply: func(f *dmgFiles) {
+				f.journal = append(f.journal, make([]byte, (dmgMaxTailRecords+1)*dmgRecordSize)...)
+			},
+			refuse: &refusal{journal: true, offset: int64(len(a.journal)), what: []string{"more than one group commit writes"}},
+		},
+		bcut("BetsCutToFirstRow", "the end of the first row", a.rowStart(t, 0)),
+		bcut("BetsCutAtRow", "a row boundary in the middle", a.rowStart(t, size/2)),
+		bcut("BetsCutLastRow", "the start of the last row", int64(bytes.LastIndexByte(a.bets[:size-1], '\n')+1)),
+		bcut("BetsEmptied", "nothing left", 0),
+		{
+			name:   "BetsMissing",
+			damage: "bets.csv deleted next to its journal",
+			apply:  func(f *dmgFiles) { f.noBets = true },
+			refuse: &refusal{offset: 0, what: []string{"missing, but its journal"}},
+		},
+		{
+			name:   "BetsRowInserted",
+			damage: fmt.Sprintf("bets.csv: a row inserted at byte %d", insertAt),
+			apply: func(f *dmgFiles) {
+				f.bets = slices.Concat(a.bets[:insertAt], inserted, a.bets[insertAt:])
+			},
+			refuse: &refusal{offset: lastRows.start, what: []string{digest, "inserted, deleted or changed"}},
+		},
+		{
+			// The file is shorter than the header says: that is what a
+			// deleted row looks like before any digest is read.
+			name:   "BetsRowDeleted",
+			damage: fmt.Sprintf("bets.csv: the row at bytes %d–%d deleted", deleteAt, deleteEnd),
+			apply: func(f *dmgFiles) {
+				f.bets = slices.Concat(a.bets[:deleteAt], a.bets[deleteEnd:])
+			},
+			refuse: &refusal{offset: size - (deleteEnd - deleteAt), what: []string{cutShort}},
+		},
+		{
+			name:   "BetsRowMovedToEnd",
+			damage: fmt.Sprintf("bets.csv: the row at bytes %d–%d moved to the end (same length)", deleteAt, deleteEnd),
+			apply: func(f *dmgFiles) {
+				f.bets = slices.Concat(a.bets[:deleteAt], a.bets[deleteEnd:], a.bets[deleteAt:deleteEnd])
+			},
+			refuse: &refusal{offset: lastRows.start, what: []string{digest, "inserted, deleted or changed"}},
+		},
+		{
+			name:   "BetsLastRow",
+			damage: fmt.Sprintf("bets.csv: bit 0x01 of byte %d (the last row; record %d covers %d–%d)", size-3, lastRows.index, lastRows.start, lastRows.end),
+			apply:  func(f *dmgFiles) { dmgFlip(f.bets, size-3, 0x01) },
+			refuse: &refusal{offset: lastRows.start, what: []string{digest}},
+		},
+		{
+			name:   "BetsLongTail",
+			damage: fmt.Sprintf("bets.csv: %d bytes of whole rows appended, more than one group commit writes", len(longTail)),
+			apply:  func(f *dmgFiles) { f.bets = append(f.bets, longTail...) },
+			refuse: &refusal{offset: size, what: []string{"more than one group commit writes"}},
+		},
+
+		// While serving: the background index (CRC, order) and
+		// verification (rows, chain) of everything before the newest group.
 		jflip("JournalBaseRecord", 0, 5, 0x01, false, parse),
 		jflip("JournalRecord400", 400, 12, 0x01, false, parse),
 		jflip("JournalDigest", 401, 30, 0x80, false, parse),
@@ -616,89 +958,80 @@ func dmgRefusals(t *testing.T, a *ackedState) []dmgCase {
 		jflip("JournalDigestFixedCRC", 600, 35, 0x01, true, chain),
 		jflip("JournalFlagsGroupEndFixedCRC", 700, 1, dmgGroupEnd, true, chain),
 		jflip("JournalFlagsReservedFixedCRC", 800, 1, 0x02, true, parse),
+		// A group or sequence number edited is out of place at its own
+		// record: the index names it with what it expected there.
+		jflip("JournalGroupFixedCRC", 900, 3, 0x01, true, "expected group"),
+		jflip("JournalSeqFixedCRC", 950, 15, 0x01, true, "after its batch"),
 		jflip("JournalEndFixedCRC", 1000, 23, 0x01, true, chain),
 		jflip("JournalChainFixedCRC", 1200, 44, 0x01, true, chain),
 
 		bflip("BetsFirstRow", "first row", 2),
 		bflip("BetsMiddle", "middle", size/2),
-		bflip("BetsLastRow", "the last committed row", size-3),
-
-		{
-			name:   "BetsRowInserted",
-			damage: fmt.Sprintf("bets.csv: a row inserted at byte %d", insertAt),
-			apply: func(f *dmgFiles) {
-				f.bets = slices.Concat(a.bets[:insertAt], inserted, a.bets[insertAt:])
-			},
-			refuse: &refusal{offset: a.covering(t, insertAt).start, what: "do not match the digest"},
-		},
 		{
 			name:   "BetsRowEdited",
-			damage: fmt.Sprintf("bets.csv: the agency digit of the row at byte %d changed (%c→9)", editAt, a.bets[editAt]),
+			damage: fmt.Sprintf("bets.csv: the agency digit of the row at byte %d changed (%c→9), same length", editAt, a.bets[editAt]),
 			apply:  func(f *dmgFiles) { f.bets[editAt] = '9' },
-			refuse: &refusal{offset: a.covering(t, editAt).start, what: "do not match the digest"},
+			refuse: &refusal{offset: a.covering(t, editAt).start, what: []string{digest}, serving: true},
 		},
 		{
-			name:   "BetsRowDeleted",
-			damage: fmt.Sprintf("bets.csv: the row at bytes %d–%d deleted", deleteAt, deleteEnd),
+			name:   "JournalRecord400WithTail",
+			damage: "journal: a bit of record 400; bets.csv: half a row appended (a crash's tail)",
 			apply: func(f *dmgFiles) {
-				f.bets = slices.Concat(a.bets[:deleteAt], a.bets[deleteEnd:])
+				dmgFlip(f.journal, a.rec(t, 400).off+12, 0x01)
+				f.bets = append(f.bets, dmgHalfRow...)
 			},
-			refuse: &refusal{offset: a.covering(t, deleteAt).start, what: "do not match the digest"},
-		},
-
-		{
-			name:   "JournalTruncatedAtRecord",
-			damage: fmt.Sprintf("journal cut at record %d (offset %d of %d; the last whole group ends at %d): %d bets bytes past it", cutAt, cutOff, len(a.journal), keepJ, size-keepB),
-			apply:  func(f *dmgFiles) { f.journal = f.journal[:cutOff] },
-			refuse: &refusal{journal: true, offset: keepJ, what: "more than one group commit writes"},
-		},
-		{
-			name:   "JournalTruncatedMidRecord",
-			damage: fmt.Sprintf("journal cut 30 bytes into record %d (offset %d)", cutAt, cutOff+30),
-			apply:  func(f *dmgFiles) { f.journal = f.journal[:cutOff+30] },
-			refuse: &refusal{journal: true, offset: keepJ, what: "more than one group commit writes"},
-		},
-		{
-			name:   "JournalMissing",
-			damage: fmt.Sprintf("journal deleted next to %d bytes of bets", size),
-			apply:  func(f *dmgFiles) { f.noJournal = true },
-			refuse: &refusal{journal: true, offset: 0, what: "no complete journal"},
+			// The index finds it before the tail is cut: nothing changes.
+			refuse: &refusal{journal: true, offset: a.rec(t, 400).off, what: []string{parse}, serving: true},
 		},
 	}
 }
 
-// dmgTornRows are whole rows of a batch whose record never reached the
-// journal.
-var dmgTornRows = []byte("1,Santiago,González,00000001,1990-01-01,1\r\n1,Lucía,Pérez,00000002,1991-02-02,2\r\n1,Tomás,Díaz,00000003,1992-03-03,3\r\n")
+// dmgHalfRow is the start of a row a crash tore.
+var dmgHalfRow = []byte("1,Santiago,Gonz")
 
-// dmgRecoveries are the tails a crash leaves: the central must cut exactly
-// them and keep every acknowledged byte.
+// dmgRecoveries are the tails a crash leaves, and the torn newest group:
+// the central must cut exactly them and keep every acknowledged byte.
 func dmgRecoveries(t *testing.T, a *ackedState) []dmgCase {
-	size := int64(len(a.bets))
-	all := recovery{bets: a.bets, journal: a.journal, apuestas: a.betsUpTo(int64(len(a.journal)))}
+	all := a.all()
 	cut := func(bets, journal int64) *recovery {
 		r := all
 		r.cutBets, r.cutJournal = bets, journal
 		return &r
 	}
-	halfRow := []byte("1,Santiago,Gonz")
 	last := a.recs[len(a.recs)-1]
 	halfRecord := slices.Clone(a.journal[last.off : last.off+32])
-	// The next batch of agency 1 as its writer would have recorded it.
-	seq1 := uint64(0)
-	for _, r := range a.recs {
-		if r.kind == dmgKindBatch && r.agency == 1 {
-			seq1 = r.seq
-		}
+	rows := int64(len(dmgForgedRows))
+	record, h := a.forgeGroup(dmgGroupEnd)
+	unended, _ := a.forgeGroup(0)
+	// rolledBack is the recovery of a torn forged group: the acked files,
+	// with the forged header left in its slot (recovery cuts, it does not
+	// rewrite headers; the next group overwrites it).
+	rolledBack := func(bets, journal int64) *recovery {
+		r := cut(bets, journal)
+		f := a.files()
+		f.withHeader(h)
+		r.journal = f.journal
+		return r
 	}
-	nextRecord := func(flags byte) []byte {
-		return dmgForgeRecord(a.journal, dmgKindBatch, flags, 1, seq1+1, size+int64(len(dmgTornRows)), 3, dmgTornRows)
+	whole := &recovery{bets: slices.Concat(a.bets, dmgForgedRows), apuestas: all.apuestas + 3, finished: all.finished}
+	{
+		f := a.files()
+		f.withHeader(h)
+		whole.journal = slices.Concat(f.journal, record)
 	}
+	older := a.files()
+	dmgFlip(older.journal, dmgSlot(a.head.gen+1)+20, 0x01)
+
 	return []dmgCase{
 		{
-			name: "BetsHalfRow", damage: fmt.Sprintf("bets.csv: half a row appended (%d bytes)", len(halfRow)),
-			apply:   func(f *dmgFiles) { f.bets = append(f.bets, halfRow...) },
-			recover: cut(int64(len(halfRow)), 0),
+			name: "BetsHalfRow", damage: fmt.Sprintf("bets.csv: half a row appended (%d bytes)", len(dmgHalfRow)),
+			apply:   func(f *dmgFiles) { f.bets = append(f.bets, dmgHalfRow...) },
+			recover: cut(int64(len(dmgHalfRow)), 0),
+		},
+		{
+			name: "BetsWholeRows", damage: fmt.Sprintf("bets.csv: 3 whole rows appended (%d bytes), no record", rows),
+			apply:   func(f *dmgFiles) { f.bets = append(f.bets, dmgForgedRows...) },
+			recover: cut(rows, 0),
 		},
 		{
 			name: "JournalHalfRecord", damage: fmt.Sprintf("journal: half a record appended (%d bytes)", len(halfRecord)),
@@ -708,137 +1041,176 @@ func dmgRecoveries(t *testing.T, a *ackedState) []dmgCase {
 		{
 			name: "BothHalves", damage: "half a row and half a record appended",
 			apply: func(f *dmgFiles) {
-				f.bets = append(f.bets, halfRow...)
+				f.bets = append(f.bets, dmgHalfRow...)
 				f.journal = append(f.journal, halfRecord...)
 			},
-			recover: cut(int64(len(halfRow)), int64(len(halfRecord))),
+			recover: cut(int64(len(dmgHalfRow)), int64(len(halfRecord))),
 		},
 		{
-			name: "UnendedGroup", damage: fmt.Sprintf("bets.csv: 3 rows (%d bytes) and their valid record without the group-end mark (a group write torn after its first record)", len(dmgTornRows)),
+			name: "GroupWithoutHeader", damage: fmt.Sprintf("3 rows (%d bytes) and their valid group-end record appended; the group's header never written", rows),
 			apply: func(f *dmgFiles) {
-				f.bets = append(f.bets, dmgTornRows...)
-				f.journal = append(f.journal, nextRecord(0)...)
+				f.bets = append(f.bets, dmgForgedRows...)
+				f.journal = append(f.journal, record...)
 			},
-			recover: cut(int64(len(dmgTornRows)), dmgRecordSize),
+			recover: cut(rows, dmgRecordSize),
 		},
 		{
-			name: "RecordWithoutRows", damage: "journal: a valid group-end record whose rows never reached bets.csv",
-			apply:   func(f *dmgFiles) { f.journal = append(f.journal, nextRecord(dmgGroupEnd)...) },
+			name: "UnendedGroup", damage: fmt.Sprintf("3 rows (%d bytes) and their valid record without the group-end mark; no header", rows),
+			apply: func(f *dmgFiles) {
+				f.bets = append(f.bets, dmgForgedRows...)
+				f.journal = append(f.journal, unended...)
+			},
+			recover: cut(rows, dmgRecordSize),
+		},
+		{
+			name: "RecordWithoutRows", damage: "journal: a valid group-end record whose rows never reached bets.csv; no header",
+			apply:   func(f *dmgFiles) { f.journal = append(f.journal, record...) },
 			recover: cut(0, dmgRecordSize),
 		},
 		{
-			name: "RowsAndTornRecord", damage: "bets.csv: 3 whole rows; journal: their group-end record torn 10 bytes short",
+			name: "RowsAndTornRecord", damage: "bets.csv: 3 whole rows; journal: their group-end record torn 10 bytes short; no header",
 			apply: func(f *dmgFiles) {
-				f.bets = append(f.bets, dmgTornRows...)
-				f.journal = append(f.journal, nextRecord(dmgGroupEnd)[:dmgRecordSize-10]...)
+				f.bets = append(f.bets, dmgForgedRows...)
+				f.journal = append(f.journal, record[:dmgRecordSize-10]...)
 			},
-			recover: cut(int64(len(dmgTornRows)), dmgRecordSize-10),
+			recover: cut(rows, dmgRecordSize-10),
+		},
+
+		// The forged group whole: the central keeps it (the forgery is
+		// what the writer writes), so the torn variants below are rolled
+		// back for what they lack, not for a mistake of the test's.
+		{
+			name: "ForgedGroupWhole", damage: fmt.Sprintf("a whole next group: 3 rows, their record and its header (generation %d)", h.gen),
+			apply: func(f *dmgFiles) {
+				f.bets = append(f.bets, dmgForgedRows...)
+				f.journal = append(f.journal, record...)
+				f.withHeader(h)
+			},
+			recover: whole,
 		},
 		{
-			name: "AckedPrefix", damage: "none: the files as they were right after the last batch's group commit (before the finished records)",
-			apply:   func(f *dmgFiles) { f.journal = f.journal[:a.prefixEnd(t)] },
-			recover: &recovery{bets: a.bets, journal: a.journal[:a.prefixEnd(t)], apuestas: all.apuestas},
+			name: "TornGroupRecordLost", damage: "the next group's rows and header on disk, its record not",
+			apply: func(f *dmgFiles) {
+				f.bets = append(f.bets, dmgForgedRows...)
+				f.withHeader(h)
+			},
+			recover: rolledBack(rows, 0),
+		},
+		{
+			name: "TornGroupRecordTorn", damage: "the next group's rows and header on disk, its record 24 bytes short",
+			apply: func(f *dmgFiles) {
+				f.bets = append(f.bets, dmgForgedRows...)
+				f.journal = append(f.journal, record[:40]...)
+				f.withHeader(h)
+			},
+			recover: rolledBack(rows, 40),
+		},
+		{
+			name: "TornGroupRecordZeroed", damage: "the next group's rows and header on disk, its record zeros",
+			apply: func(f *dmgFiles) {
+				f.bets = append(f.bets, dmgForgedRows...)
+				f.journal = append(f.journal, make([]byte, dmgRecordSize)...)
+				f.withHeader(h)
+			},
+			recover: rolledBack(rows, dmgRecordSize),
+		},
+		{
+			name: "TornGroupRowsLost", damage: "the next group's record and header on disk, its rows not",
+			apply: func(f *dmgFiles) {
+				f.journal = append(f.journal, record...)
+				f.withHeader(h)
+			},
+			recover: rolledBack(0, dmgRecordSize),
+		},
+		{
+			name: "TornGroupRowsTorn", damage: "the next group's record and header on disk, half its rows",
+			apply: func(f *dmgFiles) {
+				f.bets = append(f.bets, dmgForgedRows[:rows/2]...)
+				f.journal = append(f.journal, record...)
+				f.withHeader(h)
+			},
+			recover: rolledBack(rows/2, dmgRecordSize),
+		},
+		{
+			// The older slot is the one the next group overwrites: a torn
+			// write there leaves the newest header whole.
+			name: "HeaderOlderSlot", damage: fmt.Sprintf("journal: a bit of the older commit header (slot of generation %d)", a.head.gen+1),
+			apply:   func(f *dmgFiles) { dmgFlip(f.journal, dmgSlot(a.head.gen+1)+20, 0x01) },
+			recover: &recovery{bets: a.bets, journal: older.journal, apuestas: all.apuestas, finished: all.finished},
 		},
 	}
 }
 
-// lastBatchGroup returns the group commit that holds the last batch.
-func (a *ackedState) lastBatchGroup(t *testing.T) dmgGroup {
-	t.Helper()
-	return a.groups[a.groupOf[a.covering(t, int64(len(a.bets))-1).index]]
-}
-
-// prefixEnd is the journal's length right after the last batch's group
-// commit: a state the files were really in, every batch in it acked.
-func (a *ackedState) prefixEnd(t *testing.T) int64 {
-	t.Helper()
-	return a.recs[a.lastBatchGroup(t).last].off + dmgRecordSize
-}
-
-// dmgLimits are damages recovery cannot tell from an unsynced tail, so the
-// design cuts them although they were acknowledged (storage/verify.go: a
-// torn last group write may hold garbled records followed by valid ones;
-// only a valid group end followed by more proves damage, and up to
-// maxTailBytes of rows past the journal's last group are a tail):
-//   - a garbled last record (here a finished record: the agency's finish,
-//     acknowledged, is forgotten);
-//   - a garbled group-end record of the second-to-last group: the last two
-//     groups merge into one "tail" and both are cut;
-//   - in state P (the files right after the last batch's group commit,
-//     before any finished record) a flipped bit in the last rows: that
-//     group is cut, and a garbled group end before it cuts two groups;
-//   - a journal cut short with at most maxTailBytes of rows past it.
+// dmgLimits are damages recovery cannot tell from a torn write, so it
+// rolls back what was acknowledged (storage/header.go: the newest group is
+// the one thing a crash can tear, its header may be on disk without its
+// records, and a torn header leaves the one before it). In an acked
+// upload the newest group is the last agencies' finished records: their
+// finish, acknowledged, is forgotten, and they say it again when they
+// reconnect.
+//   - a bit flipped in the newest group's records;
+//   - the journal cut inside the newest group, or exactly at its start;
+//   - the newest commit header garbled: the one before it is the
+//     committed state, and the newest group's records are a tail.
+//
+// And one that is not about the torn write: damage in the rows is found by
+// the background verification after the tail past the committed header
+// was cut (the index, which runs first, proves only the journal), so a
+// rows damage refused while serving may have cut a crash's tail first.
 func dmgLimits(t *testing.T, a *ackedState) []dmgCase {
-	size := int64(len(a.bets))
 	n := len(a.groups)
-	lastG, prevG := a.groups[n-1], a.groups[n-2]
-	last := a.recs[len(a.recs)-1]
-
-	// The prefix state P ends with the group of the last batch.
-	pEnd := a.prefixEnd(t)
-	g := a.lastBatchGroup(t)
-	gi := a.groupOf[g.last]
-	gStart := a.recs[g.first]
-	pg := a.groups[gi-1]
-
-	k := len(a.recs) - 150 // a record boundary near the end
-	keepJ, keepB := a.keepBefore(k)
-	if size-keepB > dmgMaxTail {
-		t.Fatalf("cutting the journal at record %d leaves %d bytes past it, more than %d", k, size-keepB, dmgMaxTail)
+	newest := a.groups[n-1]
+	last := a.recs[newest.last]
+	first := a.recs[newest.first]
+	forgotten := func(journal []byte) *recovery {
+		return &recovery{
+			cutJournal: a.head.after.journal - a.head.before.journal,
+			bets:       a.bets, journal: journal[:a.head.before.journal],
+			apuestas: a.head.before.count, finished: a.head.before.finished,
+		}
 	}
-	kOff := a.rec(t, k).off
+	garbled := a.files()
+	dmgFlip(garbled.journal, dmgSlot(a.head.gen)+20, 0x01)
+	size := int64(len(a.bets))
+	mid := a.covering(t, size/2)
+	cutIn := forgotten(a.journal)
+	cutIn.cutJournal -= 10
+	atStart := forgotten(a.journal)
+	atStart.cutJournal = 0
 
 	return []dmgCase{
 		{
-			name:   "JournalLastRecord",
-			damage: fmt.Sprintf("journal: a bit of the last record %d (a finished record; the last group is records %d–%d)", last.index, lastG.first, lastG.last),
-			apply:  func(f *dmgFiles) { dmgFlip(f.journal, last.off+10, 0x01) },
-			recover: &recovery{
-				cutJournal: int64(len(a.journal)) - a.recs[lastG.first].off,
-				bets:       a.bets, journal: a.journal[:a.recs[lastG.first].off], apuestas: a.betsUpTo(int64(len(a.journal))),
-			},
+			name:    "NewestGroupRecord",
+			damage:  fmt.Sprintf("journal: a bit of record %d, the last of the newest group (records %d–%d, finished records)", last.index, newest.first, newest.last),
+			apply:   func(f *dmgFiles) { dmgFlip(f.journal, last.off+10, 0x01) },
+			recover: forgotten(a.journal),
 		},
 		{
-			name: "JournalSecondToLastGroupEnd",
-			damage: fmt.Sprintf("journal: a bit of record %d, the group-end record of the second-to-last group (records %d–%d; the last is %d–%d)",
-				prevG.last, prevG.first, prevG.last, lastG.first, lastG.last),
-			// The last group's records carry a group number two past the
-			// last whole group: proof that the flip is damage.
-			apply:  func(f *dmgFiles) { dmgFlip(f.journal, a.recs[prevG.last].off+10, 0x01) },
-			refuse: &refusal{journal: true, offset: a.recs[prevG.last].off, what: "at least two groups after"},
+			name:    "JournalCutInNewestGroup",
+			damage:  fmt.Sprintf("journal: its last 10 bytes cut (inside the newest group, records %d–%d)", newest.first, newest.last),
+			apply:   func(f *dmgFiles) { f.journal = f.journal[:len(f.journal)-10] },
+			recover: cutIn,
 		},
 		{
-			name: "PrefixLastRow",
-			damage: fmt.Sprintf("state P (journal cut after the last batch's group, records %d–%d, all acked); bets.csv: a bit of the last row (byte %d)",
-				g.first, g.last, size-3),
+			name:    "JournalCutAtNewestGroup",
+			damage:  fmt.Sprintf("journal cut at byte %d, the start of the newest group (record %d): its records gone, its header there", first.off, first.index),
+			apply:   func(f *dmgFiles) { f.journal = f.journal[:first.off] },
+			recover: atStart,
+		},
+		{
+			name:    "NewestHeader",
+			damage:  fmt.Sprintf("journal: a bit of the newest commit header (generation %d)", a.head.gen),
+			apply:   func(f *dmgFiles) { dmgFlip(f.journal, dmgSlot(a.head.gen)+20, 0x01) },
+			recover: forgotten(garbled.journal),
+		},
+		{
+			name:   "BetsMiddleWithTail",
+			damage: fmt.Sprintf("bets.csv: a bit of byte %d (record %d) and half a row appended (a crash's tail)", size/2, mid.index),
 			apply: func(f *dmgFiles) {
-				f.journal = f.journal[:pEnd]
-				dmgFlip(f.bets, size-3, 0x01)
+				dmgFlip(f.bets, size/2, 0x01)
+				f.bets = append(f.bets, dmgHalfRow...)
 			},
-			recover: &recovery{
-				cutBets: size - gStart.start, cutJournal: pEnd - gStart.off,
-				bets: a.bets[:gStart.start], journal: a.journal[:gStart.off], apuestas: a.betsUpTo(gStart.off),
-			},
-		},
-		{
-			name: "PrefixSecondToLastGroupEnd",
-			damage: fmt.Sprintf("state P; journal: a bit of record %d, the group-end record of the group before the last (records %d–%d)",
-				pg.last, pg.first, pg.last),
-			apply: func(f *dmgFiles) {
-				f.journal = f.journal[:pEnd]
-				dmgFlip(f.journal, a.recs[pg.last].off+10, 0x01)
-			},
-			refuse: &refusal{journal: true, offset: a.recs[pg.last].off, what: "at least two groups after"},
-		},
-		{
-			name: "JournalTruncatedSmall",
-			damage: fmt.Sprintf("journal cut at record %d of %d (offset %d): %d bets bytes past the last whole group, under the %d-byte tail limit",
-				k, len(a.recs), kOff, size-keepB, dmgMaxTail),
-			apply: func(f *dmgFiles) { f.journal = f.journal[:kOff] },
-			recover: &recovery{
-				cutBets: size - keepB, cutJournal: kOff - keepJ,
-				bets: a.bets[:keepB], journal: a.journal[:keepJ], apuestas: a.betsUpTo(keepJ),
-			},
+			refuse: &refusal{offset: mid.start, what: []string{"do not match the digest"}, serving: true, cutBets: int64(len(dmgHalfRow))},
 		},
 	}
 }
@@ -896,11 +1268,15 @@ func dmgSecondCentral(t *testing.T, tb *dmgTable, a *ackedState) {
 	}
 }
 
-// dmgCheck runs `server -check` on clean and damaged copies.
+// dmgCheck runs `server -check` on clean and damaged copies: exit 0 and
+// `verificar | result: success` on clean files, exit 1 and a `verificar |
+// result: fail` line naming the damage otherwise, nothing changed.
 func dmgCheck(t *testing.T, tb *dmgTable, a *ackedState) {
 	size := int64(len(a.bets))
 	mid := a.covering(t, size/2)
 	r400 := a.rec(t, 400)
+	cutJ := a.rec(t, len(a.recs)/2).off
+	cutB := a.rowStart(t, size/2)
 	tests := []struct {
 		name, damage string
 		apply        func(f *dmgFiles)
@@ -912,6 +1288,8 @@ func dmgCheck(t *testing.T, tb *dmgTable, a *ackedState) {
 		{"Clean", "none", func(*dmgFiles) {}, false, "", 0, ""},
 		{"BetsMiddle", fmt.Sprintf("bets.csv: a bit of byte %d", size/2), func(f *dmgFiles) { dmgFlip(f.bets, size/2, 1) }, true, "bets", mid.start, "do not match the digest"},
 		{"Journal400", "journal: a bit of record 400", func(f *dmgFiles) { dmgFlip(f.journal, r400.off+12, 1) }, true, "journal", r400.off, "does not parse"},
+		{"JournalCut", fmt.Sprintf("journal cut at byte %d (a record boundary)", cutJ), func(f *dmgFiles) { f.journal = f.journal[:cutJ] }, true, "journal", cutJ, "cut short"},
+		{"BetsCut", fmt.Sprintf("bets.csv cut at byte %d (a row boundary)", cutB), func(f *dmgFiles) { f.bets = f.bets[:cutB] }, true, "bets", cutB, "cut short"},
 		{"NoJournal", "journal deleted", func(f *dmgFiles) { f.noJournal = true }, true, "", 0, "no journal"},
 	}
 	for _, tt := range tests {
@@ -938,7 +1316,7 @@ func dmgCheck(t *testing.T, tb *dmgTable, a *ackedState) {
 			switch {
 			case !tt.fail:
 				if code != 0 || l.Result != "success" || l.Get("tail_bets_bytes") != "0" || l.Get("tail_journal_bytes") != "0" ||
-					l.Get("apuestas") != strconv.FormatInt(a.betsUpTo(int64(len(a.journal))), 10) {
+					l.Get("apuestas") != strconv.FormatInt(a.head.after.count, 10) {
 					t.Errorf("exit %d, %s; want exit 0, success, no tail, every bet", code, l.Raw)
 				}
 			default:
@@ -957,52 +1335,94 @@ func dmgCheck(t *testing.T, tb *dmgTable, a *ackedState) {
 	}
 }
 
-// dmgRepair runs `server -repair` on damaged copies: it keeps the longest
-// verified prefix, moves exactly the rest aside, and the central starts.
+// dmgRepair runs `server -repair` on damaged copies. The cut files are
+// first refused untouched. Repair keeps the longest verified prefix (whole
+// groups from the start): the removed bets bytes go to
+// bets.csv.broken-<time>, the journal as it was is copied whole to
+// bets.csv.journal.broken-<time>, and the kept journal is the original's
+// records up to the prefix under rewritten headers (the kept generation's
+// slot quiescent, the other zeros). Then the central starts on the
+// repaired files, and -check verifies them whole.
 func dmgRepair(t *testing.T, tb *dmgTable, a *ackedState) {
 	size := int64(len(a.bets))
 	mid := a.covering(t, size/2)
-	midGroup := a.recs[a.groups[a.groupOf[mid.index]].first]
-	r400 := a.rec(t, 400)
-	keepJ400, keepB400 := a.keepBefore(400)
+	midRec := a.rec(t, len(a.recs)/2)
+	cutB := a.rowStart(t, size/2)
+	// A bets file cut at cutB keeps the groups before the first record
+	// that covers bytes past the cut.
+	pastCut := slices.IndexFunc(a.recs, func(r dmgRecord) bool { return r.end > cutB })
 	tests := []struct {
 		name, damage string
 		apply        func(f *dmgFiles)
-		keepB, keepJ int64
+		refuse       *refusal // the central's refusal before the repair; nil: not asserted here
+		keep         int      // the last group kept
 	}{
-		{"BetsMiddle", fmt.Sprintf("bets.csv: a bit of byte %d (record %d, group from record %d)", size/2, mid.index, midGroup.index),
-			func(f *dmgFiles) { dmgFlip(f.bets, size/2, 1) }, midGroup.start, midGroup.off},
-		{"Journal400", "journal: a bit of record 400", func(f *dmgFiles) { dmgFlip(f.journal, r400.off+12, 1) }, keepB400, keepJ400},
+		{"BetsMiddle", fmt.Sprintf("bets.csv: a bit of byte %d (record %d)", size/2, mid.index),
+			func(f *dmgFiles) { dmgFlip(f.bets, size/2, 1) }, nil, a.groupOf[mid.index] - 1},
+		{"Journal400", "journal: a bit of record 400", func(f *dmgFiles) { dmgFlip(f.journal, a.rec(t, 400).off+12, 1) }, nil, a.groupBefore(400)},
+		{"JournalCutAfterBase", "journal cut just after the base record",
+			func(f *dmgFiles) { f.journal = f.journal[:dmgRecordsStart+dmgRecordSize] },
+			&refusal{journal: true, offset: dmgRecordsStart + dmgRecordSize, what: []string{"cut short"}}, 0},
+		{"JournalCutAtRecord", fmt.Sprintf("journal cut at record %d", midRec.index),
+			func(f *dmgFiles) { f.journal = f.journal[:midRec.off] },
+			&refusal{journal: true, offset: midRec.off, what: []string{"cut short"}}, a.groupBefore(midRec.index)},
+		{"JournalCutMidRecord", fmt.Sprintf("journal cut 30 bytes into record %d", midRec.index),
+			func(f *dmgFiles) { f.journal = f.journal[:midRec.off+30] },
+			&refusal{journal: true, offset: midRec.off + 30, what: []string{"cut short"}}, a.groupBefore(midRec.index)},
+		{"JournalZeroed", fmt.Sprintf("journal cut at record %d and zero-filled back to its length", midRec.index),
+			func(f *dmgFiles) { clear(f.journal[midRec.off:]) },
+			&refusal{journal: true, offset: a.recs[a.groups[len(a.groups)-2].last].off, what: []string{"does not parse", "zero-filled"}},
+			a.groupBefore(midRec.index)},
+		{"JournalCutInHeaders", fmt.Sprintf("journal cut at byte %d, inside its header blocks: nothing of it verifies", dmgSlot(1)+100),
+			func(f *dmgFiles) { f.journal = f.journal[:dmgSlot(1)+100] },
+			&refusal{journal: true, offset: int64(dmgSlot(1) + 100), what: []string{"cut short"}}, 0},
+		{"BetsCutAtRow", fmt.Sprintf("bets.csv cut at byte %d (a row boundary)", cutB),
+			func(f *dmgFiles) { f.bets = f.bets[:cutB] },
+			&refusal{offset: cutB, what: []string{"cut short"}}, a.groupBefore(pastCut)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := a.files()
 			tt.apply(f)
 			path := f.write(t)
+			if tt.refuse != nil {
+				expectRefusal(t, tb, "Repair/"+tt.name+" before", tt.damage, path, *tt.refuse)
+			}
+			keep := a.stateAfter(tt.keep)
+			wantJournal := a.repaired(f.journal, tt.keep)
 			code, lines, out := runServerFlag(t, path, "-repair")
 			l, ok := testutil.FindOne(lines, "reparar", "success")
 			brokenB, _ := filepath.Glob(path + ".broken-*")
 			brokenJ, _ := filepath.Glob(path + ".journal.broken-*")
 			movedB, movedJ := l.Get("moved_bets_bytes"), l.Get("moved_journal_bytes")
-			tb.add("Repair/"+tt.name, tt.damage, fmt.Sprintf("-repair: exit %d, kept bets %s and journal %s bytes, moved %s + %s bytes to .broken files",
-				code, l.Get("verified_bets_bytes"), l.Get("verified_journal_bytes"), movedB, movedJ), movedB+"+"+movedJ)
+			tb.add("Repair/"+tt.name, tt.damage, fmt.Sprintf("-repair: exit %d, kept bets %s and journal %s bytes (groups 0–%d), moved %s bets bytes aside, journal copied whole (moved_journal_bytes %s)",
+				code, l.Get("verified_bets_bytes"), l.Get("verified_journal_bytes"), tt.keep, movedB, movedJ), movedB+"+"+movedJ)
 			if code != 0 || !ok {
 				t.Fatalf("-repair exited %d without one reparar success line:\n%s", code, out)
 			}
-			if movedB != strconv.FormatInt(size-tt.keepB, 10) || movedJ != strconv.FormatInt(int64(len(a.journal))-tt.keepJ, 10) {
-				t.Errorf("%s; want moved_bets_bytes %d, moved_journal_bytes %d", l.Raw, size-tt.keepB, int64(len(a.journal))-tt.keepJ)
+			wantMovedJ := int64(len(f.journal)) - keep.journal
+			if wantMovedJ < 0 {
+				wantMovedJ = int64(len(f.journal)) // cut inside its blocks: none of it is kept
+			}
+			if movedB != strconv.FormatInt(int64(len(f.bets))-keep.bets, 10) || movedJ != strconv.FormatInt(wantMovedJ, 10) {
+				t.Errorf("%s; want moved_bets_bytes %d, moved_journal_bytes %d (groups 0–%d kept)",
+					l.Raw, int64(len(f.bets))-keep.bets, wantMovedJ, tt.keep)
 			}
 			if len(brokenB) != 1 || len(brokenJ) != 1 || l.Get("broken_bets") != brokenB[0] || l.Get("broken_journal") != brokenJ[0] {
 				t.Fatalf("broken files %q and %q, want one each, named in %s", brokenB, brokenJ, l.Raw)
 			}
-			if got := dmgRead(t, brokenB[0]); !bytes.Equal(got, f.bets[tt.keepB:]) {
-				t.Errorf("%s holds %d bytes, want the %d removed", brokenB[0], len(got), len(f.bets[tt.keepB:]))
+			if got := dmgRead(t, brokenB[0]); !bytes.Equal(got, f.bets[keep.bets:]) {
+				t.Errorf("%s holds %d bytes, want the %d removed", brokenB[0], len(got), len(f.bets[keep.bets:]))
 			}
-			if got := dmgRead(t, brokenJ[0]); !bytes.Equal(got, f.journal[tt.keepJ:]) {
-				t.Errorf("%s holds %d bytes, want the %d removed", brokenJ[0], len(got), len(f.journal[tt.keepJ:]))
+			if got := dmgRead(t, brokenJ[0]); !bytes.Equal(got, f.journal) {
+				t.Errorf("%s holds %d bytes, want the damaged journal's %d, whole", brokenJ[0], len(got), len(f.journal))
+			}
+			if got := dmgRead(t, path+".journal"); !bytes.Equal(got, wantJournal) {
+				t.Errorf("the repaired journal: %d bytes, want %d: the records up to group %d under a quiescent header (first difference at %d)",
+					len(got), len(wantJournal), tt.keep, dmgFirstDiff(got, wantJournal))
 			}
 			expectRecovery(t, tb, "Repair/"+tt.name+" then start", "(the repaired files)", path, recovery{
-				bets: a.bets[:tt.keepB], journal: a.journal[:tt.keepJ], apuestas: a.betsUpTo(tt.keepJ),
+				bets: a.bets[:keep.bets], journal: wantJournal, apuestas: keep.count, finished: keep.finished,
 			})
 		})
 	}
@@ -1014,7 +1434,8 @@ const dmgStrayQuote = "1,Conan,O\"Brien,123,1990-01-01,7574\r\n"
 
 // dmgAdopt gives the central a journal-less course-format file whose last
 // row holds a stray quote: it refuses it, -check says why, and -repair
-// adopts every complete row.
+// adopts every complete row under a new journal (its blocks and one base
+// record whose header covers them).
 func dmgAdopt(t *testing.T, tb *dmgTable, a *ackedState) {
 	f := &dmgFiles{bets: slices.Concat(a.bets, []byte(dmgStrayQuote)), noJournal: true}
 	path := f.write(t)
@@ -1037,8 +1458,14 @@ func dmgAdopt(t *testing.T, tb *dmgTable, a *ackedState) {
 	if code != 0 || !ok || l.Get("adoptadas") != strconv.FormatInt(rows, 10) {
 		t.Fatalf("-repair: exit %d, want 0 adopting %d rows:\n%s", code, rows, out)
 	}
-	if len(broken) != 0 || len(journal) != len(dmgMagic)+dmgRecordSize {
-		t.Errorf("adoption moved %q aside and wrote a %d-byte journal; want nothing moved and magic plus one base record", broken, len(journal))
+	if len(broken) != 0 || len(journal) != dmgRecordsStart+dmgRecordSize || !bytes.HasPrefix(journal, []byte(dmgMagic)) {
+		t.Fatalf("adoption moved %q aside and wrote a %d-byte journal; want nothing moved and %s, its blocks and one base record (%d bytes)",
+			broken, len(journal), dmgMagic, dmgRecordsStart+dmgRecordSize)
+	}
+	if h, ok := parseDmgHeader(journal, dmgSlot(0)); !ok || h.gen != 0 || h.after.journal != int64(len(journal)) ||
+		h.after.bets != int64(len(f.bets)) || h.after.count != rows {
+		t.Errorf("the adopted journal's header %+v (checks out: %v); want generation 0 after %d journal bytes, %d bets bytes, %d bets",
+			h, ok, len(journal), len(f.bets), rows)
 	}
 	if !bytes.Equal(dmgRead(t, path), f.bets) {
 		t.Errorf("adoption changed bets.csv")

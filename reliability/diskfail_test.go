@@ -23,6 +23,7 @@ import (
 // (a full disk, freed after a while) and whose fsyncs fail from the
 // failSyncAt-th on (a dying disk).
 type sickDisk struct {
+	storage.OS // SyncDir, Rename, Remove
 	fullFor    atomic.Int64
 	failSyncAt atomic.Int64 // 0: never
 	syncs      atomic.Int64
@@ -38,12 +39,6 @@ func (d *sickDisk) OpenFile(name string, flag int, perm os.FileMode) (storage.Fi
 	return &sickFile{File: f, d: d}, nil
 }
 
-func (d *sickDisk) SyncDir(dir string) error { return storage.OS{}.SyncDir(dir) }
-
-func (d *sickDisk) Rename(oldpath, newpath string) error {
-	return storage.OS{}.Rename(oldpath, newpath)
-}
-
 type sickFile struct {
 	*os.File
 	d *sickDisk
@@ -55,6 +50,14 @@ func (f *sickFile) Write(p []byte) (int, error) {
 		return n, errSick
 	}
 	return f.File.Write(p)
+}
+
+func (f *sickFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.d.fullFor.Add(-1) >= 0 {
+		n, _ := f.File.WriteAt(p[:len(p)/3], off)
+		return n, errSick
+	}
+	return f.File.WriteAt(p, off)
 }
 
 func (f *sickFile) Sync() error {

@@ -255,7 +255,19 @@ func (r *Replica) Start(h Hooks) error {
 	}
 	r.watched = make(chan struct{})
 	go r.watchLeadership()
+	go r.watchStore(r.Store())
 	return nil
+}
+
+// watchStore fails the node when its store fails by itself: damage its
+// background verification found (a failed write shows in an apply). It
+// returns when the node stops.
+func (r *Replica) watchStore(s *storage.Store) {
+	select {
+	case <-s.Failed():
+		r.fail(s.Err())
+	case <-r.stopping:
+	}
 }
 
 // watchLeadership follows Raft's leadership changes. A new leader first
@@ -403,6 +415,12 @@ func (r *Replica) Store() *storage.Store {
 	return r.store
 }
 
+// Ready is closed once the node's store knows what it holds.
+func (r *Replica) Ready() <-chan struct{} { return r.Store().Ready() }
+
+// Verified is closed once the node's store has verified its files.
+func (r *Replica) Verified() <-chan struct{} { return r.Store().Verified() }
+
 // LastSeq returns the last batch of the agency applied on this node.
 func (r *Replica) LastSeq(agency uint32) uint64 { return r.Store().LastSeq(agency) }
 
@@ -438,6 +456,7 @@ func (r *Replica) restore(src io.Reader) error {
 	}
 	r.store = store
 	r.log.Info("recuperar", logline.OK, "nodo", r.cfg.Name, "origen", "snapshot", "apuestas", rec.Bets, "batches", rec.Batches, "agencias_finalizadas", rec.Finished)
+	go r.watchStore(store)
 	go func() {
 		for _, a := range store.Finished() {
 			r.hooks.Finished(a)

@@ -31,7 +31,7 @@ const (
 
 func (w *groupWriter) commit() {
 	w.reset()
-	end := w.s.size
+	end := w.s.committed.bets
 	for _, c := range w.group {
 		o := w.decide(c, &end)
 		c.Duplicate = o == dupDurable || o == dupInGroup
@@ -39,8 +39,9 @@ func (w *groupWriter) commit() {
 	}
 	var err error
 	if len(w.records) > 0 {
-		if err = w.write(); err == nil {
-			w.publish(end)
+		var h header
+		if h, err = w.write(end); err == nil {
+			w.publish(h)
 		}
 	}
 	w.complete(err)
@@ -59,8 +60,8 @@ func (w *groupWriter) reset() {
 // decide settles one commit of the group against the committed state and
 // the group's earlier commits: a new batch or finish (its rows and record
 // are added, end grows), a duplicate, or a refusal (c.Err). The writer is
-// the only goroutine that changes lastSeq, finished, digests and size, so it
-// reads them here without s.mu.
+// the only goroutine that changes lastSeq, finished, digests and the
+// committed state, so it reads them here without s.mu.
 func (w *groupWriter) decide(c *Commit, end *int64) outcome {
 	s := w.s
 	last, inGroup := w.pending[c.agency]
@@ -111,24 +112,38 @@ func (w *groupWriter) decide(c *Commit, end *int64) outcome {
 	return stored
 }
 
-// write encodes the group's records and makes rows and records durable;
-// on failure it forgets the digests of the batches not stored.
-func (w *groupWriter) write() error {
+// write encodes the group's records and its commit header, and makes rows,
+// records and header durable; it returns the header (the group commits
+// the bets file up to end). On failure it forgets the digests of the
+// batches not stored.
+func (w *groupWriter) write(end int64) (header, error) {
 	s := w.s
 	chain := w.encode()
-	if err := w.persist(); err != nil {
+	next := s.committed
+	next.journal += int64(len(w.journal))
+	next.bets = end
+	for i, c := range w.group {
+		switch {
+		case w.outcome[i] != stored:
+		case c.kind == kindBatch:
+			next.betCount += int64(c.count)
+			next.batches++
+		default:
+			next.finished++
+		}
+	}
+	h := header{gen: s.gen + 1, after: next, before: s.committed, chain: chain}
+	if err := w.persist(h); err != nil {
 		for a := range w.pending {
 			s.digests[a] = s.digests[a][:s.lastSeq[a]]
 		}
-		return err
+		return header{}, err
 	}
-	s.chain = chain
-	s.group++
-	return nil
+	return h, nil
 }
 
 // publish makes the durable group's state visible to the other goroutines.
-func (w *groupWriter) publish(end int64) {
+func (w *groupWriter) publish(h header) {
 	s := w.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -138,13 +153,7 @@ func (w *groupWriter) publish(end int64) {
 	for a := range w.fin {
 		s.finished[a] = s.lastSeq[a]
 	}
-	for i, c := range w.group {
-		if w.outcome[i] == stored && c.kind == kindBatch {
-			s.storedBets += int64(c.count)
-		}
-	}
-	s.size = end
-	s.committedJournal = s.journalSize
+	s.committed, s.gen, s.chain = h.after, h.gen, h.chain
 }
 
 // complete answers every commit of the group: only now may a session ack.
@@ -169,16 +178,17 @@ func (w *groupWriter) encode() digest {
 	chain := w.s.chain
 	w.records[len(w.records)-1].flags |= flagGroupEnd
 	for _, r := range w.records {
-		r.group = w.s.group + 1
+		r.group = uint16(w.s.gen + 1)
 		w.journal, chain = r.append(w.journal, chain)
 	}
 	return chain
 }
 
-// persist writes the group's rows and journal records and makes them
-// durable. On failure it undoes what it can and returns an EStorage error;
-// a failure it cannot undo stops the store (see Store.Failed).
-func (w *groupWriter) persist() error {
+// persist writes the group's rows, journal records and commit header h,
+// and makes them durable. On failure it undoes what it can and returns an
+// EStorage error; a failure it cannot undo stops the store (see
+// Store.Failed).
+func (w *groupWriter) persist(h header) error {
 	s := w.s
 	if err := s.Err(); err != nil {
 		return lottery.Errorf(lottery.EStorage, "storage stopped: %v", err)
@@ -188,13 +198,17 @@ func (w *groupWriter) persist() error {
 			return w.undo(fmt.Errorf("write bets file: %w", err))
 		}
 	}
-	if _, err := s.journal.Write(w.journal); err != nil {
+	if _, err := s.journal.WriteAt(w.journal, s.committed.journal); err != nil {
 		return w.undo(fmt.Errorf("write journal: %w", err))
 	}
-	// Both files are synced at once: a crash in between can leave the
-	// journal's records durable without their rows, but only for this
-	// group, the last one, which is not acknowledged yet; recovery checks
-	// every record's rows against its digest and cuts that group whole.
+	if _, err := s.journal.WriteAt(h.encode(), slotOffset(h.gen)); err != nil {
+		return w.undo(fmt.Errorf("write journal header: %w", err))
+	}
+	// Both files are synced at once, and the header with the records: a
+	// crash in between can leave any of them durable without the others,
+	// but only for this group, the last one, which is not acknowledged
+	// yet; recovery checks the newest group's records and rows against
+	// its header and rolls it back whole (docs/durability.md).
 	var rowsErr error
 	synced := make(chan struct{})
 	if len(w.rows) > 0 {
@@ -212,7 +226,6 @@ func (w *groupWriter) persist() error {
 	if journalErr != nil {
 		return w.stop(fmt.Errorf("fsync journal: %w", journalErr))
 	}
-	s.journalSize += int64(len(w.journal))
 	return nil
 }
 
@@ -220,10 +233,10 @@ func (w *groupWriter) persist() error {
 // (a full disk, say), so the next group starts from a clean tail.
 func (w *groupWriter) undo(cause error) error {
 	s := w.s
-	if err := s.bets.Truncate(s.size); err != nil {
+	if err := s.bets.Truncate(s.committed.bets); err != nil {
 		return w.stop(fmt.Errorf("%v; then undo bets file: %w", cause, err))
 	}
-	if err := s.journal.Truncate(s.journalSize); err != nil {
+	if err := s.journal.Truncate(s.committed.journal); err != nil {
 		return w.stop(fmt.Errorf("%v; then undo journal: %w", cause, err))
 	}
 	return lottery.Errorf(lottery.EStorage, "%v (batch not stored)", cause)
@@ -231,10 +244,7 @@ func (w *groupWriter) undo(cause error) error {
 
 // stop records a failure that ends all writing.
 func (w *groupWriter) stop(cause error) error {
-	s := w.s
-	if s.failErr.CompareAndSwap(nil, &cause) {
-		close(s.failed)
-	}
+	w.s.fail(cause)
 	return lottery.Errorf(lottery.EStorage, "%v (storage stopped)", cause)
 }
 

@@ -38,12 +38,18 @@ func batchRows(agency uint32, seq uint64) []byte {
 	return rows
 }
 
-// openStore opens path through fsys and fails the test on error.
+// openStore opens path through fsys, waits until the store is Ready (its
+// journal indexed, the tail cut) and fails the test on error.
 func openStore(t *testing.T, path string, fsys storage.FS) (*storage.Store, storage.Recovery) {
 	t.Helper()
 	s, rec, err := storage.Open(path, storage.Options{FS: fsys})
 	if err != nil {
 		t.Fatalf("Open(%s): %v", path, err)
+	}
+	select {
+	case <-s.Ready():
+	case <-s.Failed():
+		t.Fatalf("Open(%s): the index failed: %v", path, s.Err())
 	}
 	return s, rec
 }

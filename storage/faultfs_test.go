@@ -44,6 +44,16 @@ type faultFS struct {
 type fileState struct {
 	synced       int64 // length known durable
 	entryDurable bool  // survives a crash: its directory was synced since creation
+	// overwrites are the bytes of the durable length that were written
+	// over in place (a journal's commit header) since the last fsync, with
+	// what they held before: a power loss may keep the new bytes, the old
+	// ones, or a torn mix.
+	overwrites []overwrite
+}
+
+type overwrite struct {
+	off int64
+	old []byte
 }
 
 func newFaultFS() *faultFS { return &faultFS{files: make(map[string]*fileState)} }
@@ -113,6 +123,17 @@ func (fs *faultFS) Rename(oldpath, newpath string) error {
 	return nil
 }
 
+// Remove removes a real file.
+func (fs *faultFS) Remove(name string) error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.crashed {
+		return errCrashed
+	}
+	delete(fs.files, name)
+	return os.Remove(name)
+}
+
 // SyncDirs returns the directories synced so far.
 func (fs *faultFS) SyncDirs() []string {
 	fs.mu.Lock()
@@ -166,6 +187,13 @@ func (fs *faultFS) PowerLoss(torn *rand.Rand) (string, error) {
 			}
 			continue
 		}
+		if err := revertOverwrites(name, st.overwrites, torn); err != nil {
+			return desc, err
+		}
+		if len(st.overwrites) > 0 {
+			desc += fmt.Sprintf("%s: %d in-place writes undone or torn; ", filepath.Base(name), len(st.overwrites))
+		}
+		st.overwrites = nil
 		keep := min(st.synced, fi.Size())
 		if extra := fi.Size() - keep; extra > 0 && torn != nil {
 			keep += torn.Int64N(extra + 1)
@@ -176,6 +204,37 @@ func (fs *faultFS) PowerLoss(torn *rand.Rand) (string, error) {
 		}
 	}
 	return desc, nil
+}
+
+// revertOverwrites applies a power loss to the in-place writes of a file
+// since its last fsync, newest first: each keeps its new bytes, gets its
+// old ones back, or keeps a torn prefix of the new ones (torn nil: every
+// one is undone, the only state known durable).
+func revertOverwrites(name string, ws []overwrite, torn *rand.Rand) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for i := len(ws) - 1; i >= 0; i-- {
+		w := ws[i]
+		from := 0 // the first byte that goes back to its old value
+		if torn != nil {
+			switch torn.IntN(3) {
+			case 0:
+				continue // the new bytes reached the disk
+			case 1:
+				from = torn.IntN(len(w.old) + 1)
+			}
+		}
+		if _, err := f.WriteAt(w.old[from:], w.off+int64(from)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type faultFile struct {
@@ -217,6 +276,36 @@ func (f *faultFile) Write(p []byte) (int, error) {
 	return f.f.Write(p)
 }
 
+// WriteAt writes in place; what it overwrites of the durable length is
+// remembered, for PowerLoss to undo.
+func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
+	fs := f.fs
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.crashed {
+		return 0, errCrashed
+	}
+	st := fs.state(f.name)
+	if off < st.synced {
+		old := make([]byte, min(int64(len(p)), st.synced-off))
+		n, _ := f.f.ReadAt(old, off)
+		st.overwrites = append(st.overwrites, overwrite{off: off, old: old[:n]})
+	}
+	if fs.tick() {
+		f.f.WriteAt(p, off)
+		return 0, errCrashed
+	}
+	fs.writes++
+	if fs.writes == fs.failWrite {
+		if fs.shortWrite {
+			n, _ := f.f.WriteAt(p[:len(p)/2], off)
+			return n, errInjected
+		}
+		return 0, errInjected
+	}
+	return f.f.WriteAt(p, off)
+}
+
 func (f *faultFile) Sync() error {
 	fs := f.fs
 	fs.mu.Lock()
@@ -236,7 +325,8 @@ func (f *faultFile) Sync() error {
 	if err != nil {
 		return err
 	}
-	fs.state(f.name).synced = fi.Size()
+	st := fs.state(f.name)
+	st.synced, st.overwrites = fi.Size(), nil
 	return nil
 }
 
@@ -254,6 +344,14 @@ func (f *faultFile) Truncate(size int64) error {
 	// durable length are gone.
 	st := fs.state(f.name)
 	st.synced = min(st.synced, size)
+	kept := st.overwrites[:0]
+	for _, w := range st.overwrites {
+		if w.off < size {
+			w.old = w.old[:min(int64(len(w.old)), size-w.off)]
+			kept = append(kept, w)
+		}
+	}
+	st.overwrites = kept
 	return nil
 }
 

@@ -192,8 +192,8 @@ func TestStore_Reopen(t *testing.T) {
 	mustClose(t, s)
 
 	s, rec := mustOpen(t, path)
-	want := storage.Recovery{Bets: int64(len(formatBets)), Batches: 3, Finished: 1}
-	if rec != want {
+	want := storage.Recovery{Bets: int64(len(formatBets)), Batches: 3, Finished: 1, ReadBytes: rec.ReadBytes}
+	if rec != want || rec.ReadBytes == 0 {
 		t.Fatalf("Recovery = %+v, want %+v", rec, want)
 	}
 	if s.LastSeq(1) != 2 || s.LastSeq(2) != 1 || s.LastSeq(3) != 0 {

@@ -9,8 +9,8 @@ import (
 )
 
 // The journal lives next to the bets file (bets.csv.journal) and proves
-// which bytes of it are committed. It is an 8-byte magic then fixed 64-byte
-// records, all big-endian:
+// which bytes of it are committed. After its magic and two commit headers
+// (header.go) come fixed 64-byte records, all big-endian:
 //
 //	0      1       2       4        8          16           24      28                 44                60       64
 //	+------+-------+-------+--------+----------+------------+-------+------------------+-----------------+--------+
@@ -42,10 +42,12 @@ import (
 // mismatch is an unacknowledged tail rather than damage, and a record of a
 // later group after a failure proves damage (docs/durability.md).
 //
-// Version 1 (magic LOTJRNL1, 32-byte records with no digest, chain or
-// group mark) is upgraded once at Open: see upgradeJournal.
+// Version 2 (magic LOTJRNL2: these records right after the magic, with no
+// commit headers) and version 1 (LOTJRNL1: 32-byte records with no digest,
+// chain or group mark) are upgraded once at Open: see upgradeJournal.
 const (
-	journalMagic      = "LOTJRNL2"
+	journalMagic      = "LOTJRNL3"
+	journalMagicV2    = "LOTJRNL2"
 	journalMagicV1    = "LOTJRNL1"
 	journalRecordSize = 64
 	journalSuffix     = ".journal"

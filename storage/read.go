@@ -117,8 +117,17 @@ func LoadBets(path string) ([]lottery.Bet, error) {
 
 // ScanWhere streams the committed rows whose agency and number satisfy keep
 // (nil: every row) to fn, through its own read handle (see ReadBetsWhere).
-// Commits that complete while it runs may or may not be seen.
+// Commits that complete while it runs may or may not be seen. It reads
+// only proven rows: it waits until the background verification is done
+// (Verified), and returns the damage it found instead, if any, so no draw
+// is ever computed from damaged rows.
 func (s *Store) ScanWhere(keep func(agency, number int) bool, fn func(Row) error) error {
+	if !s.await(s.verified) {
+		if err := s.Err(); err != nil {
+			return err
+		}
+		return ErrClosed
+	}
 	size := s.Stats().Size
 	f, err := s.fs.OpenFile(s.path, os.O_RDONLY, 0)
 	if err != nil {

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -36,87 +37,251 @@ type Report struct {
 }
 
 // Check verifies the bets file at path against its journal without
-// changing anything, under the same lock a central takes.
+// changing anything, under the same lock a central takes: the whole files,
+// as the central does at start and in the background together.
 func Check(path string) (Report, error) {
-	rep, _, err := inspect(path)
-	return rep, err
+	in, err := inspect(path)
+	if in != nil {
+		in.close()
+	}
+	if err != nil {
+		return Report{}, err
+	}
+	return in.rep, nil
+}
+
+// inspection is an open, locked pair of files and what reading them whole
+// proved. The lock is held until close, so a central cannot start on the
+// files while Repair changes them.
+type inspection struct {
+	rep     Report
+	bets    *os.File // holds the lock
+	journal *os.File // nil: none
+	check   fullCheck
+	v2      *v2Verdict // a version 2 journal's verdict
+}
+
+func (in *inspection) close() {
+	in.bets.Close()
+	if in.journal != nil {
+		in.journal.Close()
+	}
 }
 
 // inspect opens both files read-only, locks the bets file and verifies.
-func inspect(path string) (Report, *verdict, error) {
-	var rep Report
+// The caller closes the inspection, which releases the lock.
+func inspect(path string) (*inspection, error) {
 	bets, err := os.Open(path)
 	if err != nil {
-		return rep, nil, err
+		return nil, err
 	}
-	defer bets.Close()
+	in := &inspection{bets: bets}
 	if err := lock(bets); err != nil {
-		return rep, nil, fmt.Errorf("%s: %w", path, err)
+		bets.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	rep := &in.rep
 	if rep.BetsSize, err = fileSize(bets); err != nil {
-		return rep, nil, err
+		return in, err
 	}
 	jpath := path + journalSuffix
 	journal, err := os.Open(jpath)
 	if errors.Is(err, os.ErrNotExist) {
 		rep.NoJournal = rep.BetsSize > 0
-		return rep, nil, nil
+		return in, nil
 	}
 	if err != nil {
-		return rep, nil, err
+		return in, err
 	}
-	defer journal.Close()
+	in.journal = journal
 	if rep.JournalSize, err = fileSize(journal); err != nil {
-		return rep, nil, err
+		return in, err
 	}
 	magic := make([]byte, min(rep.JournalSize, int64(len(journalMagic))))
 	if _, err := io.ReadFull(journal, magic); err != nil {
-		return rep, nil, err
+		return in, err
 	}
 	switch {
 	case string(magic) == journalMagicV1:
-		return rep, nil, fmt.Errorf("%s is a version 1 journal: start the central once to upgrade it, then check", jpath)
+		return in, fmt.Errorf("%s is a version 1 journal: start the central once to upgrade it, then check", jpath)
+	case string(magic) == journalMagicV2 && rep.JournalSize < int64(len(journalMagicV2))+journalRecordSize:
+		rep.NoJournal = rep.BetsSize > 0
+		return in, nil
+	case string(magic) == journalMagicV2:
+		v := judgeV2(journal, jpath, rep.JournalSize, bets, path, rep.BetsSize)
+		in.v2 = &v
+		rep.Damage, rep.KeepBets, rep.KeepJournal = v.damage, v.kept.bets, v.kept.journal
+		rep.Bets, rep.Batches, rep.Finished = v.kept.betCount, int(v.kept.batches), len(v.state.finished)
+		return in, nil
 	case string(magic) != journalMagic[:len(magic)]:
 		rep.Damage = &DamageError{File: jpath, Offset: 0, What: fmt.Sprintf("not a bets journal (magic %q)", magic)}
-		return rep, nil, nil
-	case rep.JournalSize < int64(len(journalMagic)+journalRecordSize):
+		return in, nil
+	case rep.JournalSize < recordsStart+journalRecordSize && (rep.BetsSize == 0 || rep.JournalSize < int64(len(journalMagic))):
 		rep.NoJournal = rep.BetsSize > 0
-		return rep, nil, nil
+		return in, nil
+	case rep.JournalSize < recordsStart+journalRecordSize:
+		// Cut inside its blocks: nothing of it verifies, so nothing of the
+		// rows is kept (adopting them would forget their sequences).
+		in.check = fullCheck{damage: cutShort(jpath, rep.JournalSize), kept: fileState{journal: recordsStart},
+			keptGen: ^uint64(0), state: newJournalState()}
+		rep.Damage, rep.KeepJournal = in.check.damage, recordsStart
+		return in, nil
 	}
-	v := verifyFiles(journal, jpath, rep.JournalSize, bets, path, rep.BetsSize)
-	rep.KeepBets, rep.KeepJournal, rep.Damage = v.keepBets, v.keepJournal, v.damage
-	rep.Bets, rep.Batches, rep.Finished = v.bets, v.batches, len(v.finished)
-	return rep, v, nil
+	in.check = checkFiles(journal, jpath, rep.JournalSize, bets, path, rep.BetsSize)
+	fc := &in.check
+	rep.Damage = fc.damage
+	keep := fc.tail.committed
+	if fc.damage != nil {
+		keep = fc.kept
+	}
+	rep.KeepBets, rep.KeepJournal = keep.bets, keep.journal
+	rep.Bets, rep.Batches, rep.Finished = fc.kept.betCount, int(fc.kept.batches), len(fc.state.finished)
+	return in, nil
 }
 
 // Repair makes the bets file and its journal prove each other again, as
 // etcd's WAL repair does: it keeps the longest verified prefix of both and
-// moves every byte it removes to <file>.broken-<time>, never deleting one.
-// A bets file without a journal (the course's Python wrote it) is adopted:
-// every complete row is kept, stray quotes included, under a new journal
-// whose base record covers them. Run it only when asked: Open never does.
+// moves every byte it removes to <file>.broken-<time>, never deleting one;
+// the journal's commit headers are rewritten for the prefix kept, and the
+// journal as it was is copied whole. A bets file without a journal (the
+// course's Python wrote it) is adopted: every complete row is kept, stray
+// quotes included, under a new journal whose base record covers them. Run
+// it only when asked: Open never does. It holds the lock the central takes
+// until it returns.
 func Repair(path string, now time.Time) (Report, error) {
-	rep, v, err := inspect(path)
+	in, err := inspect(path)
+	if in != nil {
+		defer in.close()
+	}
 	if err != nil {
-		return rep, err
+		return Report{}, err
+	}
+	rep := in.rep
+	if repairHook != nil {
+		repairHook()
 	}
 	stamp := now.UTC().Format("20060102T150405Z")
 	switch {
 	case rep.NoJournal:
 		return adopt(path, rep, stamp)
-	case rep.Damage != nil && v == nil:
+	case in.v2 != nil:
+		return repairV2(path, in, stamp)
+	case rep.Damage != nil && in.check.state == nil:
 		return rep, rep.Damage // a journal that is not ours: nothing safe to do
-	case v == nil || rep.KeepBets == rep.BetsSize && rep.KeepJournal == rep.JournalSize:
+	case in.check.state == nil || rep.KeepBets == rep.BetsSize && rep.KeepJournal == rep.JournalSize:
 		return rep, nil // nothing to remove
 	}
+	gen, chain := in.check.tail.gen, in.check.tail.chain
+	keep := in.check.tail.committed
+	if rep.Damage != nil {
+		gen, chain, keep = in.check.keptGen, in.check.keptChain, in.check.kept
+	}
+	jpath := path + journalSuffix
 	var err1, err2 error
 	rep.BrokenBets, rep.MovedBets, err1 = moveTail(path, rep.KeepBets, stamp)
-	rep.BrokenJournal, rep.MovedJournal, err2 = moveTail(path+journalSuffix, rep.KeepJournal, stamp)
-	if err := errors.Join(err1, err2, syncDir(filepath.Dir(path))); err != nil {
+	rep.BrokenJournal, err2 = copyWhole(jpath, stamp)
+	rep.MovedJournal = rep.JournalSize - rep.KeepJournal
+	if err := errors.Join(err1, err2); err != nil {
+		return rep, err
+	}
+	if keep.journal < recordsStart+journalRecordSize {
+		// Not even the base record verifies: a journal over nothing, its
+		// header quiescent as after any repair.
+		b, chain := newJournal(0, 0)
+		copy(b[slotOffset(0):], quiescent(0, fileState{journal: int64(len(b))}, chain).encode())
+		if err := writeSynced(jpath, b); err != nil {
+			return rep, err
+		}
+		rep.KeepJournal, rep.MovedJournal = int64(len(b)), rep.JournalSize // none of its bytes kept
+	} else if err := rewriteJournal(jpath, keep, gen, chain); err != nil {
+		return rep, err
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
 		return rep, err
 	}
 	rep.Repaired = true
 	return rep, nil
+}
+
+// repairV2 keeps what a version 2 journal proves and makes it version 3:
+// the rest of the bets file moved aside, the old journal copied whole.
+func repairV2(path string, in *inspection, stamp string) (Report, error) {
+	rep := in.rep
+	jpath := path + journalSuffix
+	var err error
+	if rep.BrokenBets, rep.MovedBets, err = moveTail(path, rep.KeepBets, stamp); err != nil {
+		return rep, err
+	}
+	if rep.BrokenJournal, err = copyWhole(jpath, stamp); err != nil {
+		return rep, err
+	}
+	rep.MovedJournal = rep.JournalSize - rep.KeepJournal
+	var b bytes.Buffer
+	if err := writeV3(&b, in.journal, *in.v2); err != nil {
+		return rep, err
+	}
+	tmp := jpath + ".upgrade"
+	if err := writeSynced(tmp, b.Bytes()); err != nil {
+		return rep, err
+	}
+	if err := os.Rename(tmp, jpath); err != nil {
+		return rep, err
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return rep, err
+	}
+	rep.KeepJournal, rep.Repaired = int64(b.Len()), true
+	return rep, nil
+}
+
+// repairHook, set by tests, runs between Repair's verification and its
+// first change to the files.
+var repairHook func()
+
+// rewriteJournal cuts a journal to the state keep and writes the header of
+// that state into its slot and zeros into the other, whose newer header
+// would describe what was cut.
+func rewriteJournal(jpath string, keep fileState, gen uint64, chain digest) error {
+	f, err := os.OpenFile(jpath, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(keep.journal)
+	if err == nil {
+		_, err = f.WriteAt(quiescent(gen, keep, chain).encode(), slotOffset(gen))
+	}
+	if err == nil {
+		_, err = f.WriteAt(make([]byte, headerSize), slotOffset(gen+1))
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
+}
+
+// copyWhole copies the file at path to <path>.broken-<stamp> and syncs the
+// copy.
+func copyWhole(path, stamp string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	broken := path + ".broken-" + stamp
+	return broken, copyToNew(broken, f)
+}
+
+// copyToNew writes what r holds to a new file at path and syncs it.
+func copyToNew(path string, r io.Reader) error {
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, r)
+	if err == nil {
+		err = out.Sync()
+	}
+	return errors.Join(err, out.Close())
 }
 
 // moveTail copies the bytes of the file at path from keep on to
@@ -132,24 +297,13 @@ func moveTail(path string, keep int64, stamp string) (string, int64, error) {
 		return "", 0, err
 	}
 	broken := path + ".broken-" + stamp
-	out, err := os.OpenFile(broken, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
+	if err := copyToNew(broken, io.NewSectionReader(f, keep, size-keep)); err != nil {
 		return "", 0, err
 	}
-	n, err := io.Copy(out, io.NewSectionReader(f, keep, size-keep))
-	if err == nil {
-		err = out.Sync()
+	if err := f.Truncate(keep); err != nil {
+		return broken, 0, err
 	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = f.Truncate(keep)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	return broken, n, err
+	return broken, size - keep, f.Sync()
 }
 
 // adopt writes a journal for a bets file that has none: a base record over
@@ -177,9 +331,9 @@ func adopt(path string, rep Report, stamp string) (Report, error) {
 			return rep, err
 		}
 	}
-	base, _ := record{kind: kindBase, flags: flagGroupEnd, end: end, count: uint32(min(rows, 1<<32-1)), digest: sum}.append([]byte(journalMagic), digest{})
+	journal, _ := newJournalWithDigest(end, uint32(min(rows, 1<<32-1)), sum)
 	tmp := jpath + ".adopt"
-	if err := writeSynced(tmp, base); err != nil {
+	if err := writeSynced(tmp, journal); err != nil {
 		return rep, err
 	}
 	if err := os.Rename(tmp, jpath); err != nil {
@@ -188,7 +342,7 @@ func adopt(path string, rep Report, stamp string) (Report, error) {
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		return rep, err
 	}
-	rep.Adopted, rep.Bets, rep.KeepBets, rep.KeepJournal, rep.Repaired = rows, rows, end, int64(len(base)), true
+	rep.Adopted, rep.Bets, rep.KeepBets, rep.KeepJournal, rep.Repaired = rows, rows, end, int64(len(journal)), true
 	rep.NoJournal = false
 	return rep, nil
 }

@@ -50,6 +50,13 @@ type Recovery struct {
 	Finished     int   // agencies that had finished
 	CutBetsBytes int64 // uncommitted or torn bytes cut from the bets file
 	CutJournal   int64 // torn bytes cut from the journal
+	// ReadBytes is what Open read of both files before it returned: the
+	// headers, the last group and the last rows, whatever the files hold.
+	ReadBytes int64
+	// RolledBack: the newest group's header was on disk but its records or
+	// rows were not all (a crash before its fsync returned): the group was
+	// rolled back, its bytes counted in the cuts.
+	RolledBack bool
 }
 
 // Commit is a batch or a "finished" mark on its way to disk. Done is closed
@@ -108,33 +115,45 @@ type Store struct {
 	queue  chan *Commit
 	exited chan struct{} // closed when the writer goroutine returns
 
-	// mu guards the committed state below, written only by the writer.
-	mu         sync.Mutex
-	size       int64             // committed length of the bets file
-	storedBets int64             // committed bets
-	lastSeq    map[uint32]uint64 // last committed batch per agency
-	finished   map[uint32]uint64 // agencies finished, with their last batch
-	// committedJournal is the journal's length after the last durable
-	// group: with size, the two prefixes a Snapshot copies.
-	committedJournal int64
+	// ready is closed once the journal is indexed (lastSeq, finished and
+	// digests rebuilt) and the unacknowledged tail cut: the writer then
+	// takes commits. verified is closed once the background verification
+	// has proven every byte the files held at Open. stop, closed by Close,
+	// ends that verification early; verifyDone is closed when it returns.
+	ready      chan struct{}
+	verified   chan struct{}
+	stop       chan struct{}
+	verifyDone chan struct{}
+	// tail is what Open found, for the writer to act on once indexed.
+	tail tailVerdict
+
+	// mu guards the committed state below, written only by the writer
+	// (which reads it without mu).
+	mu        sync.Mutex
+	committed fileState         // both files after the last durable group
+	gen       uint64            // generation of that group
+	chain     digest            // chain of its last record
+	lastSeq   map[uint32]uint64 // last committed batch per agency
+	finished  map[uint32]uint64 // agencies finished, with their last batch
 
 	// digests holds, per agency, the first 8 bytes of every batch's digest
 	// (index seq-1), to tell a resend from a conflict. Writer-owned; 8
 	// bytes a batch (0.8 MB for 10 M bets in batches of 100).
 	digests map[uint32][]uint64
 
-	journalSize int64  // writer-owned
-	chain       digest // chain of the last committed record, writer-owned
-	group       uint16 // number of the last committed group, writer-owned
-	fsyncs      atomic.Int64
-	failed      chan struct{} // closed on a failure that stops all writing
-	failErr     atomic.Pointer[error]
-	closeOnce   sync.Once
-	closeErr    error
+	fsyncs    atomic.Int64
+	failed    chan struct{} // closed on a failure that stops all writing
+	failErr   atomic.Pointer[error]
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open opens (creating if needed) the bets file at path and its journal,
-// repairs a torn or uncommitted tail, and starts the writer.
+// checks the one group a crash can have torn, and starts the writer. It
+// reads a bounded amount whatever the files hold: the rest of the journal
+// is indexed, and the rest of both files verified, in the background
+// (Ready, Verified); damage found there stops the store (Failed, Err) as
+// it would have refused Open.
 func Open(path string, opt Options) (*Store, Recovery, error) {
 	fsys := opt.FS
 	if fsys == nil {
@@ -143,6 +162,7 @@ func Open(path string, opt Options) (*Store, Recovery, error) {
 	s := &Store{
 		fs: fsys, path: path, noSync: opt.NoSync,
 		queue: make(chan *Commit, queueSize), exited: make(chan struct{}), failed: make(chan struct{}),
+		ready: make(chan struct{}), verified: make(chan struct{}), stop: make(chan struct{}), verifyDone: make(chan struct{}),
 		lastSeq: make(map[uint32]uint64), finished: make(map[uint32]uint64),
 		digests: make(map[uint32][]uint64),
 	}
@@ -151,7 +171,6 @@ func Open(path string, opt Options) (*Store, Recovery, error) {
 		s.closeFiles()
 		return nil, Recovery{}, err
 	}
-	s.committedJournal = s.journalSize
 	go s.run()
 	return s, rec, nil
 }
@@ -159,12 +178,15 @@ func Open(path string, opt Options) (*Store, Recovery, error) {
 func (s *Store) open() (Recovery, error) {
 	var rec Recovery
 	jpath := s.path + journalSuffix
+	if err := finishRestore(s.fs, s.path); err != nil {
+		return rec, err
+	}
 	// A refused start must leave no trace: nothing is created before the
 	// files are known to fit together.
 	betsSize, betsExists := s.sizeOf(s.path)
 	journalSize, journalExists := s.sizeOf(jpath)
 	switch {
-	case !betsExists && journalSize > int64(len(journalMagic)+journalRecordSize):
+	case !betsExists && journalSize > recordsStart+journalRecordSize:
 		// More than a base record: it committed rows. (A new store may lose
 		// either new file's entry in a crash before its directory sync.)
 		return rec, &DamageError{File: s.path, Offset: 0, What: fmt.Sprintf("missing, but its journal %s (%d bytes) describes it", jpath, journalSize)}
@@ -182,7 +204,25 @@ func (s *Store) open() (Recovery, error) {
 	if err != nil {
 		return rec, err
 	}
-	fresh := jsize < int64(len(journalMagic)+journalRecordSize)
+	fresh := jsize < recordsStart+journalRecordSize
+	if fresh && jsize >= int64(len(journalMagic)) && betsSize > 0 {
+		// A journal is created whole (blocks, header, base record: one
+		// write, one fsync) before any row: one that ends inside its
+		// blocks next to rows was cut, and adopting the rows would forget
+		// every batch's sequence number.
+		return rec, cutShort(jpath, jsize)
+	}
+	if !fresh {
+		journal, bets := &countingReader{r: s.journal}, &countingReader{r: s.bets}
+		tv, damage := checkTail(journal, jpath, jsize, bets, s.path, betsSize)
+		rec.ReadBytes = journal.n + bets.n
+		if damage != nil {
+			return rec, damage
+		}
+		// A rolled-back base group: the journal's creation was torn.
+		fresh = tv.committed.journal == recordsStart
+		s.tail = tv
+	}
 	if fresh {
 		// No journal, or one torn while being created, before it could
 		// commit anything. Only an empty bets file may start over: rows
@@ -194,22 +234,39 @@ func (s *Store) open() (Recovery, error) {
 			return rec, err
 		}
 		rec.CutJournal = jsize
-	} else if rec, err = s.recover(jpath, jsize, betsSize); err != nil {
-		return rec, err
-	}
-	if err := s.sync(s.bets); err != nil {
-		return rec, fmt.Errorf("sync bets file: %w", err)
-	}
-	if err := s.sync(s.journal); err != nil {
-		return rec, fmt.Errorf("sync journal: %w", err)
+		if err := s.sync(s.journal); err != nil {
+			return rec, fmt.Errorf("sync journal: %w", err)
+		}
 	}
 	if (created || fresh) && !s.noSync {
 		if err := s.fs.SyncDir(filepath.Dir(s.path)); err != nil {
 			return rec, fmt.Errorf("sync directory: %w", err)
 		}
 	}
-	rec.Finished = len(s.finished)
+	c := s.tail.committed
+	s.committed, s.gen, s.chain = c, s.tail.gen, s.tail.chain
+	rec.Bets, rec.Batches, rec.Finished = c.betCount, int(c.batches), int(c.finished)
+	rec.RolledBack = s.tail.rolledBack
+	rec.CutBetsBytes, rec.CutJournal = s.tail.cutBets, max(rec.CutJournal, s.tail.cutJournal)
 	return rec, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.ReaderAt
+	n int64
+}
+
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.n += int64(n)
+	return n, err
+}
+
+// cutShort is the refusal of a version 3 journal that ends inside its
+// blocks, next to rows.
+func cutShort(jpath string, jsize int64) *DamageError {
+	return damagef(jpath, jsize, "the journal has %d bytes and ends inside its header blocks (%d bytes) next to a non-empty bets file: it was cut short", jsize, recordsStart)
 }
 
 // noJournal is the refusal of rows that have no journal to prove them.
@@ -244,10 +301,12 @@ func (s *Store) openBets() (size int64, created bool, err error) {
 	return size, created, err
 }
 
-// openJournal opens (creating) the journal and checks its magic.
+// openJournal opens (creating) the journal and checks its magic. It is not
+// opened for appending: records go after the committed ones, and headers
+// into their slots, at explicit offsets.
 func (s *Store) openJournal(jpath string) (int64, error) {
 	var err error
-	if s.journal, err = s.fs.OpenFile(jpath, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
+	if s.journal, err = s.fs.OpenFile(jpath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
 		return 0, fmt.Errorf("open journal: %w", err)
 	}
 	size, err := fileSize(s.journal)
@@ -255,7 +314,7 @@ func (s *Store) openJournal(jpath string) (int64, error) {
 		return 0, err
 	}
 	magic := make([]byte, min(size, int64(len(journalMagic))))
-	if _, err := io.ReadFull(s.journal, magic); err != nil {
+	if _, err := s.journal.ReadAt(magic, 0); err != nil {
 		return 0, fmt.Errorf("read journal: %w", err)
 	}
 	if !strings.HasPrefix(journalMagic, string(magic)) {
@@ -264,44 +323,35 @@ func (s *Store) openJournal(jpath string) (int64, error) {
 	return size, nil
 }
 
-// startJournal writes a new journal: the magic and a base record covering
-// nothing.
+// startJournal writes a new journal: the magic, the header of group 0 and
+// a base record covering nothing.
 func (s *Store) startJournal() error {
 	if err := s.journal.Truncate(0); err != nil {
 		return fmt.Errorf("truncate journal: %w", err)
 	}
-	b, chain := record{kind: kindBase, flags: flagGroupEnd, digest: digestOf(nil)}.append([]byte(journalMagic), digest{})
-	if _, err := s.journal.Write(b); err != nil {
+	b, chain := newJournal(0, 0)
+	if _, err := s.journal.WriteAt(b, 0); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
-	s.journalSize, s.chain = int64(len(b)), chain
+	s.tail = tailVerdict{committed: fileState{journal: int64(len(b))}, chain: chain}
 	return nil
 }
 
-// recover verifies the bets file against the journal and cuts the
-// unacknowledged tail, the only thing it ever cuts. On damage before the
-// tail it returns a *DamageError and changes nothing.
-func (s *Store) recover(jpath string, jsize, betsSize int64) (Recovery, error) {
-	var rec Recovery
-	v := verifyFiles(s.journal, jpath, jsize, s.bets, s.path, betsSize)
-	if v.damage != nil {
-		return rec, v.damage
-	}
-	if rec.CutJournal = jsize - v.keepJournal; rec.CutJournal > 0 {
-		if err := s.journal.Truncate(v.keepJournal); err != nil {
-			return rec, fmt.Errorf("truncate journal: %w", err)
-		}
-	}
-	if rec.CutBetsBytes = betsSize - v.keepBets; rec.CutBetsBytes > 0 {
-		if err := s.bets.Truncate(v.keepBets); err != nil {
-			return rec, fmt.Errorf("truncate bets file: %w", err)
-		}
-	}
-	s.journalSize, s.chain, s.group = v.keepJournal, v.chain, v.group
-	s.size, s.storedBets = v.keepBets, v.bets
-	s.lastSeq, s.digests, s.finished = v.lastSeq, v.digests, v.finished
-	rec.Bets, rec.Batches = v.bets, v.batches
-	return rec, nil
+// newJournal encodes a whole new journal whose base record covers the
+// first end bytes of the bets file (count bets): the magic block, the
+// header of group 0 and the record. It returns the base record's chain.
+func newJournal(end int64, count uint32) ([]byte, digest) {
+	return newJournalWithDigest(end, count, digestOf(nil))
+}
+
+func newJournalWithDigest(end int64, count uint32, d digest) ([]byte, digest) {
+	b := make([]byte, recordsStart, recordsStart+journalRecordSize)
+	copy(b, journalMagic)
+	b, chain := record{kind: kindBase, flags: flagGroupEnd, end: end, count: count, digest: d}.append(b, digest{})
+	h := header{gen: 0, before: fileState{journal: recordsStart},
+		after: fileState{journal: int64(len(b)), bets: end, betCount: int64(count)}, chain: chain}
+	copy(b[slotOffset(0):], h.encode())
+	return b, chain
 }
 
 func fileSize(f File) (int64, error) {
@@ -355,16 +405,54 @@ func (s *Store) submit(c *Commit) *Commit {
 	return c
 }
 
+// Ready is closed once the store knows what it holds (its journal
+// indexed, in the background after Open) and takes commits. LastSeq and
+// Finished wait for it. If the index finds damage, Ready is never closed
+// and Failed is.
+func (s *Store) Ready() <-chan struct{} { return s.ready }
+
+// Verified is closed once the background verification has proven every
+// byte the files held at Open (each record's rows against its digest, the
+// chain of the records); rows stored since were hashed as they came. If it
+// finds damage, Verified is never closed and Failed is. The draw reads the
+// file only once it is closed (ScanWhere).
+func (s *Store) Verified() <-chan struct{} { return s.verified }
+
+// await waits for ch, or for the store to fail or close: it reports
+// whether ch closed.
+func (s *Store) await(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	case <-s.failed:
+	case <-s.stop:
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // LastSeq returns the last batch sequence committed for the agency (0 for
-// none).
+// none). It waits until the store is Ready (0 if it fails or closes
+// first).
 func (s *Store) LastSeq(agency uint32) uint64 {
+	if !s.await(s.ready) {
+		return 0
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.lastSeq[agency]
 }
 
-// Finished returns the agencies durably marked finished.
+// Finished returns the agencies durably marked finished. It waits until
+// the store is Ready (none if it fails or closes first).
 func (s *Store) Finished() []uint32 {
+	if !s.await(s.ready) {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]uint32, 0, len(s.finished))
@@ -385,12 +473,13 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Bets: s.storedBets, Size: s.size, Fsyncs: s.fsyncs.Load()}
+	return Stats{Bets: s.committed.betCount, Size: s.committed.bets, Fsyncs: s.fsyncs.Load()}
 }
 
-// Failed is closed when a failure (a failed fsync, or a write that could not
-// be undone) has stopped all writing: the central should stop, and recovery
-// at the next Open repairs the files.
+// Failed is closed when a failure has stopped all writing: a failed fsync,
+// a write that could not be undone, or damage found by the background
+// index or verification (Err is then a *DamageError). The central should
+// stop; the next Open repairs a torn tail, or refuses the damage.
 func (s *Store) Failed() <-chan struct{} { return s.failed }
 
 // Err returns the failure that closed Failed, or nil.
@@ -401,16 +490,26 @@ func (s *Store) Err() error {
 	return nil
 }
 
-// Close lets the writer finish every commit already submitted, then closes
-// both files. It is safe to call more than once, from any goroutines: every
-// call returns once the files are closed, with the same error.
+// fail records a failure that ends all writing; only the first counts.
+func (s *Store) fail(cause error) {
+	if s.failErr.CompareAndSwap(nil, &cause) {
+		close(s.failed)
+	}
+}
+
+// Close lets the writer finish every commit already submitted, stops the
+// background verification, then closes both files. It is safe to call
+// more than once, from any goroutines: every call returns once the files
+// are closed, with the same error.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.sendMu.Lock()
 		s.closed = true
 		close(s.queue)
 		s.sendMu.Unlock()
+		close(s.stop)
 		<-s.exited
+		<-s.verifyDone
 		s.closeErr = s.closeFiles()
 	})
 	return s.closeErr
@@ -426,15 +525,27 @@ func (s *Store) closeFiles() error {
 	return errors.Join(errs...)
 }
 
-// run is the writer goroutine: it takes every commit waiting in the queue
-// as one group and commits the group with one write and one fsync per file.
+// run is the writer goroutine: once the journal is indexed, it takes every
+// commit waiting in the queue as one group (at most maxGroupCommits and
+// about maxGroupBytes) and commits the group with one write and one fsync
+// per file.
 func (s *Store) run() {
 	defer close(s.exited)
+	if err := s.prepare(); err != nil {
+		close(s.verifyDone)
+		s.fail(err)
+		for c := range s.queue {
+			c.complete(lottery.Errorf(lottery.EStorage, "storage stopped: %v", err))
+		}
+		return
+	}
+	close(s.ready)
+	go s.verify(s.committed, s.gen, s.chain)
 	w := groupWriter{s: s}
 	for c := range s.queue {
 		group, size := append(w.group[:0], c), len(c.rows)
 	gather:
-		for size < maxGroupBytes {
+		for size < maxGroupBytes && len(group) < maxGroupCommits {
 			select {
 			case c, ok := <-s.queue:
 				if !ok {

@@ -20,7 +20,7 @@ func v1Record(r record) []byte {
 }
 
 // TestOpen_UpgradesJournalV1 opens a bets file whose journal is version 1:
-// the journal becomes version 2 with each batch's digest computed from its
+// the journal becomes version 3 with each batch's digest computed from its
 // rows, so a resend of an old batch is still a duplicate and other bets
 // under its number are a conflict; a torn v1 tail is dropped and the bets it
 // covered are cut, as recovery does.
@@ -55,7 +55,7 @@ func TestOpen_UpgradesJournalV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(string(got), journalMagic) || len(got) != len(journalMagic)+3*journalRecordSize {
+	if !strings.HasPrefix(string(got), journalMagic) || len(got) != recordsStart+3*journalRecordSize {
 		t.Fatalf("journal after upgrade: %d bytes starting %q", len(got), got[:min(8, len(got))])
 	}
 	if _, err := os.Stat(path + journalSuffix + ".upgrade"); !os.IsNotExist(err) {

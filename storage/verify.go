@@ -11,8 +11,9 @@ import (
 var ErrDamaged = errors.New("storage: the bets file and its journal do not match")
 
 // DamageError says where the bets file and its journal stop proving each
-// other before the tail. Open refuses to start on it and changes nothing;
-// Repair keeps the longest verified prefix.
+// other. Open refuses to start on it and changes nothing; found later, by
+// the background verification, it stops the store the same way; Repair
+// keeps the longest verified prefix.
 type DamageError struct {
 	File   string // the path of the file where the mismatch is
 	Offset int64  // the byte of File where it starts
@@ -26,213 +27,251 @@ func (e *DamageError) Error() string {
 // Is makes errors.Is(err, ErrDamaged) true.
 func (e *DamageError) Is(target error) bool { return target == ErrDamaged }
 
-// Limits of the tail, the only part recovery may cut: one group commit,
-// because a group is written only after the previous one was synced.
+func damagef(file string, off int64, format string, args ...any) *DamageError {
+	return &DamageError{File: file, Offset: off, What: fmt.Sprintf(format, args...)}
+}
+
+// Limits of one group commit: the unacknowledged tail a crash can leave is
+// one group at most, because a group is written only once the previous one
+// is durable.
 const (
-	// maxGroupCommits bounds the commits (hence the journal records) of
-	// one group.
+	// maxGroupCommits bounds the commits, hence the journal records, of one
+	// group: the writer gathers no more (Store.run).
 	maxGroupCommits = queueSize
-	// maxTailBytes bounds the bets file's bytes past the last committed
-	// record: one group's rows, which may exceed maxGroupBytes by the last
-	// batch added to it (a frame's bets as rows, far below 1 MiB).
+	// maxTailBytes bounds one group's rows, which may exceed maxGroupBytes
+	// by the last batch added to it (a frame's bets as rows, far below
+	// 1 MiB).
 	maxTailBytes = maxGroupBytes + 1<<20
 )
 
-// verdict is what verifying a bets file against its journal found: the
-// longest verified prefix of both files (complete groups whose records
-// chain, whose rows hash to their digests and whose sequences follow), the
-// committed state it describes, and the damage found before the tail, if
-// any.
-type verdict struct {
-	keepJournal int64  // bytes of the journal proven (magic included)
-	keepBets    int64  // bytes of the bets file proven
-	chain       digest // chain of the last record kept
-	group       uint16 // number of the last group kept
-	records     int    // records kept
-
-	lastSeq  map[uint32]uint64
+// journalState is what the records read so far commit: the central's
+// memory of the journal, rebuilt at every start.
+type journalState struct {
+	lastSeq  map[uint32]uint64 // last batch per agency
 	digests  map[uint32][]uint64
-	finished map[uint32]uint64
-	bets     int64
-	batches  int
+	finished map[uint32]uint64 // agencies finished, after their batch
+}
 
-	journalSize, betsSize int64
-	damage                *DamageError
+func newJournalState() *journalState {
+	return &journalState{lastSeq: make(map[uint32]uint64), digests: make(map[uint32][]uint64), finished: make(map[uint32]uint64)}
+}
+
+// scanner reads journal records in order and checks that they form a
+// journal, and, when rows is set, that the bets file's bytes each record
+// covers hash to its digest and that every record chains to the one before
+// (both cost a SHA-256: the background verification's part). It applies a
+// group's records only once the group's end mark is read and every record
+// of it checked out, like raft-wal applying a committed batch: so what it
+// keeps is always whole groups.
+type scanner struct {
+	jr       *bufio.Reader // the journal from off on
+	jpath    string
+	br       *bufio.Reader // the bets file from prevEnd on (rows only)
+	bpath    string
+	betsSize int64
+	rows     bool
+	st       *journalState // nil: do not rebuild the state (order unchecked)
+
+	off     int64  // journal offset of the next record
+	index   int64  // its number (the base record is 0)
+	prev    digest // chain of the last record read
+	prevEnd int64  // bets end of the last record read
+	expect  uint16 // the group the next record must belong to
+	group   []undo // the open group's records
+	hasher  *rowHasher
+
+	// What is proven: the end of the last whole group read.
+	kept struct {
+		journal, bets int64
+		chain         digest
+		group         uint16
+		groups        int64 // whole groups read
+		records       int64
+		betCount      int64
+		batches       int64
+		finished      int64
+	}
+	// count is the running totals of every record read, kept included.
+	count struct{ bets, batches, finished int64 }
 }
 
 // undo is what one record of the open group changed, to roll it back when
-// the group turns out to be the unacknowledged tail.
+// the group turns out to be incomplete.
 type undo struct {
 	r       record
 	prevSeq uint64
 }
 
-// verifyFiles checks the journal (read from just after its magic) against
-// the bets file (read from its start). Both are streamed: memory grows with
-// the number of batches (8 bytes each), not with the bets.
-func verifyFiles(journal io.Reader, journalPath string, journalSize int64, bets io.Reader, betsPath string, betsSize int64) *verdict {
-	v := &verdict{
-		keepJournal: int64(len(journalMagic)), journalSize: journalSize, betsSize: betsSize,
-		lastSeq: make(map[uint32]uint64), digests: make(map[uint32][]uint64), finished: make(map[uint32]uint64),
+// scanFrom is where a scan starts: the record at off, number index, after a
+// record whose chain is prev and whose rows end at prevEnd, in group expect.
+type scanFrom struct {
+	off, index, prevEnd int64
+	prev                digest
+	expect              uint16
+}
+
+func newScanner(journal io.Reader, jpath string, from scanFrom, bets io.Reader, bpath string, betsSize int64, rows bool, st *journalState) *scanner {
+	sc := &scanner{jr: bufio.NewReaderSize(journal, 64<<10), jpath: jpath, bpath: bpath, betsSize: betsSize, rows: rows, st: st,
+		off: from.off, index: from.index, prev: from.prev, prevEnd: from.prevEnd, expect: from.expect, hasher: newRowHasher()}
+	if rows {
+		sc.br = bufio.NewReaderSize(bets, scanBufferSize)
 	}
-	jr := bufio.NewReaderSize(journal, 64<<10)
-	br := bufio.NewReaderSize(bets, scanBufferSize)
-	damage := func(file string, off int64, format string, args ...any) *DamageError {
-		return &DamageError{File: file, Offset: off, What: fmt.Sprintf(format, args...)}
+	sc.kept.journal, sc.kept.bets, sc.kept.chain = from.off, from.prevEnd, from.prev
+	sc.kept.group = from.expect - 1
+	return sc
+}
+
+// scan reads records up to the journal offset end and returns the first
+// failure, or nil if every record up to end checked out and end closes a
+// group. It stops at the failure: what is kept is the end of the last
+// whole group before it.
+func (sc *scanner) scan(end int64) *DamageError {
+	if d := sc.scanTo(end); d != nil {
+		return d
 	}
-	var (
-		buf      [journalRecordSize]byte
-		off      = int64(len(journalMagic))
-		prev     digest // chain of the last record read
-		prevEnd  int64  // end of the last record read
-		group    []undo // the open group's records
-		groupBad *DamageError
-		sealed   *DamageError // a complete group whose rows did not match: damage unless it is the last
-		fail     *DamageError // the first record that does not parse, link or follow
-		expect   uint16       // the group number the next record must carry
-		rows     = newRowHasher()
-	)
-	rollback := func() {
-		for i := len(group) - 1; i >= 0; i-- {
-			u := group[i]
-			switch u.r.kind {
-			case kindBatch:
-				v.lastSeq[u.r.agency] = u.prevSeq
-				v.digests[u.r.agency] = v.digests[u.r.agency][:u.prevSeq]
-				v.bets -= int64(u.r.count)
-				v.batches--
-			case kindFinished:
-				delete(v.finished, u.r.agency)
-			case kindBase:
-				v.bets -= int64(u.r.count)
+	if len(sc.group) > 0 {
+		return damagef(sc.jpath, sc.off, "the group of record %d has no end mark before offset %d", sc.index-1, end)
+	}
+	return nil
+}
+
+// scanTo is scan up to end, which may fall inside a group.
+func (sc *scanner) scanTo(end int64) *DamageError {
+	var buf [journalRecordSize]byte
+	for sc.off < end {
+		if _, err := io.ReadFull(sc.jr, buf[:]); err != nil {
+			return damagef(sc.jpath, sc.off, "record %d: the journal ends inside it (%v)", sc.index, err)
+		}
+		r, err := sc.check(buf[:])
+		if err != nil {
+			return err
+		}
+		if sc.rows && r.kind != kindFinished {
+			if err := sc.checkRows(r); err != nil {
+				return err
 			}
 		}
-		group = group[:0]
+		sc.apply(r)
+		sc.closeGroup(r)
 	}
-	for i := 0; ; i++ {
-		if _, err := io.ReadFull(jr, buf[:]); err != nil {
-			break // the end, or a torn last record: part of the tail
-		}
-		if sealed != nil {
-			v.damage = sealed // a group after it: it was not the tail
-			return v
-		}
-		r, ok := parseRecord(buf[:])
-		last := v.lastSeq[r.agency]
-		switch {
-		case !ok:
-			fail = damage(journalPath, off, "record %d does not parse (CRC mismatch or invalid fields)", i)
-		case !linked(buf[:], prev):
-			fail = damage(journalPath, off, "record %d does not chain to the one before it: a record was removed, inserted or rewritten", i)
-		case (i == 0) != (r.kind == kindBase):
-			fail = damage(journalPath, off, "record %d: only the first record is a base record", i)
-		case r.group != expect:
-			fail = damage(journalPath, off, "record %d is in group %d, expected group %d", i, r.group, expect)
-		case r.end < prevEnd:
-			fail = damage(journalPath, off, "record %d ends at %d, before the previous record's end %d", i, r.end, prevEnd)
-		case r.kind == kindBatch && r.seq != last+1:
-			fail = damage(journalPath, off, "record %d is batch %d of agency %d, after its batch %d", i, r.seq, r.agency, last)
-		case r.kind == kindFinished && (r.end != prevEnd || r.seq != last):
-			fail = damage(journalPath, off, "record %d: agency %d finished after batch %d, but its last is %d", i, r.agency, r.seq, last)
-		}
-		if fail != nil {
-			break
-		}
-		if r.kind != kindFinished {
-			switch d, n, err := rows.next(br, r.end-prevEnd); {
-			case r.end > betsSize:
-				groupBad = cmpOr(groupBad, damage(betsPath, min(prevEnd, betsSize), "record %d (journal offset %d) covers bytes %d to %d, but the file has %d", i, off, prevEnd, r.end, betsSize))
-			case err != nil:
-				groupBad = cmpOr(groupBad, damage(betsPath, prevEnd+n, "read: %v", err))
-			case d != r.digest:
-				groupBad = cmpOr(groupBad, damage(betsPath, prevEnd, "bytes %d to %d do not match the digest of record %d (journal offset %d)", prevEnd, r.end, i, off))
-			}
-		}
-		group = append(group, undo{r: r, prevSeq: last})
+	return nil
+}
+
+// check parses one record and checks that it follows the ones before: its
+// CRC, its chain (rows only), its group number, its end and, when the state
+// is rebuilt, its sequence number.
+func (sc *scanner) check(b []byte) (record, *DamageError) {
+	r, ok := parseRecord(b)
+	switch {
+	case !ok:
+		return r, damagef(sc.jpath, sc.off, "record %d does not parse (CRC mismatch or invalid fields)", sc.index)
+	case sc.rows && !linked(b, sc.prev):
+		return r, damagef(sc.jpath, sc.off, "record %d does not chain to the one before it: a record was removed, inserted or rewritten", sc.index)
+	case (sc.index == 0) != (r.kind == kindBase):
+		return r, damagef(sc.jpath, sc.off, "record %d: only the first record is a base record", sc.index)
+	case r.group != sc.expect:
+		return r, damagef(sc.jpath, sc.off, "record %d is in group %d, expected group %d", sc.index, r.group, sc.expect)
+	case r.end < sc.prevEnd:
+		return r, damagef(sc.jpath, sc.off, "record %d ends at %d, before the previous record's end %d", sc.index, r.end, sc.prevEnd)
+	case r.kind == kindFinished && r.end != sc.prevEnd:
+		return r, damagef(sc.jpath, sc.off, "record %d: a finished record covers bytes %d to %d", sc.index, sc.prevEnd, r.end)
+	case len(sc.group) >= maxGroupCommits+1:
+		return r, damagef(sc.jpath, sc.off, "record %d: a group of more than %d records", sc.index, maxGroupCommits+1)
+	}
+	if sc.st == nil {
+		return r, nil
+	}
+	last := sc.st.lastSeq[r.agency]
+	switch {
+	case r.kind == kindBatch && r.seq != last+1:
+		return r, damagef(sc.jpath, sc.off, "record %d is batch %d of agency %d, after its batch %d", sc.index, r.seq, r.agency, last)
+	case r.kind == kindFinished && r.seq != last:
+		return r, damagef(sc.jpath, sc.off, "record %d: agency %d finished after batch %d, but its last is %d", sc.index, r.agency, r.seq, last)
+	case r.kind == kindFinished && sc.finishedBefore(r.agency):
+		return r, damagef(sc.jpath, sc.off, "record %d: agency %d finished twice", sc.index, r.agency)
+	case r.kind == kindBatch && sc.finishedBefore(r.agency):
+		return r, damagef(sc.jpath, sc.off, "record %d is batch %d of agency %d, after it finished", sc.index, r.seq, r.agency)
+	}
+	return r, nil
+}
+
+func (sc *scanner) finishedBefore(agency uint32) bool {
+	_, done := sc.st.finished[agency]
+	return done
+}
+
+// checkRows hashes the rows a record covers and compares the digest.
+func (sc *scanner) checkRows(r record) *DamageError {
+	if r.end > sc.betsSize {
+		return damagef(sc.bpath, min(sc.prevEnd, sc.betsSize), "record %d (journal offset %d) covers bytes %d to %d, but the file has %d", sc.index, sc.off, sc.prevEnd, r.end, sc.betsSize)
+	}
+	d, n, err := sc.hasher.next(sc.br, r.end-sc.prevEnd)
+	switch {
+	case err != nil:
+		return damagef(sc.bpath, sc.prevEnd+n, "read: %v", err)
+	case d != r.digest:
+		return damagef(sc.bpath, sc.prevEnd, "bytes %d to %d do not match the digest of record %d (journal offset %d)", sc.prevEnd, r.end, sc.index, sc.off)
+	}
+	return nil
+}
+
+// apply adds one checked record to the open group and the state.
+func (sc *scanner) apply(r record) {
+	var prevSeq uint64
+	switch r.kind {
+	case kindBatch:
+		sc.count.bets += int64(r.count)
+		sc.count.batches++
+	case kindFinished:
+		sc.count.finished++
+	case kindBase:
+		sc.count.bets += int64(r.count)
+	}
+	if st := sc.st; st != nil {
+		prevSeq = st.lastSeq[r.agency]
 		switch r.kind {
 		case kindBatch:
-			v.lastSeq[r.agency] = r.seq
-			v.digests[r.agency] = append(v.digests[r.agency], r.digest.prefix())
-			v.bets += int64(r.count)
-			v.batches++
+			st.lastSeq[r.agency] = r.seq
+			st.digests[r.agency] = append(st.digests[r.agency], r.digest.prefix())
 		case kindFinished:
-			v.finished[r.agency] = r.seq
-		case kindBase:
-			v.bets += int64(r.count)
-		}
-		prev, prevEnd, off = r.chain, r.end, off+journalRecordSize
-		if len(group) > maxGroupCommits+1 {
-			fail = damage(journalPath, off, "a group of more than %d records", maxGroupCommits)
-			break
-		}
-		if r.flags&flagGroupEnd == 0 {
-			continue
-		}
-		expect = r.group + 1
-		if groupBad != nil {
-			sealed, groupBad = groupBad, nil
-			rollback()
-			continue
-		}
-		v.records += len(group)
-		group = group[:0]
-		v.keepJournal, v.keepBets, v.chain, v.group = off, r.end, r.chain, r.group
-	}
-	// Whatever follows the last verified group is the tail — one group at
-	// most. A record that parses further on means the failure was not a
-	// torn write but damage.
-	rollback()
-	if fail != nil {
-		if later := laterGroup(jr, fail.Offset+journalRecordSize, v.group); later != "" {
-			fail.What += "; " + later + ", so this is damage, not a torn last write"
-			v.damage = fail
-			return v
-		}
-		if slots := (journalSize - v.keepJournal) / journalRecordSize; slots > maxGroupCommits+1 {
-			fail.What += fmt.Sprintf("; %d records follow the last verified group, more than one group commit writes", slots)
-			v.damage = fail
-			return v
+			st.finished[r.agency] = r.seq
 		}
 	}
-	if tail := betsSize - v.keepBets; tail > maxTailBytes {
-		v.damage = damage(journalPath, v.keepJournal, "the journal ends here but %s has %d bytes past its last record, more than one group commit writes: the journal is shorter than the data it should describe", betsPath, tail)
-	}
-	return v
+	sc.group = append(sc.group, undo{r: r, prevSeq: prevSeq})
+	sc.prev, sc.prevEnd = r.chain, r.end
+	sc.off += journalRecordSize
+	sc.index++
 }
 
-// cmpOr returns a if it is set, else b.
-func cmpOr(a, b *DamageError) *DamageError {
-	if a != nil {
-		return a
+// closeGroup keeps the open group when r ends it.
+func (sc *scanner) closeGroup(r record) {
+	if r.flags&flagGroupEnd == 0 {
+		return
 	}
-	return b
+	sc.expect = r.group + 1
+	sc.group = sc.group[:0]
+	k := &sc.kept
+	k.journal, k.bets, k.chain, k.group = sc.off, r.end, r.chain, r.group
+	k.groups++
+	k.records = sc.index
+	k.betCount, k.batches, k.finished = sc.count.bets, sc.count.batches, sc.count.finished
 }
 
-// laterGroup looks through the rest of the journal (jr is at offset from)
-// for proof that the failure before it is not a torn last write: a record
-// of a group at least two after the last one kept (kept), or a valid group
-// end with anything after it. A crash tears only the last group's write,
-// which ends the journal.
-func laterGroup(jr io.Reader, from int64, kept uint16) string {
-	var buf [journalRecordSize]byte
-	end := int64(-1)
-	for off := from; ; off += journalRecordSize {
-		n, err := io.ReadFull(jr, buf[:])
-		if end >= 0 && n > 0 {
-			return fmt.Sprintf("a complete group ends at offset %d and more follows", end)
-		}
-		if err != nil {
-			return ""
-		}
-		r, ok := parseRecord(buf[:])
-		if !ok {
-			continue
-		}
-		if d := r.group - kept; d >= 2 && d < 1<<15 {
-			return fmt.Sprintf("the record at offset %d belongs to group %d, at least two groups after the last whole one (%d)", off, r.group, kept)
-		}
-		if r.flags&flagGroupEnd != 0 {
-			end = off
+// rollback undoes the open group's records in the state: they are not
+// kept.
+func (sc *scanner) rollback() {
+	if st := sc.st; st != nil {
+		for i := len(sc.group) - 1; i >= 0; i-- {
+			u := sc.group[i]
+			switch u.r.kind {
+			case kindBatch:
+				st.lastSeq[u.r.agency] = u.prevSeq
+				st.digests[u.r.agency] = st.digests[u.r.agency][:u.prevSeq]
+			case kindFinished:
+				delete(st.finished, u.r.agency)
+			}
 		}
 	}
+	sc.group = sc.group[:0]
+	sc.count.bets, sc.count.batches, sc.count.finished = sc.kept.betCount, sc.kept.batches, sc.kept.finished
 }

@@ -335,19 +335,16 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	config.LogWarnings(log, cfg.Warnings)
 
 	store, rec, err := storage.Open(cfg.Storage, storage.Options{NoSync: cfg.NoSync})
-	var damage *storage.DamageError
 	switch {
-	case errors.As(err, &damage):
-		// Nothing was changed: the operator decides (-check, -repair).
-		log.Error("recuperar", logline.Failed, "file", damage.File, "offset", damage.Offset, "error", damage.What,
-			"hint", "nothing was modified; see `server -check` and `server -repair`")
+	case logDamage(log, err):
 		return exitFailed
 	case err != nil:
 		log.Error("recuperar", logline.Failed, "storage_filepath", cfg.Storage, "error", err)
 		return exitFailed
 	}
 	log.Info("recuperar", logline.OK, "apuestas", rec.Bets, "batches", rec.Batches, "agencias_finalizadas", rec.Finished,
-		"bytes_descartados", rec.CutBetsBytes, "journal_bytes_descartados", rec.CutJournal)
+		"bytes_descartados", rec.CutBetsBytes, "journal_bytes_descartados", rec.CutJournal, "grupo_deshecho", rec.RolledBack,
+		"bytes_leidos", rec.ReadBytes)
 	code, store := serve(cfg, store, log, signals, revoked)
 	if err := store.Close(); err != nil {
 		log.Error("shutdown", logline.Failed, "resource", "bets_file", "error", err)
@@ -398,6 +395,8 @@ func serve(cfg Config, store *storage.Store, log *slog.Logger, signals <-chan os
 
 	served := make(chan error, 1)
 	go func() { served <- c.Serve(ln) }()
+	stopWatch := watchVerified(store, log)
+	defer stopWatch()
 
 	code := exitOK
 	var serveErr error
@@ -415,7 +414,13 @@ wait:
 			if node != nil {
 				err = node.Err()
 			}
-			log.Error("shutdown", logline.Failed, "cause", "storage", "error", err)
+			// Damage the background verification found is refused as at
+			// start: the same line, no draw, and nothing more written.
+			cause := "storage"
+			if logDamage(log, err) {
+				cause = "damage"
+			}
+			log.Error("shutdown", logline.Failed, "cause", cause, "error", err)
 			code = exitFailed
 		case serveErr = <-served:
 			log.Error("shutdown", logline.Failed, "cause", "listener", "error", serveErr)
@@ -447,6 +452,38 @@ wait:
 		log.Info("shutdown", logline.Progress, "resource", "raft")
 	}
 	return code, node.Store()
+}
+
+// watchVerified logs the end of the store's background verification
+// (action verificar), if it ends before the central stops; damage is
+// logged by the caller, from Failed. The returned func stops the watch
+// and waits for it.
+func watchVerified(store *storage.Store, log *slog.Logger) (stop func()) {
+	done, exited := make(chan struct{}), make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(exited)
+		select {
+		case <-store.Verified():
+			log.Info("verificar", logline.OK, "origen", "inicio", "segundos", fmt.Sprintf("%.3f", time.Since(start).Seconds()))
+		case <-store.Failed():
+		case <-done:
+		}
+	}()
+	return func() { close(done); <-exited }
+}
+
+// logDamage logs err as the refusal of damaged files, if it is one, and
+// reports whether it was.
+func logDamage(log *slog.Logger, err error) bool {
+	var damage *storage.DamageError
+	if !errors.As(err, &damage) {
+		return false
+	}
+	// Nothing was changed: the operator decides (-check, -repair).
+	log.Error("recuperar", logline.Failed, "file", damage.File, "offset", damage.Offset, "error", damage.What,
+		"hint", "nothing was modified; see `server -check` and `server -repair`")
+	return true
 }
 
 // newNode prepares this central's part in its group: its Raft state beside

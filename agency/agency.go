@@ -127,6 +127,27 @@ type Agency struct {
 	failedAt  string // the address of the last failure that was not a redirection
 	fails     int    // connection failures since the central last did real work
 	redirects int    // not_leader redirections followed since the central last did real work
+	// welcomed is the last_seq of the last Welcome, and acked the highest
+	// batch the central acknowledged in this run: a central that welcomes
+	// the agency with less than acked forgot batches it had stored (its
+	// files were repaired, or replaced), and they are sent again.
+	welcomed uint64
+	acked    uint64
+}
+
+// errForgotten is a central that welcomed the agency with fewer batches
+// than it had acknowledged (see forgot).
+var errForgotten = errors.New("the central forgot acknowledged batches")
+
+// forgot reports, and logs once per connection, whether the central just
+// welcomed the agency with fewer batches than it had acknowledged.
+func (a *Agency) forgot() bool {
+	if a.welcomed >= a.acked {
+		return false
+	}
+	a.log.Error("central_olvido", logline.Failed, "agency", a.cfg.ID, "ultimo_ack", a.acked, "central_last_seq", a.welcomed,
+		"server_address", a.at)
+	return true
 }
 
 // New checks cfg and returns an agency.
@@ -164,17 +185,29 @@ func (a *Agency) Run(ctx context.Context) (Result, error) {
 		a.log.Info("shutdown", logline.Progress, "resource", "connection", "client_id", a.cfg.ID)
 	}()
 	up := uploader{a: a, src: src}
-	err = up.run(ctx)
-	res.Sent, res.Batches, res.Rejected, res.Invalid = up.sent, up.acked, up.rejected, src.Invalid()
+	defer func() { src = up.src }() // a rewind reopens the file
+	for {
+		err = up.run(ctx)
+		res.Sent, res.Batches, res.Rejected, res.Invalid = up.sent, up.acked, up.rejected, up.src.Invalid()
+		if err != nil {
+			return res, err
+		}
+		a.log.Info("loop_finished", logline.OK, "client_id", a.cfg.ID, "apuestas", res.Sent, "batches", up.seq,
+			"rechazadas", res.Rejected, "invalidas", res.Invalid)
+		err = a.sendFinished(ctx, up.seq)
+		if err == nil {
+			res.Winners, err = a.winners(ctx)
+		}
+		if !errors.Is(err, errForgotten) {
+			break
+		}
+		// The central lost batches it had acknowledged: upload them again
+		// from the file, then finish again.
+		if err := up.rewind(a.welcomed); err != nil {
+			return res, err
+		}
+	}
 	if err != nil {
-		return res, err
-	}
-	a.log.Info("loop_finished", logline.OK, "client_id", a.cfg.ID, "apuestas", res.Sent, "batches", up.seq,
-		"rechazadas", res.Rejected, "invalidas", res.Invalid)
-	if err := a.sendFinished(ctx, up.seq); err != nil {
-		return res, err
-	}
-	if res.Winners, err = a.winners(ctx); err != nil {
 		return res, err
 	}
 	a.log.Info("consulta_ganadores", logline.OK, "cant_ganadores", len(res.Winners), "client_id", a.cfg.ID)
@@ -197,6 +230,25 @@ func (a *Agency) openSource() (source, error) {
 		return &singleSource{bet: *a.cfg.Bet}, nil
 	}
 	a.log.Warn("leer_apuestas", logline.OK, "client_id", a.cfg.ID, "archivo", "none", "modo", "sin_apuestas")
+	return emptySource{}, nil
+}
+
+// reopenSource opens the agency's bets again from the start, for a
+// rewind; a file's invalid rows are not logged while the batches the
+// central holds are skipped.
+func (a *Agency) reopenSource() (source, error) {
+	if a.cfg.DataFile != "" {
+		f, err := openFile(a.cfg.DataFile, logline.Discard())
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("agency file: %w", err)
+		}
+	}
+	if a.cfg.Bet != nil {
+		return &singleSource{bet: *a.cfg.Bet}, nil
+	}
 	return emptySource{}, nil
 }
 
@@ -278,6 +330,9 @@ func (a *Agency) retry(ctx context.Context, action string, exchange func() error
 		}
 		if err := a.reconnect(ctx, err); err != nil {
 			return err
+		}
+		if a.forgot() {
+			return errForgotten
 		}
 	}
 }

@@ -581,36 +581,129 @@ func TestAgency_ErrUnknownAgency(t *testing.T) {
 	}
 }
 
-// TestAgency_BackoffGrows: a central that accepts connections but refuses
-// every batch (a sick disk) gets a reconnection pause that doubles each
-// time, not a fixed one, and the agency completes once the central heals.
-func TestAgency_BackoffGrows(t *testing.T) {
-	const refusals = 6
+// TestAgency_Backoff: the reconnection pause doubles while nothing
+// accepts the agency's connection or the central answers it with an
+// error, and starts again from BackoffInitial once a central welcomes it. A
+// central that accepts and dies before its Welcome (a restart storm), or
+// that welcomes and then fails every batch, costs a pause between
+// BackoffInitial/2 and BackoffInitial per attempt: never less, and never
+// growing.
+func TestAgency_Backoff(t *testing.T) {
+	const failures = 6
 	initial := 10 * time.Millisecond
-	bets := gendata.Bets(1, 50, 1, seed)
-	f := newFake(t, func(f *fakeCentral) { f.refuse = refusals; f.winners = []string{"x"} })
-	res, err, logs := runAgency(t, context.Background(), agency.Config{ID: 1, ServerAddress: f.addr,
-		DataFile: writeBets(t, bets), MaxAmount: 100, BackoffInitial: initial, BackoffMax: time.Minute})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name  string
+		fake  func(f *fakeCentral)
+		late  bool // nothing listens until the agency failed that many times
+		grows bool
+	}{
+		{"NothingListens", func(*fakeCentral) {}, true, true},
+		{"HangsUpBeforeWelcome", func(f *fakeCentral) { f.hangUps = failures }, false, false},
+		{"WelcomesThenFails", func(f *fakeCentral) { f.refuse = failures }, false, false},
 	}
-	if res.Sent != len(bets) || !slices.Equal(f.stored(), bets) {
-		t.Errorf("sent %d, stored %d bets; want all %d once", res.Sent, len(f.stored()), len(bets))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bets := gendata.Bets(1, 50, 1, seed)
+			configure := func(f *fakeCentral) { tt.fake(f); f.winners = []string{"x"} }
+			addr := "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+			var f *fakeCentral
+			if !tt.late {
+				f = newFakeAt(t, addr, configure)
+			}
+			logs := testutil.NewBuffer()
+			a, err := agency.New(agency.Config{ID: 1, ServerAddress: addr, DataFile: writeBets(t, bets), MaxAmount: 100,
+				BackoffInitial: initial, BackoffMax: time.Minute}, logline.New(logs, slog.LevelInfo))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+			defer cancel()
+			var res agency.Result
+			done := make(chan error, 1)
+			go func() {
+				var err error
+				res, err = a.Run(ctx)
+				done <- err
+			}()
+			pauses := func() []testutil.Line {
+				var out []testutil.Line
+				for _, l := range testutil.Lines(logs.String()) {
+					if (l.Action == "conexion_perdida" || l.Action == "conectar") && l.Result == "in_progress" {
+						out = append(out, l)
+					}
+				}
+				return out
+			}
+			if tt.late {
+				testutil.WaitFor(t, waitLong, "the agency to fail to connect", func() bool { return len(pauses()) >= failures })
+				f = newFakeAt(t, addr, configure)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("Run: %v\n%s", err, logs.String())
+			}
+			if res.Sent != len(bets) || !slices.Equal(f.stored(), bets) {
+				t.Errorf("sent %d, stored %d bets; want all %d once", res.Sent, len(f.stored()), len(bets))
+			}
+			got := pauses()
+			if len(got) < failures || !tt.late && len(got) != failures {
+				t.Fatalf("%d pauses (conexion_perdida or conectar in_progress lines), want %d", len(got), failures)
+			}
+			step := initial
+			for i, l := range got[:failures] {
+				wait, err := time.ParseDuration(l.Get("retry_in"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Equal jitter: the pause is between half the step and the step.
+				if wait < step/2-time.Millisecond || wait > step+time.Millisecond {
+					t.Errorf("pause %d: retry_in %v, want between %v and %v\n%s", i+1, wait, step/2, step, l.Raw)
+				}
+				if tt.grows {
+					step *= 2
+				}
+			}
+		})
 	}
-	lost := testutil.Find(logs.Lines(t), "conexion_perdida", "in_progress")
-	if len(lost) != refusals {
-		t.Fatalf("%d conexion_perdida lines, want %d", len(lost), refusals)
+}
+
+// TestAgency_CentralForgot: a central that welcomes the agency with fewer
+// batches than it acknowledged (its files were cut back and repaired) is
+// told so (central_olvido at ERROR) and gets the missing batches again from
+// the file, during the upload or after the agency finished; every bet ends
+// up stored once, in order.
+func TestAgency_CentralForgot(t *testing.T) {
+	tests := []struct {
+		name string
+		fake func(f *fakeCentral)
+		ack  uint64 // the highest batch acked when the central forgets
+	}{
+		{"DuringUpload", func(f *fakeCentral) { f.forgetAt, f.forgetTo = 40, 12 }, 40},
+		{"AfterFinish", func(f *fakeCentral) { f.forgetAfterFinish, f.forgetTo = true, 5 }, 60},
+		{"Everything", func(f *fakeCentral) { f.forgetAt, f.forgetTo = 30, 0 }, 30},
 	}
-	step := initial
-	for i, l := range lost {
-		wait, err := time.ParseDuration(l.Get("retry_in"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Equal jitter: the pause is between half the step and the step.
-		if wait < step/2-time.Millisecond || wait > step+time.Millisecond {
-			t.Errorf("pause %d: retry_in %v, want between %v and %v", i+1, wait, step/2, step)
-		}
-		step *= 2
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bets := gendata.Bets(1, 600, 2, seed)
+			f := newFake(t, func(f *fakeCentral) { tt.fake(f); f.winners = []string{"x"} })
+			res, err, logs := runAgency(t, context.Background(), agency.Config{ID: 1, ServerAddress: f.addr,
+				DataFile: writeBets(t, bets), MaxAmount: 10, Window: 1, BackoffInitial: 10 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.stored(); !slices.Equal(got, bets) {
+				t.Fatalf("stored %d bets, want the file's %d once each, in order", len(got), len(bets))
+			}
+			if res.Sent != len(bets) || res.Batches != 60 {
+				t.Errorf("result: %d bets in %d batches, want %d in 60", res.Sent, res.Batches, len(bets))
+			}
+			l, ok := testutil.FindOne(logs.Lines(t), "central_olvido", "fail")
+			if !ok || l.Level != "ERROR" || l.Get("agency") != "1" || l.Get("ultimo_ack") != strconv.FormatUint(tt.ack, 10) ||
+				l.Get("central_last_seq") != strconv.FormatUint(f.forgetTo, 10) {
+				t.Errorf("central_olvido line %q; want one at ERROR with agency 1, ultimo_ack %d, central_last_seq %d", l.Raw, tt.ack, f.forgetTo)
+			}
+			if n := len(f.snapshot().finished); tt.fake != nil && tt.name == "AfterFinish" && n != 2 {
+				t.Errorf("the agency finished %d times, want 2 (again after the resend)", n)
+			}
+		})
 	}
 }

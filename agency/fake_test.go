@@ -49,6 +49,15 @@ type fakeCentral struct {
 	refuse int
 	// holdWinners: never answer a WinnersQuery.
 	holdWinners bool
+	// forgetAt, forgetTo: the first time batch forgetAt is stored (or, with
+	// forgetAfterFinish, once the agency has finished), the fake acks it,
+	// then forgets every batch after forgetTo and drops the connection: a
+	// central whose files were cut back and repaired.
+	forgetAt, forgetTo uint64
+	forgetAfterFinish  bool
+	forgotten          bool
+	// hangUps: close that many connections at their Hello, unanswered.
+	hangUps int
 	// winners is the answer to a WinnersQuery.
 	winners []string
 
@@ -80,7 +89,13 @@ type fakeBatch struct {
 
 func newFake(t testing.TB, configure func(*fakeCentral)) *fakeCentral {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return newFakeAt(t, "127.0.0.1:0", configure)
+}
+
+// newFakeAt is newFake listening on addr.
+func newFakeAt(t testing.TB, addr string, configure func(*fakeCentral)) *fakeCentral {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,14 +271,16 @@ func (f *fakeCentral) serve(conn net.Conn) {
 		switch m := m.(type) {
 		case protocol.Hello:
 			f.mu.Lock()
-			last := f.lastSeq()
+			last, hangUp := f.lastSeq(), f.hangUps > 0
+			f.hangUps--
 			f.mu.Unlock()
-			ok = send(protocol.Welcome{LastSeq: last})
+			ok = !hangUp && send(protocol.Welcome{LastSeq: last})
 		case protocol.Finished:
 			f.mu.Lock()
 			f.finished = append(f.finished, m)
+			forget := f.forgetAfterFinish && !f.forgotten
 			f.mu.Unlock()
-			ok = send(protocol.FinishedAck{})
+			ok = send(protocol.FinishedAck{}) && !(forget && f.forget())
 		case protocol.WinnersQuery:
 			f.mu.Lock()
 			if f.queries == 0 {
@@ -316,7 +333,11 @@ func (f *fakeCentral) batch(conn net.Conn, fr protocol.Frame, send func(protocol
 	if drop {
 		f.dropped = true
 	}
+	forget := f.forgetAt == v.Seq && !f.forgotten && !f.forgetAfterFinish
 	f.mu.Unlock()
+	if forget {
+		return send(protocol.BatchAck{Seq: v.Seq, Code: code, Count: uint16(v.Count)}) && !f.forget()
+	}
 	if drop {
 		if f.onDrop != nil {
 			f.onDrop()
@@ -324,6 +345,16 @@ func (f *fakeCentral) batch(conn net.Conn, fr protocol.Frame, send func(protocol
 		return false
 	}
 	return send(protocol.BatchAck{Seq: v.Seq, Code: code, Count: uint16(v.Count)})
+}
+
+// forget drops every batch after forgetTo, once; the caller then closes
+// the connection. It returns true.
+func (f *fakeCentral) forget() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.forgotten = true
+	f.batches = slices.DeleteFunc(f.batches, func(b fakeBatch) bool { return b.seq > f.forgetTo })
+	return true
 }
 
 // stored returns every stored bet in order.

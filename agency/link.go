@@ -110,6 +110,12 @@ func (a *Agency) dial(ctx context.Context) (*link, error) {
 			if i := slices.Index(a.addrs, addr); i >= 0 {
 				a.pos = i
 			}
+			// A central that answers Hello is back: the next loss starts
+			// from the first pause again, however many failed before.
+			// (Rounds and redirections still count until it does real
+			// work: confused nodes that welcome, then name each other as
+			// the leader, are not followed for ever.)
+			a.welcomed, a.step = last, 0
 			a.log.Info("conectar", logline.OK, "server_address", addr, "intento", attempt, "last_batch", last)
 			return l, nil
 		}
@@ -193,22 +199,40 @@ func (a *Agency) next(err error) time.Duration {
 		// seconds to the failover.
 		return a.cfg.BackoffInitial/2 + rand.N(a.cfg.BackoffInitial/2+1)
 	}
-	return a.nextPause()
+	return a.nextPause(grows(err))
+}
+
+// grows reports whether a failure makes the next pause longer: nothing
+// accepted the connection (refused, unreachable, timed out), or the
+// central answered with an error. A connection that was accepted and then
+// lost without an answer is a central that was there and died (a restart
+// storm kills centrals between their listen and their Welcome): the
+// pause stays where it is, and the agency is back within it of the next
+// central.
+func grows(err error) bool {
+	var op *net.OpError
+	var central *lottery.Error
+	return errors.As(err, &op) && op.Op == "dial" || errors.As(err, &central)
 }
 
 // nextPause returns how long to wait before the next round of connection
-// attempts and doubles the step for the one after, from BackoffInitial up
-// to BackoffMax. The step only goes back to BackoffInitial once the central
-// has done real work for the agency (madeProgress): a central that accepts
-// connections but refuses every batch is not hammered either. Half the
-// step is fixed and half random ("equal jitter"), so agencies that lost the
-// central together do not come back in lockstep.
-func (a *Agency) nextPause() time.Duration {
+// attempts and, when grow is set (grows), doubles the step for the one
+// after, from BackoffInitial up to BackoffMax. The step goes back to
+// BackoffInitial once a central answers the agency's Hello (or does real
+// work for it: madeProgress), so an agency that lost its central to a
+// restart is back within BackoffInitial of the central listening again,
+// however long the central was down; a central that welcomes (or accepts)
+// and dies at once still costs at least half of BackoffInitial per
+// attempt. Half the step is fixed and half random ("equal jitter"), so
+// agencies that lost the central together do not come back in lockstep.
+func (a *Agency) nextPause(grow bool) time.Duration {
 	if a.step == 0 {
 		a.step = a.cfg.BackoffInitial
 	}
 	wait := a.step/2 + rand.N(a.step/2+1)
-	a.step = min(2*a.step, a.cfg.BackoffMax)
+	if grow {
+		a.step = min(2*a.step, a.cfg.BackoffMax)
+	}
 	return wait
 }
 
@@ -222,7 +246,8 @@ func leaderHint(err error) string {
 	return nl.leader
 }
 
-// madeProgress resets the reconnection pauses, rounds and redirections.
+// madeProgress resets the reconnection pauses, rounds and redirections:
+// the central welcomed the agency or did real work for it.
 func (a *Agency) madeProgress() { a.step, a.fails, a.redirects, a.failedAt = 0, 0, 0, "" }
 
 // sleep waits for d or until ctx ends.

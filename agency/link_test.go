@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,12 +94,23 @@ func TestNext_ElectionDoesNotGrowThePause(t *testing.T) {
 	if longest > a.cfg.BackoffInitial {
 		t.Fatalf("longest pause during an election %v, want at most %v", longest, a.cfg.BackoffInitial)
 	}
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 	for range 30 {
 		a.at = a.addrs[a.pos]
-		longest = max(longest, a.next(io.EOF))
+		longest = max(longest, a.next(refused))
 	}
 	if longest < time.Second {
 		t.Fatalf("longest pause with every node down %v, want it grown past 1s", longest)
+	}
+	// A node that accepts and hangs up without an answer (it was killed
+	// right after it listened) does not grow it further.
+	step := a.step
+	for range 30 {
+		a.at = a.addrs[a.pos]
+		a.next(io.EOF)
+	}
+	if a.step != step {
+		t.Fatalf("accepted-then-lost connections moved the pause step from %v to %v", step, a.step)
 	}
 }
 

@@ -3,9 +3,10 @@ package agency
 import (
 	"context"
 	"errors"
-	"lottery"
+	"fmt"
 	"time"
 
+	"lottery"
 	"lottery/logline"
 	"lottery/protocol"
 )
@@ -31,6 +32,15 @@ type uploader struct {
 	acked    int // batches acked
 	rejected int
 	reported int // progress already logged, in tenths
+	// results holds how each batch was acked (index seq-1), so a rewind
+	// can take back the counts of batches the central forgot.
+	results []ackResult
+}
+
+// ackResult is one batch's ack: its bets, and whether they were refused.
+type ackResult struct {
+	count    int32
+	rejected bool
 }
 
 // maxWrite bounds how many bytes of frames one write carries.
@@ -193,6 +203,8 @@ func (u *uploader) receive(ctx context.Context, in inbound) error {
 		u.win.Observe(rtt)
 	}
 	u.win.Grant(int(ack.Window))
+	u.a.acked = head.seq
+	u.results = append(u.results, ackResult{count: int32(head.count), rejected: ack.Code != 0})
 	switch {
 	case ack.Code != 0:
 		u.rejected += head.count
@@ -237,6 +249,11 @@ func (u *uploader) recover(ctx context.Context, cause error) error {
 		if err := u.a.reconnect(ctx, cause); err != nil {
 			return err
 		}
+		if u.a.forgot() {
+			// Everything after what the central still holds is packed
+			// again from the file and sent by the main loop.
+			return u.rewind(u.a.welcomed)
+		}
 		cause = nil
 		u.win = newWindow(u.a.cfg.Window)
 		now := time.Now()
@@ -253,4 +270,50 @@ func (u *uploader) recover(ctx context.Context, cause error) error {
 			return nil
 		}
 	}
+}
+
+// rewind makes the upload go on after batch to, the last one a forgetful
+// central still holds: the file is read again from its start, the first to
+// batches packed and dropped (packing is a pure function of the file and
+// the batch size, so batch to+1 is the same batch again), and the acks of
+// the later ones taken back. The main loop then sends them again.
+func (u *uploader) rewind(to uint64) error {
+	src, err := u.a.reopenSource()
+	if err != nil {
+		return err
+	}
+	u.src.Close()
+	u.src, u.seq, u.eof = src, 0, false
+	for _, b := range u.queue {
+		u.free = append(u.free, b.frame)
+	}
+	u.queue = u.queue[:0]
+	for u.seq < to && !u.eof {
+		if err := u.pack(); err != nil {
+			return err
+		}
+		for _, b := range u.queue {
+			u.free = append(u.free, b.frame)
+		}
+		u.queue = u.queue[:0]
+	}
+	if u.seq != to {
+		return fmt.Errorf("agency: the central holds %d batches, but the file packs only %d", to, u.seq)
+	}
+	if fs, ok := src.(*fileSource); ok {
+		fs.log = u.a.log // quiet while skipping what the central holds
+	}
+	u.results = u.results[:min(int(to), len(u.results))]
+	u.sent, u.acked, u.rejected = 0, 0, 0
+	for _, r := range u.results {
+		if r.rejected {
+			u.rejected += int(r.count)
+		} else {
+			u.sent += int(r.count)
+			u.acked++
+		}
+	}
+	u.a.acked, u.reported = to, 0
+	u.win = newWindow(u.a.cfg.Window)
+	return nil
 }

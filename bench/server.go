@@ -117,28 +117,7 @@ func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, 
 	}
 	cmd := exec.Command(bin)
 	cmd.Dir = dir
-	env := []string{
-		"SERVER_IP=127.0.0.1",
-		"SERVER_PORT=" + strconv.Itoa(port),
-		"SERVER_LISTEN_BACKLOG=4096",
-		"AGENCIES=" + strconv.Itoa(agencies),
-		"STORAGE_FILEPATH=" + betsPath,
-		"STORAGE_NOSYNC=" + strconv.FormatBool(noSync),
-		"LOGGING_LEVEL=" + logLevel,
-		"TLS=off",
-	}
-	if pkiDir != "" {
-		env[len(env)-1] = "TLS=on"
-		env = append(env, "TLS_CERT="+filepath.Join(pkiDir, pki.CentralCertFile),
-			"TLS_KEY="+filepath.Join(pkiDir, pki.CentralKeyFile), "TLS_CLIENT_CA="+filepath.Join(pkiDir, pki.CAFile))
-	}
-	for _, kv := range os.Environ() { // keep PATH and the like, not our keys
-		if !strings.HasPrefix(kv, "SERVER_") && !strings.HasPrefix(kv, "STORAGE_") && !strings.HasPrefix(kv, "TLS") &&
-			!strings.HasPrefix(kv, "AGENCIES=") && !strings.HasPrefix(kv, "LOGGING_LEVEL=") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = env
+	cmd.Env = childEnv(port, betsPath, agencies, noSync, logLevel, pkiDir)
 	log, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
 		return nil, err
@@ -170,6 +149,34 @@ func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, 
 	}
 }
 
+// childEnv is the server child's environment: its configuration, and this
+// process's environment but for the keys the server reads.
+func childEnv(port int, betsPath string, agencies int, noSync bool, logLevel, pkiDir string) []string {
+	env := []string{
+		"SERVER_IP=127.0.0.1",
+		"SERVER_PORT=" + strconv.Itoa(port),
+		"SERVER_LISTEN_BACKLOG=4096",
+		"AGENCIES=" + strconv.Itoa(agencies),
+		"STORAGE_FILEPATH=" + betsPath,
+		"STORAGE_NOSYNC=" + strconv.FormatBool(noSync),
+		"LOGGING_LEVEL=" + logLevel,
+		"TLS=off",
+		"ADMIN_ADDRESS=off",
+	}
+	if pkiDir != "" {
+		env[len(env)-2] = "TLS=on"
+		env = append(env, "TLS_CERT="+filepath.Join(pkiDir, pki.CentralCertFile),
+			"TLS_KEY="+filepath.Join(pkiDir, pki.CentralKeyFile), "TLS_CLIENT_CA="+filepath.Join(pkiDir, pki.CAFile))
+	}
+	for _, kv := range os.Environ() { // keep PATH and the like, not our keys
+		if !strings.HasPrefix(kv, "SERVER_") && !strings.HasPrefix(kv, "STORAGE_") && !strings.HasPrefix(kv, "TLS") &&
+			!strings.HasPrefix(kv, "AGENCIES=") && !strings.HasPrefix(kv, "LOGGING_LEVEL=") && !strings.HasPrefix(kv, "ADMIN_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 // freePort asks the kernel for a free loopback port. Another process could
 // take it before the child listens; the child then fails and the run says so.
 func freePort() (int, error) {
@@ -187,6 +194,21 @@ func (c *child) StoredBets() int64 { return -1 }
 func (c *child) kill() {
 	c.cmd.Process.Kill()
 	<-c.exited
+}
+
+// terminate stops the child with SIGTERM and waits for it to exit 0.
+func (c *child) terminate() error {
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(shutdownTimeout):
+		c.kill()
+		return errors.New("the server did not stop on SIGTERM")
+	}
+	if ps := c.cmd.ProcessState; ps != nil && !ps.Success() {
+		return fmt.Errorf("server exited with %v", ps)
+	}
+	return nil
 }
 
 // Stop reads the child's peak RSS and CPU while it still runs, stops it

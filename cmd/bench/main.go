@@ -11,6 +11,7 @@
 //	bin/bench -agencies 64 -bets 100000 -runs 3 -centrals 1,3
 //	bin/bench -centrals 3 -failover 20 -agencies 4 -bets 100000
 //	bin/bench -draw-only -bets 10000000
+//	bin/bench -restart -server-bin bin/server,/tmp/old/server -sizes 10000,1000000,10000000
 package main
 
 import (
@@ -48,6 +49,8 @@ type options struct {
 	centrals   []int // the central sizes compared, run after run
 	runs       int
 	drawOnly   bool
+	restart    bool
+	sizes      []int64
 	json       bool
 	quiet      bool
 	cpuProfile string
@@ -60,6 +63,11 @@ const usage = `usage: bench [flags]
   bets/s, batch ack latency, the central's peak RSS and CPU, and fsyncs,
   and exits 1 if an agency did not get exactly its winners. With
   -draw-only it times the draw over a store of -bets rows instead.
+
+  -restart times the start of the -server-bin binaries (comma-separated:
+  the code before a change and after, alternated) on a central already
+  holding each of -sizes stored bets, durable: from exec to an accepted
+  connection (listen) and to a Welcome.
 
   -centrals 3 runs a replicated central of 3 in-process nodes (Raft over
   mutual TLS, each with its own durable store); -centrals 1,3 alternates
@@ -105,6 +113,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (o options, err error) 
 	fs.DurationVar(&o.sc.Timeout, "timeout", bench.DefaultTimeout, "limit of one run")
 	fs.IntVar(&o.runs, "runs", 1, "runs; the report gives the medians")
 	fs.BoolVar(&o.drawOnly, "draw-only", false, "time the draw over a store of -bets rows instead")
+	fs.BoolVar(&o.restart, "restart", false, "time the restart of -server-bin on centrals holding each of -sizes bets instead")
+	sizes := fs.String("sizes", "10000,1000000,10000000", "with -restart: stored bets, comma-separated")
 	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object on the last line")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured runs to this file")
@@ -121,6 +131,14 @@ func parseFlags(args []string, stdout, stderr io.Writer) (o options, err error) 
 	if o.centrals, err = parseCentrals(*centrals); err != nil {
 		return o, err
 	}
+	if o.restart {
+		if o.sizes, err = parseSizes(*sizes); err != nil {
+			return o, err
+		}
+		if o.sc.ServerBin == "" {
+			return o, errors.New("-restart needs -server-bin")
+		}
+	}
 	o.sc.Centrals = slices.Max(o.centrals)
 	if o.sc.Centrals > 1 && (o.drawOnly || o.sc.ServerBin != "" || o.sc.Preload > 0) {
 		return o, errors.New("-centrals 3 or 5 runs in this process, without -draw-only, -server-bin or -preload")
@@ -132,6 +150,19 @@ func parseFlags(args []string, stdout, stderr io.Writer) (o options, err error) 
 		o.sc.Progress = stderr
 	}
 	return o, nil
+}
+
+// parseSizes reads -sizes: stored bets, each at least 1.
+func parseSizes(s string) ([]int64, error) {
+	var out []int64
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-sizes %q: numbers of bets, comma-separated", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // parseCentrals reads -centrals: sizes of 1, 3 or 5, each once.
@@ -158,6 +189,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch {
+	case o.restart:
+		err = runRestart(ctx, o, stdout, stderr)
 	case o.drawOnly:
 		err = runDraw(o, stdout, stderr)
 	case o.sc.Failover > 0:
@@ -246,6 +279,22 @@ func runFailover(ctx context.Context, o options, stdout, stderr io.Writer) error
 	r.Report(stdout)
 	if o.json {
 		return printJSON(stdout, r)
+	}
+	return nil
+}
+
+func runRestart(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	sc := bench.RestartScenario{Bins: strings.Split(o.sc.ServerBin, ","), Sizes: o.sizes, Runs: o.runs, Dir: o.sc.Dir}
+	if !o.quiet {
+		sc.Progress = stderr
+	}
+	rs, err := bench.RunRestart(ctx, sc)
+	if err != nil {
+		return err
+	}
+	bench.ReportRestart(stdout, rs)
+	if o.json {
+		return printJSON(stdout, map[string]any{"restarts": rs})
 	}
 	return nil
 }

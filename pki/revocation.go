@@ -135,32 +135,30 @@ func ReadRevocationList(path string) (*RevocationList, error) {
 }
 
 func readRevocationFile(path string) ([]byte, error) {
+	data, err := readFileLimited(path, maxRevocationListSize)
+	if errors.Is(err, errTooBig) {
+		return nil, fmt.Errorf("%w: %s is more than %d bytes", ErrBadRevocationList, path, maxRevocationListSize)
+	}
+	return data, err
+}
+
+var errTooBig = errors.New("file too big")
+
+// readFileLimited reads the file at path whole unless it holds more than
+// limit bytes (errTooBig), without ever holding more than limit+1 of them:
+// the files pki reads are small, and a big one is not one of them.
+func readFileLimited(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("pki: %w", err)
 	}
 	defer f.Close()
-	data, err := readLimited(f, maxRevocationListSize)
-	if errors.Is(err, errTooBig) {
-		return nil, fmt.Errorf("%w: %s is more than %d bytes", ErrBadRevocationList, path, maxRevocationListSize)
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(data)) > limit {
+		err = errTooBig
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pki: read %s: %w", path, err)
-	}
-	return data, nil
-}
-
-var errTooBig = errors.New("file too big")
-
-// readLimited reads r whole unless it holds more than limit bytes, without
-// ever holding more than limit+1 of them.
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, errTooBig
 	}
 	return data, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"lottery"
+	"lottery/internal/fsutil"
 )
 
 // What Issue puts in the certificates it signs, and the modes of the files
@@ -93,8 +94,8 @@ func Issue(opt Options) (written []string, err error) {
 	defer func() {
 		written = d.written
 		if len(d.written) > 0 {
-			if serr := syncDir(opt.Dir); serr != nil && err == nil {
-				err = serr
+			if serr := fsutil.SyncDir(opt.Dir); serr != nil && err == nil {
+				err = fmt.Errorf("pki: %w", serr)
 			}
 		}
 	}()
@@ -388,53 +389,13 @@ func (d *pkiDir) writePair(certName string, certPEM []byte, keyName string, keyP
 	return d.writeNew(certName, certPEM, certMode)
 }
 
-// writeNew creates name in d with data and mode, never replacing a file:
-// the data goes to a synced temporary file first, which is then hard-linked
-// to name (an error if name exists by then) and removed.
+// writeNew creates name in d with data and mode, never replacing a file
+// (fsutil.CreateSynced): a name that exists by then is an error.
 func (d *pkiDir) writeNew(name string, data []byte, mode fs.FileMode) error {
 	final := filepath.Join(d.path, name)
-	tmp, err := os.CreateTemp(d.path, "."+name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("pki: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := writeSynced(tmp, data, mode); err != nil {
-		return fmt.Errorf("pki: write %s: %w", final, err)
-	}
-	if err := os.Link(tmp.Name(), final); err != nil {
+	if err := fsutil.CreateSynced(final, data, mode); err != nil {
 		return fmt.Errorf("pki: create %s: %w", final, err)
 	}
 	d.written = append(d.written, final)
-	return nil
-}
-
-// writeSynced fills f, sets its mode (not subject to the umask, unlike
-// creation), syncs and closes it.
-func writeSynced(f *os.File, data []byte, mode fs.FileMode) error {
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// syncDir makes the names created in dir durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("pki: %w", err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("pki: sync %s: %w", dir, err)
-	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"lottery/internal/fsutil"
 )
 
 // A revocation list is a text file of certificate serial numbers, the
@@ -225,7 +227,9 @@ func Revoke(listPath string, cert *x509.Certificate) error {
 		return err
 	}
 	if created {
-		return syncDir(filepath.Dir(listPath))
+		if err := fsutil.SyncDir(filepath.Dir(listPath)); err != nil {
+			return fmt.Errorf("pki: %w", err)
+		}
 	}
 	return nil
 }

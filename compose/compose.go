@@ -40,15 +40,15 @@ const (
 	ServerImage    = "server:latest"        // built by server/Dockerfile
 	ClientImage    = "client:latest"        // built by client/Dockerfile
 	DefaultNetwork = "lottery_net"          // the one network every service joins
-	ServerConfig   = "/config.ini"          // where the central reads ./config.ini (its WORKDIR is /)
+	serverConfig   = "/config.ini"          // where the central reads ./config.ini (its WORKDIR is /)
 	ClientConfig   = "/config.yaml"         // where an agency reads ./config.yaml (its WORKDIR is /)
 	DataDir        = "/.data"               // where an agency finds ./.data/agency-N.csv
 	PKIDir         = "/.pki"                // where both read ./.pki/… (their default TLS paths)
-	CentralDataDir = "/data"                // the central's volume: its image gives it to CentralUID
+	centralDataDir = "/data"                // the central's volume: its image gives it to CentralUID
 	BetsFile       = "/data/bets.csv"       // STORAGE_FILEPATH; the journal is beside it
-	DataVolume     = "central_data"         // the volume's key in the file
+	dataVolume     = "central_data"         // the volume's key in the file
 	DataVolumeName = "lottery_central_data" // its name in Docker, after Options.NamePrefix
-	CentralPort    = 12345                  // SERVER_PORT of server/config.ini: CLUSTER_NODES and CLI_SERVER_ADDRESS name it
+	centralPort    = 12345                  // SERVER_PORT of server/config.ini: CLUSTER_NODES and CLI_SERVER_ADDRESS name it
 	hostServerConf = "./server/config.ini"
 	hostClientConf = "./client/config.yaml"
 	hostDataDir    = "./.data"
@@ -69,18 +69,18 @@ var SampleBet = []EnvVar{
 	{"NUMERO", "7574"},
 }
 
-// ErrAgencies reports an agency count outside 0..MaxAgencies.
-var ErrAgencies = errors.New("compose: agencies must be between 0 and " + strconv.Itoa(MaxAgencies))
+// errAgencies reports an agency count outside 0..MaxAgencies.
+var errAgencies = errors.New("compose: agencies must be between 0 and " + strconv.Itoa(MaxAgencies))
 
-// ErrCentrals reports a central of another size than 1, 3 or 5 nodes.
-var ErrCentrals = errors.New("compose: the central must have 1, 3 or 5 nodes")
+// errCentrals reports a central of another size than 1, 3 or 5 nodes.
+var errCentrals = errors.New("compose: the central must have 1, 3 or 5 nodes")
 
-// NodeVolume is the key in the file of node name's volume ("server1_data");
+// nodeVolume is the key in the file of node name's volume ("server1_data");
 // Docker calls it NodeVolumeName(name), after Options.NamePrefix.
-func NodeVolume(name string) string { return name + "_data" }
+func nodeVolume(name string) string { return name + "_data" }
 
 // NodeVolumeName is node name's volume in Docker: "lottery_server1_data".
-func NodeVolumeName(name string) string { return "lottery_" + NodeVolume(name) }
+func NodeVolumeName(name string) string { return "lottery_" + nodeVolume(name) }
 
 // Options say what to generate.
 type Options struct {
@@ -165,10 +165,10 @@ type Volume struct {
 // New builds the compose file for opt.
 func New(opt Options) (File, error) {
 	if opt.Agencies < 0 || opt.Agencies > MaxAgencies {
-		return File{}, fmt.Errorf("%w, got %d", ErrAgencies, opt.Agencies)
+		return File{}, fmt.Errorf("%w, got %d", errAgencies, opt.Agencies)
 	}
 	if opt.Centrals != 0 && opt.Centrals != 1 && opt.Centrals != 3 && opt.Centrals != 5 {
-		return File{}, fmt.Errorf("%w, got %d", ErrCentrals, opt.Centrals)
+		return File{}, fmt.Errorf("%w, got %d", errCentrals, opt.Centrals)
 	}
 	network := opt.Network
 	if network == "" {
@@ -184,12 +184,12 @@ func New(opt Options) (File, error) {
 		var nodes, addrs, members []string
 		for i := 1; i <= opt.Centrals; i++ {
 			name := pki.NodeName(i)
-			addr := name + ":" + strconv.Itoa(CentralPort)
+			addr := name + ":" + strconv.Itoa(centralPort)
 			nodes, addrs, members = append(nodes, name), append(addrs, addr), append(members, name+"="+addr)
 		}
 		clusterNodes := strings.Join(members, ",")
 		for _, name := range nodes {
-			node := central(opt, network, name, NodeVolume(name))
+			node := central(opt, network, name, nodeVolume(name))
 			node.Environment = append(node.Environment, env("NODE_NAME", name), env("CLUSTER_NODES", clusterNodes))
 			if opt.PlainText {
 				node.Environment = append(node.Environment, env("TLS", "off"))
@@ -199,18 +199,18 @@ func New(opt Options) (File, error) {
 				node.Volumes = append(node.Volumes, pkiMounts(pki.NodeCertFile(name), pki.NodeKeyFile(name), pki.CAFile)...)
 			}
 			f.Services = append(f.Services, node)
-			f.Volumes[NodeVolume(name)] = Volume{Name: opt.NamePrefix + NodeVolumeName(name)}
+			f.Volumes[nodeVolume(name)] = Volume{Name: opt.NamePrefix + NodeVolumeName(name)}
 		}
 		centrals, address = nodes, strings.Join(addrs, ",")
 	} else {
-		server := central(opt, network, ServerService, DataVolume)
+		server := central(opt, network, ServerService, dataVolume)
 		if opt.PlainText {
 			server.Environment = append(server.Environment, env("TLS", "off"))
 		} else {
 			server.Volumes = append(server.Volumes, pkiMounts(pki.CentralCertFile, pki.CentralKeyFile, pki.CAFile)...)
 		}
 		f.Services = append(f.Services, server)
-		f.Volumes[DataVolume] = Volume{Name: opt.NamePrefix + DataVolumeName}
+		f.Volumes[dataVolume] = Volume{Name: opt.NamePrefix + DataVolumeName}
 		centrals = []string{ServerService}
 	}
 	for id := 1; id <= opt.Agencies; id++ {
@@ -250,7 +250,7 @@ func central(opt Options, network, name, volume string) Service {
 		ContainerName: opt.NamePrefix + name,
 		Image:         ServerImage,
 		Networks:      []string{network},
-		Volumes:       []string{readOnly(hostServerConf, ServerConfig), volume + ":" + CentralDataDir},
+		Volumes:       []string{readOnly(hostServerConf, serverConfig), volume + ":" + centralDataDir},
 	}
 	// With no agency there is nothing to wait for: the central keeps the
 	// AGENCIES of its config.ini (AGENCIES=0 is not a valid central).

@@ -1,4 +1,4 @@
-package compose_test
+package compose
 
 import (
 	"bytes"
@@ -13,7 +13,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"lottery/compose"
 	"lottery/pki"
 )
 
@@ -31,10 +30,10 @@ type parsed struct {
 	Volumes  map[string]map[string]string `yaml:"volumes"`
 }
 
-func generate(t *testing.T, opt compose.Options) ([]byte, parsed) {
+func generate(t *testing.T, opt Options) ([]byte, parsed) {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := compose.Write(&buf, opt); err != nil {
+	if err := Write(&buf, opt); err != nil {
 		t.Fatalf("Write(%+v): %v", opt, err)
 	}
 	var p parsed
@@ -47,7 +46,7 @@ func generate(t *testing.T, opt compose.Options) ([]byte, parsed) {
 func TestWrite_Services(t *testing.T) {
 	for _, n := range []int{0, 1, 3, 5, 10} {
 		t.Run("N="+strconv.Itoa(n), func(t *testing.T) {
-			out, p := generate(t, compose.Options{Agencies: n})
+			out, p := generate(t, Options{Agencies: n})
 			if len(p.Services) != n+1 {
 				t.Fatalf("%d services, want %d:\n%s", len(p.Services), n+1, out)
 			}
@@ -109,7 +108,7 @@ func TestWrite_Services(t *testing.T) {
 }
 
 func TestWrite_ServiceOrder(t *testing.T) {
-	out, _ := generate(t, compose.Options{Agencies: 10})
+	out, _ := generate(t, Options{Agencies: 10})
 	var names []string
 	for _, line := range strings.Split(string(out), "\n") {
 		if strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "   ") && strings.HasSuffix(line, ":") {
@@ -120,22 +119,22 @@ func TestWrite_ServiceOrder(t *testing.T) {
 	for i := 1; i <= 10; i++ {
 		want = append(want, "client"+strconv.Itoa(i))
 	}
-	want = append(want, compose.DefaultNetwork, compose.DataVolume)
+	want = append(want, DefaultNetwork, dataVolume)
 	if !slices.Equal(names, want) {
 		t.Errorf("services in order %q, want %q", names, want)
 	}
 }
 
 func TestWrite_Deterministic(t *testing.T) {
-	a, _ := generate(t, compose.Options{Agencies: 7})
-	b, _ := generate(t, compose.Options{Agencies: 7})
+	a, _ := generate(t, Options{Agencies: 7})
+	b, _ := generate(t, Options{Agencies: 7})
 	if !bytes.Equal(a, b) {
 		t.Errorf("two runs differ:\n%s\n---\n%s", a, b)
 	}
 }
 
 func TestWrite_Options(t *testing.T) {
-	_, p := generate(t, compose.Options{Agencies: 2, NamePrefix: "t1-", Network: "other"})
+	_, p := generate(t, Options{Agencies: 2, NamePrefix: "t1-", Network: "other"})
 	for name, svc := range p.Services {
 		if svc.ContainerName != "t1-"+name {
 			t.Errorf("service %s: container %q, want %q", name, svc.ContainerName, "t1-"+name)
@@ -147,7 +146,7 @@ func TestWrite_Options(t *testing.T) {
 	if _, ok := p.Networks["other"]; !ok || len(p.Networks) != 1 {
 		t.Errorf("networks %v, want only other", p.Networks)
 	}
-	if got := p.Volumes[compose.DataVolume]["name"]; got != "t1-lottery_central_data" {
+	if got := p.Volumes[dataVolume]["name"]; got != "t1-lottery_central_data" {
 		t.Errorf("volume name %q, want the prefix before it", got)
 	}
 }
@@ -157,7 +156,7 @@ func TestWrite_Options(t *testing.T) {
 // STORAGE_FILEPATH; its name is fixed (not the project's), so the
 // documentation can name it.
 func TestWrite_DataVolume(t *testing.T) {
-	for _, opt := range []compose.Options{{Agencies: 0}, {Agencies: 3}, {Agencies: 2, PlainText: true}} {
+	for _, opt := range []Options{{Agencies: 0}, {Agencies: 3}, {Agencies: 2, PlainText: true}} {
 		_, p := generate(t, opt)
 		if len(p.Volumes) != 1 || p.Volumes["central_data"]["name"] != "lottery_central_data" {
 			t.Errorf("%+v: volumes %v, want only central_data named lottery_central_data", opt, p.Volumes)
@@ -170,7 +169,7 @@ func TestWrite_DataVolume(t *testing.T) {
 				}
 			}
 			want := []string(nil)
-			if name == compose.ServerService {
+			if name == ServerService {
 				want = []string{"central_data:/data"}
 				if !slices.Contains(svc.Environment, "STORAGE_FILEPATH=/data/bets.csv") {
 					t.Errorf("%+v: server environment %q has no STORAGE_FILEPATH on the volume", opt, svc.Environment)
@@ -181,8 +180,8 @@ func TestWrite_DataVolume(t *testing.T) {
 			}
 		}
 	}
-	if filepath.Dir(compose.BetsFile) != compose.CentralDataDir {
-		t.Errorf("BetsFile %s is not in %s", compose.BetsFile, compose.CentralDataDir)
+	if filepath.Dir(BetsFile) != centralDataDir {
+		t.Errorf("BetsFile %s is not in %s", BetsFile, centralDataDir)
 	}
 }
 
@@ -194,14 +193,14 @@ func TestDockerfile_CentralUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	user := strconv.Itoa(compose.CentralUID) + ":" + strconv.Itoa(compose.CentralGID)
+	user := strconv.Itoa(CentralUID) + ":" + strconv.Itoa(CentralGID)
 	var users, copies []string
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
 		switch {
 		case len(f) > 0 && f[0] == "USER":
 			users = append(users, strings.Join(f[1:], " "))
-		case len(f) == 4 && f[0] == "COPY" && f[3] == compose.CentralDataDir:
+		case len(f) == 4 && f[0] == "COPY" && f[3] == centralDataDir:
 			copies = append(copies, f[1]+" "+f[2])
 		}
 	}
@@ -209,10 +208,10 @@ func TestDockerfile_CentralUser(t *testing.T) {
 		t.Errorf("server/Dockerfile USER %q, want exactly %q", users, user)
 	}
 	if want := "--chown=" + user + " server/data"; !slices.Equal(copies, []string{want}) {
-		t.Errorf("server/Dockerfile copies %s with %q, want %q", compose.CentralDataDir, copies, want)
+		t.Errorf("server/Dockerfile copies %s with %q, want %q", centralDataDir, copies, want)
 	}
 	if st, err := os.Stat(filepath.Join("..", "server", "data")); err != nil || !st.IsDir() {
-		t.Errorf("server/data, the directory the image copies to %s: %v", compose.CentralDataDir, err)
+		t.Errorf("server/data, the directory the image copies to %s: %v", centralDataDir, err)
 	}
 }
 
@@ -221,7 +220,7 @@ func TestDockerfile_CentralUser(t *testing.T) {
 // of one file (never the whole directory).
 func TestWrite_PKIMounts(t *testing.T) {
 	const n = 12 // agency-1 is a prefix of agency-10, agency-11, agency-12
-	_, p := generate(t, compose.Options{Agencies: n})
+	_, p := generate(t, Options{Agencies: n})
 	for name, svc := range p.Services {
 		var keys, certs []string
 		sawCA := false
@@ -252,8 +251,8 @@ func TestWrite_PKIMounts(t *testing.T) {
 			}
 		}
 		wantKey, wantCert := pki.CentralKeyFile, pki.CentralCertFile
-		if name != compose.ServerService {
-			id, err := strconv.Atoi(strings.TrimPrefix(name, compose.ClientPrefix))
+		if name != ServerService {
+			id, err := strconv.Atoi(strings.TrimPrefix(name, ClientPrefix))
 			if err != nil {
 				t.Fatalf("service %s", name)
 			}
@@ -271,13 +270,13 @@ func TestWrite_PKIMounts(t *testing.T) {
 func TestWrite_PlainText(t *testing.T) {
 	for _, n := range []int{0, 3} {
 		t.Run("N="+strconv.Itoa(n), func(t *testing.T) {
-			out, p := generate(t, compose.Options{Agencies: n, PlainText: true})
+			out, p := generate(t, Options{Agencies: n, PlainText: true})
 			if strings.Contains(string(out), ".pki") {
 				t.Errorf("a plain-text file mounts the PKI:\n%s", out)
 			}
 			for name, svc := range p.Services {
 				want := "CLI_TLS=off"
-				if name == compose.ServerService {
+				if name == ServerService {
 					want = "TLS=off"
 				}
 				if !slices.Contains(svc.Environment, want) {
@@ -287,7 +286,7 @@ func TestWrite_PlainText(t *testing.T) {
 		})
 	}
 	// The default is the secure one.
-	out, p := generate(t, compose.Options{Agencies: 1})
+	out, p := generate(t, Options{Agencies: 1})
 	if strings.Contains(string(out), "TLS=off") {
 		t.Errorf("the default file switches TLS off:\n%s", out)
 	}
@@ -297,11 +296,11 @@ func TestWrite_PlainText(t *testing.T) {
 }
 
 func TestWrite_ErrAgencies(t *testing.T) {
-	for _, n := range []int{-1, compose.MaxAgencies + 1} {
+	for _, n := range []int{-1, MaxAgencies + 1} {
 		var buf bytes.Buffer
-		err := compose.Write(&buf, compose.Options{Agencies: n})
-		if !errors.Is(err, compose.ErrAgencies) {
-			t.Errorf("Write(%d) = %v, want ErrAgencies", n, err)
+		err := Write(&buf, Options{Agencies: n})
+		if !errors.Is(err, errAgencies) {
+			t.Errorf("Write(%d) = %v, want errAgencies", n, err)
 		}
 		if buf.Len() != 0 {
 			t.Errorf("Write(%d) wrote %d bytes", n, buf.Len())
@@ -316,14 +315,14 @@ func TestCommittedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := generate(t, compose.Options{Agencies: 5})
+	want, _ := generate(t, Options{Agencies: 5})
 	if !bytes.Equal(committed, want) {
 		t.Errorf("docker-compose-dev.yaml is stale: run ./generar-compose.sh docker-compose-dev.yaml 5")
 	}
 }
 
 func TestFile_Service(t *testing.T) {
-	f, err := compose.New(compose.Options{Agencies: 2})
+	f, err := New(Options{Agencies: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,14 +351,14 @@ var update = flag.Bool("update", false, "rewrite testdata/*.yaml from the genera
 func TestWrite_Golden(t *testing.T) {
 	tests := []struct {
 		file string
-		opt  compose.Options
+		opt  Options
 	}{
-		{"single-2.yaml", compose.Options{Agencies: 2}},
-		{"single-2-centrals-1.yaml", compose.Options{Agencies: 2, Centrals: 1}},
-		{"cluster-3-agencies-2.yaml", compose.Options{Agencies: 2, Centrals: 3}},
-		{"cluster-5-agencies-1.yaml", compose.Options{Agencies: 1, Centrals: 5}},
-		{"cluster-3-agencies-0.yaml", compose.Options{Agencies: 0, Centrals: 3}},
-		{"cluster-3-agencies-1-plaintext.yaml", compose.Options{Agencies: 1, Centrals: 3, PlainText: true}},
+		{"single-2.yaml", Options{Agencies: 2}},
+		{"single-2-centrals-1.yaml", Options{Agencies: 2, Centrals: 1}},
+		{"cluster-3-agencies-2.yaml", Options{Agencies: 2, Centrals: 3}},
+		{"cluster-5-agencies-1.yaml", Options{Agencies: 1, Centrals: 5}},
+		{"cluster-3-agencies-0.yaml", Options{Agencies: 0, Centrals: 3}},
+		{"cluster-3-agencies-1-plaintext.yaml", Options{Agencies: 1, Centrals: 3, PlainText: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -392,7 +391,7 @@ func TestWrite_Golden(t *testing.T) {
 func TestWrite_Cluster(t *testing.T) {
 	for _, tt := range []struct{ centrals, agencies int }{{3, 0}, {3, 5}, {5, 2}} {
 		t.Run(strconv.Itoa(tt.centrals)+"x"+strconv.Itoa(tt.agencies), func(t *testing.T) {
-			out, p := generate(t, compose.Options{Agencies: tt.agencies, Centrals: tt.centrals})
+			out, p := generate(t, Options{Agencies: tt.agencies, Centrals: tt.centrals})
 			if len(p.Services) != tt.centrals+tt.agencies {
 				t.Fatalf("%d services, want %d:\n%s", len(p.Services), tt.centrals+tt.agencies, out)
 			}
@@ -432,11 +431,11 @@ func TestWrite_Cluster(t *testing.T) {
 				if !slices.Equal(svc.Volumes, vols) {
 					t.Errorf("%s volumes %q, want %q", name, svc.Volumes, vols)
 				}
-				if !slices.Equal(svc.Networks, []string{compose.DefaultNetwork}) {
-					t.Errorf("%s networks %q: the nodes must reach each other on %s", name, svc.Networks, compose.DefaultNetwork)
+				if !slices.Equal(svc.Networks, []string{DefaultNetwork}) {
+					t.Errorf("%s networks %q: the nodes must reach each other on %s", name, svc.Networks, DefaultNetwork)
 				}
-				if compose.NodeVolume(name) != name+"_data" {
-					t.Errorf("NodeVolume(%s) = %q", name, compose.NodeVolume(name))
+				if nodeVolume(name) != name+"_data" {
+					t.Errorf("nodeVolume(%s) = %q", name, nodeVolume(name))
 				}
 				wantVolumes[name+"_data"] = map[string]string{"name": "lottery_" + name + "_data"}
 			}
@@ -459,7 +458,7 @@ func TestWrite_Cluster(t *testing.T) {
 				if !slices.Equal(c.DependsOn, nodes) {
 					t.Errorf("%s depends_on %q, want %q", name, c.DependsOn, nodes)
 				}
-				if !slices.Equal(c.Networks, []string{compose.DefaultNetwork}) {
+				if !slices.Equal(c.Networks, []string{DefaultNetwork}) {
 					t.Errorf("%s networks %q", name, c.Networks)
 				}
 			}
@@ -470,7 +469,7 @@ func TestWrite_Cluster(t *testing.T) {
 // TestWrite_ClusterOptions: the prefix goes before the nodes' containers
 // and volumes, TLS off reaches every node and mounts no key.
 func TestWrite_ClusterOptions(t *testing.T) {
-	out, p := generate(t, compose.Options{Agencies: 1, Centrals: 3, NamePrefix: "t1-", PlainText: true})
+	out, p := generate(t, Options{Agencies: 1, Centrals: 3, NamePrefix: "t1-", PlainText: true})
 	for i := 1; i <= 3; i++ {
 		name := "server" + strconv.Itoa(i)
 		svc := p.Services[name]
@@ -497,9 +496,9 @@ func TestWrite_ClusterOptions(t *testing.T) {
 func TestWrite_ErrCentrals(t *testing.T) {
 	for _, k := range []int{-1, 2, 4, 6, 7} {
 		var buf bytes.Buffer
-		err := compose.Write(&buf, compose.Options{Agencies: 2, Centrals: k})
-		if !errors.Is(err, compose.ErrCentrals) {
-			t.Errorf("Write(centrals %d) = %v, want ErrCentrals", k, err)
+		err := Write(&buf, Options{Agencies: 2, Centrals: k})
+		if !errors.Is(err, errCentrals) {
+			t.Errorf("Write(centrals %d) = %v, want errCentrals", k, err)
 		}
 		if buf.Len() != 0 {
 			t.Errorf("Write(centrals %d) wrote %d bytes", k, buf.Len())
@@ -521,7 +520,7 @@ func TestConfig_CentralPort(t *testing.T) {
 			ports = append(ports, strings.TrimSpace(v))
 		}
 	}
-	if want := strconv.Itoa(compose.CentralPort); !slices.Equal(ports, []string{want}) {
-		t.Errorf("server/config.ini SERVER_PORT %q, want exactly %s (compose.CentralPort)", ports, want)
+	if want := strconv.Itoa(centralPort); !slices.Equal(ports, []string{want}) {
+		t.Errorf("server/config.ini SERVER_PORT %q, want exactly %s (centralPort)", ports, want)
 	}
 }

@@ -34,8 +34,10 @@ func (v BetView) Bet(agency int) lottery.Bet {
 		Document: string(v.Document), Birthdate: string(v.Birthdate), Number: v.Number}
 }
 
-// BatchView is a decoded batch whose bets are read in place from the frame.
-type BatchView struct {
+// batchView is a batch checked by ParseBatch whose bets are read in place
+// from the frame, as often as wanted. Callers get one from ParseBatch and
+// never name it: they read Agency, Seq and Count and range over Bets.
+type batchView struct {
 	Agency uint32
 	Seq    uint64
 	Count  int
@@ -44,31 +46,32 @@ type BatchView struct {
 
 // ParseBatch checks the structure of a batch payload (every length inside
 // the payload, the count matching the bets, nothing after them) without
-// copying anything. It does not check the bet rules. A caller that visits
+// copying anything, and returns the batch's agency, sequence number and
+// count, and its Bets. It does not check the bet rules. A caller that visits
 // every bet once should use DecodeBatch instead, which walks the bets only
 // once.
-func ParseBatch(payload []byte) (BatchView, error) {
+func ParseBatch(payload []byte) (batchView, error) {
 	v, err := parseBatchHeader(payload)
 	if err != nil {
-		return BatchView{}, err
+		return batchView{}, err
 	}
 	if err := skipBets(v.bets, v.Count); err != nil {
-		return BatchView{}, err
+		return batchView{}, err
 	}
 	return v, nil
 }
 
 // parseBatchHeader reads the fixed part of a batch payload and checks that
 // the count is possible in the bytes left.
-func parseBatchHeader(payload []byte) (BatchView, error) {
+func parseBatchHeader(payload []byte) (batchView, error) {
 	d := decoder{b: payload}
-	v := BatchView{Agency: d.u32(), Seq: d.u64(), Count: int(d.u16())}
+	v := batchView{Agency: d.u32(), Seq: d.u64(), Count: int(d.u16())}
 	if d.err != nil {
-		return BatchView{}, fmt.Errorf("batch: %w", d.err)
+		return batchView{}, fmt.Errorf("batch: %w", d.err)
 	}
 	v.bets = d.b
 	if v.Count > len(v.bets)/betFixedSize {
-		return BatchView{}, fmt.Errorf("%w: batch: %d bets in %d bytes", ErrMalformed, v.Count, len(v.bets))
+		return batchView{}, fmt.Errorf("%w: batch: %d bets in %d bytes", ErrMalformed, v.Count, len(v.bets))
 	}
 	return v, nil
 }
@@ -87,7 +90,7 @@ func skipBets(b []byte, count int) error {
 }
 
 // Bets iterates over the bets of a batch checked by ParseBatch.
-func (v BatchView) Bets() iter.Seq[BetView] {
+func (v batchView) Bets() iter.Seq[BetView] {
 	return func(yield func(BetView) bool) {
 		d := decoder{b: v.bets}
 		for i := 0; i < v.Count; i++ {

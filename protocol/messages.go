@@ -9,7 +9,7 @@ import (
 )
 
 // Message is any message but a batch, which has its own zero-copy builder
-// (BatchBuilder) and view (BatchView) because it is the hot path.
+// (BatchBuilder) and decoder (DecodeBatch) because it is the hot path.
 type Message interface {
 	Type() Type
 	appendPayload(dst []byte) []byte
@@ -24,7 +24,7 @@ type Hello struct{ Agency uint32 }
 // session from a new one.
 type Welcome struct{ LastSeq uint64 }
 
-// BatchAck answers a batch: Code OK once it is durably stored (or had
+// BatchAck answers a batch: Code NoError once it is durably stored (or had
 // already been), an error code when the whole batch was rejected. Window
 // is how many batches the central grants the agency in flight from now
 // on (its share of the central's in-flight budget); 0 grants nothing new.

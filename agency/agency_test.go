@@ -47,11 +47,6 @@ func writeBets(t testing.TB, bets []lottery.Bet) string {
 	return path
 }
 
-// betSize is a bet's size inside a batch frame.
-func betSize(b lottery.Bet) int {
-	return 2 + 4*2 + len(b.FirstName) + len(b.LastName) + len(b.Document) + len(b.Birthdate)
-}
-
 func TestAgency_Packing(t *testing.T) {
 	long := gendata.Bets(1, 300, 3, seed)
 	for i := range long {
@@ -98,7 +93,7 @@ func TestAgency_Packing(t *testing.T) {
 					t.Fatalf("batch %d holds %d bets, over maxAmount %d", i+1, n, maxAmount)
 				}
 				last := i == len(counts)-1
-				if !last && n < maxAmount && size+betSize(tt.bets[first+n]) <= protocol.MaxFrameSize {
+				if !last && n < maxAmount && size+testutil.BetWireSize(tt.bets[first+n]) <= protocol.MaxFrameSize {
 					t.Fatalf("batch %d holds %d bets in %d bytes although the next bet fit", i+1, n, size)
 				}
 				first += n

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"lottery"
+	"lottery/internal/testutil"
 	"lottery/protocol"
 )
 
@@ -208,11 +209,6 @@ func pack(t testing.TB, agency uint32, bets []lottery.Bet, maxAmount int) [][]by
 	return frames
 }
 
-// betSize is the bytes a bet takes in a batch.
-func betSize(b lottery.Bet) int {
-	return 2 + 4*2 + len(b.FirstName) + len(b.LastName) + len(b.Document) + len(b.Birthdate)
-}
-
 // TestBatchBuilder_Property packs random streams of bets, some with
 // 100-character multi-byte names, under random maxAmounts: no frame is over
 // 8192 bytes, every bet comes back once and in order, and every batch but
@@ -245,9 +241,9 @@ func TestBatchBuilder_Property(t *testing.T) {
 			got = append(got, fb...)
 			if i < len(frames)-1 && len(fb) < maxAmount {
 				next := bets[len(got)]
-				if len(frame)+betSize(next) <= protocol.MaxFrameSize {
+				if len(frame)+testutil.BetWireSize(next) <= protocol.MaxFrameSize {
 					t.Fatalf("round %d: frame %d has %d of %d bets in %d bytes, and the next bet (%d bytes) fitted",
-						round, i, len(fb), maxAmount, len(frame), betSize(next))
+						round, i, len(fb), maxAmount, len(frame), testutil.BetWireSize(next))
 				}
 			}
 		}

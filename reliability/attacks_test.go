@@ -447,7 +447,7 @@ func TestAttack_WrongAgency(t *testing.T) {
 		action string
 	}{
 		{"hello as agency 1", testutil.Frame(t, protocol.Hello{Agency: 1}), []string{"error wrong_agency"}, "recibir_mensaje"},
-		{"batch of agency 1", cat(hello2, batchFrame(1, 1, bets...)), []string{"welcome", "ack 1 wrong_agency"}, "apuesta_recibida"},
+		{"batch of agency 1", cat(hello2, testutil.BatchFrame(t, 1, 1, bets...)), []string{"welcome", "ack 1 wrong_agency"}, "apuesta_recibida"},
 		{"finished as agency 1", cat(hello2, testutil.Frame(t, protocol.Finished{Agency: 1})), []string{"welcome", "error wrong_agency"}, "recibir_mensaje"},
 		{"winners of agency 1", cat(hello2, testutil.Frame(t, protocol.WinnersQuery{Agency: 1})), []string{"welcome", "error wrong_agency"}, "recibir_mensaje"},
 	}
@@ -504,7 +504,7 @@ func TestAttack_PlainText(t *testing.T) {
 		send []byte
 	}{
 		{"hello", testutil.Frame(t, protocol.Hello{Agency: 1})},
-		{"batch", batchFrame(1, 1, goodBet)},
+		{"batch", testutil.BatchFrame(t, 1, 1, goodBet)},
 		{"winners query", testutil.Frame(t, protocol.WinnersQuery{Agency: 1})},
 	}
 	for _, tt := range tests {

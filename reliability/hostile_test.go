@@ -25,18 +25,6 @@ import (
 	"lottery/protocol"
 )
 
-// batchFrame builds a batch frame of bets for agency and seq.
-func batchFrame(agency uint32, seq uint64, bets ...lottery.Bet) []byte {
-	var b protocol.BatchBuilder
-	b.Reset(agency, seq, 0)
-	for _, bet := range bets {
-		if !b.AddBet(bet) {
-			panic("bet does not fit")
-		}
-	}
-	return append([]byte(nil), b.Frame()...)
-}
-
 var goodBet = lottery.Bet{FirstName: "Santiago Lionel", LastName: "Lorca", Document: "30904465", Birthdate: "1999-03-17", Number: 2201}
 
 // header is a raw frame header.
@@ -111,7 +99,7 @@ func TestCentral_HostileFrames(t *testing.T) {
 	badDate := goodBet
 	badDate.Birthdate = "1999-02-30"
 	hello := func(a uint32) []byte { return testutil.Frame(t, protocol.Hello{Agency: a}) }
-	okBatch := batchFrame(1, 1, goodBet)
+	okBatch := testutil.BatchFrame(t, 1, 1, goodBet)
 	// A batch whose first name claims 200 bytes where there are 15.
 	lying := slices.Clone(okBatch)
 	binary.BigEndian.PutUint16(lying[protocol.HeaderSize+14+2:], 200)
@@ -142,9 +130,9 @@ func TestCentral_HostileFrames(t *testing.T) {
 		{name: "batch before hello", send: okBatch, want: []lottery.Code{lottery.ENotIdentified}},
 		{name: "hello as another agency", send: hello(2), want: []lottery.Code{lottery.EWrongAgency}},
 		{name: "batch for another agency", as: 2, routes: []route{asAgency, toOpenCentral}, send: cat(hello(2), okBatch), want: []lottery.Code{lottery.EWrongAgency}},
-		{name: "batch out of sequence", send: cat(hello(1), batchFrame(1, 7, goodBet)), want: []lottery.Code{lottery.ESequence}},
-		{name: "invalid bet", send: cat(hello(1), batchFrame(1, 1, badDate)), want: []lottery.Code{lottery.EInvalidBet}},
-		{name: "empty batch", send: cat(hello(1), batchFrame(1, 1)), want: []lottery.Code{lottery.EInvalidBet}},
+		{name: "batch out of sequence", send: cat(hello(1), testutil.BatchFrame(t, 1, 7, goodBet)), want: []lottery.Code{lottery.ESequence}},
+		{name: "invalid bet", send: cat(hello(1), testutil.BatchFrame(t, 1, 1, badDate)), want: []lottery.Code{lottery.EInvalidBet}},
+		{name: "empty batch", send: cat(hello(1), testutil.BatchFrame(t, 1, 1)), want: []lottery.Code{lottery.EInvalidBet}},
 		{name: "winners query for another agency", send: cat(hello(1), testutil.Frame(t, protocol.WinnersQuery{Agency: 2})), want: []lottery.Code{lottery.EWrongAgency}},
 		{name: "finished for another agency", send: cat(hello(1), testutil.Frame(t, protocol.Finished{Agency: 2})), want: []lottery.Code{lottery.EWrongAgency}},
 		// A certificate names agencies 1…2^31-1 only: with one, agency 0
@@ -223,8 +211,8 @@ func TestCentral_HostileFrames(t *testing.T) {
 	// its sequence number: the agency's next batches are stored and it can
 	// finish (otherwise one bad bet would fail all the rest as out of
 	// sequence). Sent again, the refused batch is refused again.
-	frames, err := exchangeTLS(server.Addr, agencyTLS(t, 1, server.Addr), 30*time.Second, cat(hello(1), batchFrame(1, 1, badDate),
-		batchFrame(1, 2, goodBet), batchFrame(1, 1, badDate), testutil.Frame(t, protocol.Finished{Agency: 1, LastSeq: 2})))
+	frames, err := exchangeTLS(server.Addr, agencyTLS(t, 1, server.Addr), 30*time.Second, cat(hello(1), testutil.BatchFrame(t, 1, 1, badDate),
+		testutil.BatchFrame(t, 1, 2, goodBet), testutil.BatchFrame(t, 1, 1, badDate), testutil.Frame(t, protocol.Finished{Agency: 1, LastSeq: 2})))
 	if err != nil {
 		t.Fatal(err)
 	}

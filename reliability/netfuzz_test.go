@@ -41,7 +41,7 @@ func fuzzInput(t testing.TB, rnd *rand.Rand, agency uint32, agencies int) (kind 
 	hello := testutil.Frame(t, protocol.Hello{Agency: agency})
 	bet := goodBet
 	bet.Document = strconv.Itoa(1 + rnd.IntN(99999999))
-	batch := batchFrame(agency, fuzzSeq+rnd.Uint64N(1<<20), bet, goodBet)
+	batch := testutil.BatchFrame(t, agency, fuzzSeq+rnd.Uint64N(1<<20), bet, goodBet)
 	randomBytes := func(n int) []byte {
 		b := make([]byte, n)
 		for i := range b {
@@ -87,7 +87,7 @@ func fuzzInput(t testing.TB, rnd *rand.Rand, agency uint32, agencies int) (kind 
 		binary.BigEndian.PutUint16(b[len(hello)+protocol.HeaderSize+12:], uint16(3+rnd.IntN(1000)))
 		return "lying bet count", b
 	case 9:
-		return "batch for another agency", cat(hello, batchFrame(other, fuzzSeq, goodBet))
+		return "batch for another agency", cat(hello, testutil.BatchFrame(t, other, fuzzSeq, goodBet))
 	case 10:
 		return "winners for another agency", cat(hello, testutil.Frame(t, protocol.WinnersQuery{Agency: other}))
 	case 11:
@@ -99,7 +99,7 @@ func fuzzInput(t testing.TB, rnd *rand.Rand, agency uint32, agencies int) (kind 
 	case 13:
 		bad := goodBet
 		bad.Birthdate = "2999-01-01"
-		return "invalid bet", cat(hello, batchFrame(agency, fuzzSeq, bad))
+		return "invalid bet", cat(hello, testutil.BatchFrame(t, agency, fuzzSeq, bad))
 	case 14:
 		return "second hello", cat(hello, hello)
 	default:

@@ -2,7 +2,6 @@ package config_test
 
 import (
 	"log/slog"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -10,16 +9,8 @@ import (
 	"time"
 
 	"lottery/config"
+	"lottery/internal/testutil"
 )
-
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 func TestReadINI(t *testing.T) {
 	tests := []struct {
@@ -43,7 +34,9 @@ func TestReadINI(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := config.ReadINI(writeFile(t, "config.ini", tt.in))
+			path := filepath.Join(t.TempDir(), "config.ini")
+			testutil.WriteFile(t, path, tt.in)
+			got, err := config.ReadINI(path)
 			if err != nil {
 				t.Fatalf("ReadINI: %v", err)
 			}
@@ -68,7 +61,8 @@ func TestReadINI_Err(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeFile(t, "config.ini", tt.in)
+			path := filepath.Join(t.TempDir(), "config.ini")
+			testutil.WriteFile(t, path, tt.in)
 			got, err := config.ReadINI(path)
 			if err == nil {
 				t.Fatalf("ReadINI = %v, nil; want an error", got)
@@ -113,7 +107,9 @@ top: plain
 		"batch.maxAmount": "100", "batch.window": "", "reconnect.initial": "100ms", "reconnect.nested.deeper": "true",
 		"top": "plain",
 	}
-	got, err := config.ReadYAML(writeFile(t, "config.yaml", in))
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	testutil.WriteFile(t, path, in)
+	got, err := config.ReadYAML(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +123,9 @@ func TestReadYAML_MissingOrEmpty(t *testing.T) {
 	if err != nil || len(got) != 0 {
 		t.Fatalf("missing file: %v, %v; want no values, no error", got, err)
 	}
-	got, err = config.ReadYAML(writeFile(t, "config.yaml", "# nothing\n"))
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	testutil.WriteFile(t, path, "# nothing\n")
+	got, err = config.ReadYAML(path)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("empty file: %v, %v; want no values, no error", got, err)
 	}
@@ -141,7 +139,8 @@ func TestReadYAML_Err(t *testing.T) {
 		"Tab":         "server:\n\taddress: x\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			path := writeFile(t, "config.yaml", in)
+			path := filepath.Join(t.TempDir(), "config.yaml")
+			testutil.WriteFile(t, path, in)
 			got, err := config.ReadYAML(path)
 			if err == nil {
 				t.Fatalf("ReadYAML = %v, nil; want an error", got)
@@ -153,11 +152,6 @@ func TestReadYAML_Err(t *testing.T) {
 	}
 }
 
-// env is a fake environment for Values.
-func env(vars map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
-}
-
 // cliKey maps an agency key to its environment variable, as cmd/client
 // does: log.level -> CLI_LOG_LEVEL.
 func cliKey(k string) string {
@@ -166,7 +160,7 @@ func cliKey(k string) string {
 
 func TestValues_EnvOverrides(t *testing.T) {
 	file := map[string]string{"server.address": "server:12345", "loop.amount": "5", "log.level": "INFO", "id": "1"}
-	v := config.New(file, cliKey, env(map[string]string{
+	v := config.New(file, cliKey, testutil.EnvLookup(map[string]string{
 		"CLI_SERVER_ADDRESS": "  127.0.0.1:9999 ",
 		"CLI_LOOP_AMOUNT":    "7",
 		"SERVER_ADDRESS":     "ignored:1", // not the key's variable
@@ -194,7 +188,7 @@ func TestValues_EnvOverrides(t *testing.T) {
 	}
 
 	// A nil file is fine: everything can come from the environment.
-	v = config.New(nil, func(k string) string { return k }, env(map[string]string{"AGENCIES": "3"}))
+	v = config.New(nil, func(k string) string { return k }, testutil.EnvLookup(map[string]string{"AGENCIES": "3"}))
 	if got := v.Int("AGENCIES", 5, 1, 100); got != 3 || v.Err() != nil {
 		t.Errorf("Int(AGENCIES) = %d, %v; want 3", got, v.Err())
 	}
@@ -207,7 +201,7 @@ func TestValues_Getters(t *testing.T) {
 		"bool_t": "true", "bool_1": "1", "bool_f": "FALSE", "bool_on": "On", "bool_off": "off", "bool_no": "no",
 		"lvl_debug": "debug", "lvl_warning": "WARNING", "lvl_critical": "Critical",
 	}
-	v := config.New(file, strings.ToUpper, env(nil))
+	v := config.New(file, strings.ToUpper, testutil.EnvLookup(nil))
 	if got := v.Int("int", 0, 0, 100); got != 42 {
 		t.Errorf("Int(int) = %d", got)
 	}
@@ -253,7 +247,7 @@ func TestValues_Err(t *testing.T) {
 		"port":           "70000",
 		"ok":             "3",
 	}
-	v := config.New(file, cliKey, env(map[string]string{"CLI_BATCH_MAXAMOUNT": "1.5"}))
+	v := config.New(file, cliKey, testutil.EnvLookup(map[string]string{"CLI_BATCH_MAXAMOUNT": "1.5"}))
 	if got := v.Int("loop.amount", 1, 0, 1000); got != 1 {
 		t.Errorf("bad Int gave %d, want the default", got)
 	}
@@ -328,7 +322,7 @@ func TestValues_Address(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			v := config.New(nil, cliKey, env(map[string]string{"CLI_SERVER_ADDRESS": tt.in}))
+			v := config.New(nil, cliKey, testutil.EnvLookup(map[string]string{"CLI_SERVER_ADDRESS": tt.in}))
 			got := v.Address("server.address", "def:1")
 			err := v.Err()
 			if tt.want == "" {
@@ -353,7 +347,7 @@ func TestValues_Warnings(t *testing.T) {
 		"server.ip": "", "server.address": "server:1", "batch.maxamount": "5", "sever.address": "x:1",
 		"[other] A": "1",
 	}
-	v := config.New(file, cliKey, env(map[string]string{"CLI_BATCH_WINDOW": " "}))
+	v := config.New(file, cliKey, testutil.EnvLookup(map[string]string{"CLI_BATCH_WINDOW": " "}))
 	v.Int("loop.amount", 0, 0, 10)
 	v.Level("log.level", slog.LevelInfo)
 	v.Duration("loop.period", 5*time.Second)
@@ -387,7 +381,7 @@ func TestValues_Warnings(t *testing.T) {
 	}
 
 	// The course's config.ini: SERVER_IP blank means all addresses.
-	v = config.New(map[string]string{"SERVER_IP": "", "SERVER_PORT": "12345"}, func(k string) string { return k }, env(nil))
+	v = config.New(map[string]string{"SERVER_IP": "", "SERVER_PORT": "12345"}, func(k string) string { return k }, testutil.EnvLookup(nil))
 	v.String("SERVER_IP", "")
 	v.Int("SERVER_PORT", 12345, 1, 65535)
 	if w := v.Warnings(); len(w) != 0 {

@@ -13,10 +13,6 @@ import (
 	"lottery/protocol"
 )
 
-func lookupOf(env map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-}
-
 // TestLoadConfig_TLS checks the agency's TLS settings: on by default, with
 // the agency's own files; CLI_TLS=off; each file overridable.
 func TestLoadConfig_TLS(t *testing.T) {
@@ -34,7 +30,7 @@ func TestLoadConfig_TLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := loadConfig("config.yaml", lookupOf(tt.env))
+			c, err := loadConfig("config.yaml", testutil.EnvLookup(tt.env))
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want one naming %s", err, tt.err)
@@ -53,7 +49,7 @@ func TestLoadConfig_TLS(t *testing.T) {
 func TestRun_TLSMaterial(t *testing.T) {
 	t.Chdir(t.TempDir())
 	var out bytes.Buffer
-	if code := run(&out, lookupOf(map[string]string{"CLI_ID": "2"})); code != exitConfig {
+	if code := run(&out, testutil.EnvLookup(map[string]string{"CLI_ID": "2"})); code != exitConfig {
 		t.Fatalf("exit %d, want %d:\n%s", code, exitConfig, out.String())
 	}
 	if l, ok := testutil.FindOne(testutil.Lines(out.String()), "config", "fail"); !ok || !strings.Contains(l.Get("error"), "CLI_TLS_CERT") {
@@ -77,7 +73,7 @@ func TestRun_TLSMaterial(t *testing.T) {
 		frame, _ := protocol.AppendFrame(nil, protocol.Error{Code: lottery.EUnknownAgency, Message: "no"})
 		conn.Write(frame)
 	}()
-	if code := run(&out, lookupOf(map[string]string{"CLI_ID": "2", "CLI_TLS": "off", "CLI_SERVER_ADDRESS": ln.Addr().String()})); code != exitFailed {
+	if code := run(&out, testutil.EnvLookup(map[string]string{"CLI_ID": "2", "CLI_TLS": "off", "CLI_SERVER_ADDRESS": ln.Addr().String()})); code != exitFailed {
 		t.Fatalf("exit %d, want %d:\n%s", code, exitFailed, out.String())
 	}
 	if l, ok := testutil.FindOne(testutil.Lines(out.String()), "tls", ""); !ok || l.Level != "WARNING" || !strings.Contains(l.Raw, "open to anyone") {
@@ -120,7 +116,7 @@ func TestLoadConfig_ServerAddress(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {
-			c, err := loadConfig("config.yaml", lookupOf(map[string]string{"CLI_ID": "1", "CLI_SERVER_ADDRESS": tt.addr}))
+			c, err := loadConfig("config.yaml", testutil.EnvLookup(map[string]string{"CLI_ID": "1", "CLI_SERVER_ADDRESS": tt.addr}))
 			if tt.want != "" {
 				if err != nil || c.Agency.ServerAddress != tt.want {
 					t.Fatalf("address %q: %q, %v; want %q", tt.addr, c.Agency.ServerAddress, err, tt.want)
@@ -154,7 +150,7 @@ func TestRun_ServerAddressList(t *testing.T) {
 	}()
 	list := ln.Addr().String() + ",127.0.0.1:1,localhost:2"
 	var out bytes.Buffer
-	if code := run(&out, lookupOf(map[string]string{"CLI_ID": "1", "CLI_TLS": "off", "CLI_SERVER_ADDRESS": list})); code != exitFailed {
+	if code := run(&out, testutil.EnvLookup(map[string]string{"CLI_ID": "1", "CLI_TLS": "off", "CLI_SERVER_ADDRESS": list})); code != exitFailed {
 		t.Fatalf("exit %d, want %d:\n%s", code, exitFailed, out.String())
 	}
 	lines := testutil.Lines(out.String())
@@ -195,7 +191,7 @@ func TestLoadConfig_DataFile(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			c, err := loadConfig("config.yaml", lookupOf(env))
+			c, err := loadConfig("config.yaml", testutil.EnvLookup(env))
 			if tt.want == "" {
 				if err == nil || !strings.Contains(err.Error(), "data.file (CLI_DATA_FILE)") {
 					t.Fatalf("err = %v, want one naming data.file (CLI_DATA_FILE)", err)
@@ -231,7 +227,7 @@ func TestLoadConfig_Warnings(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			testutil.WriteFile(t, "config.yaml", tt.yaml)
-			c, err := loadConfig("config.yaml", lookupOf(map[string]string{"CLI_ID": "1"}))
+			c, err := loadConfig("config.yaml", testutil.EnvLookup(map[string]string{"CLI_ID": "1"}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -268,7 +264,7 @@ func TestRun_ConfigFails(t *testing.T) {
 				env[k] = v
 			}
 			var out bytes.Buffer
-			if code := run(&out, lookupOf(env)); code != exitConfig {
+			if code := run(&out, testutil.EnvLookup(env)); code != exitConfig {
 				t.Fatalf("exit %d, want %d:\n%s", code, exitConfig, out.String())
 			}
 			lines := testutil.Lines(out.String())
@@ -299,7 +295,7 @@ func TestRun_ConfigWarnings(t *testing.T) {
 		conn.Write(testutil.Frame(t, protocol.Error{Code: lottery.EUnknownAgency, Message: "no"}))
 	}()
 	var out bytes.Buffer
-	if code := run(&out, lookupOf(map[string]string{"CLI_ID": "1", "CLI_TLS": "off", "CLI_SERVER_ADDRESS": ln.Addr().String()})); code != exitFailed {
+	if code := run(&out, testutil.EnvLookup(map[string]string{"CLI_ID": "1", "CLI_TLS": "off", "CLI_SERVER_ADDRESS": ln.Addr().String()})); code != exitFailed {
 		t.Fatalf("exit %d, want %d:\n%s", code, exitFailed, out.String())
 	}
 	lines := testutil.Lines(out.String())
@@ -337,7 +333,7 @@ func TestDispatch_Help(t *testing.T) {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			// CLI_ID set: were the agency started, it would try to connect.
-			code := dispatch(tt.args, &stdout, &stderr, lookupOf(map[string]string{"CLI_ID": "1", "CLI_TLS": "off", "CLI_SERVER_ADDRESS": "127.0.0.1:1"}))
+			code := dispatch(tt.args, &stdout, &stderr, testutil.EnvLookup(map[string]string{"CLI_ID": "1", "CLI_TLS": "off", "CLI_SERVER_ADDRESS": "127.0.0.1:1"}))
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, tt.code, stdout.String(), stderr.String())
 			}

@@ -9,10 +9,6 @@ import (
 	"lottery/internal/testutil"
 )
 
-func lookupOf(env map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-}
-
 // TestLoadConfig checks the TLS settings and the limits' floors.
 func TestLoadConfig(t *testing.T) {
 	t.Chdir(t.TempDir()) // no config.ini: defaults and the environment
@@ -39,7 +35,7 @@ func TestLoadConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := loadConfig("config.ini", lookupOf(tt.env))
+			c, err := loadConfig("config.ini", testutil.EnvLookup(tt.env))
 			switch {
 			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
 				t.Fatalf("err = %v, want one naming %s", err, tt.err)
@@ -57,7 +53,7 @@ func TestLoadConfig(t *testing.T) {
 func TestRun_TLSMaterial(t *testing.T) {
 	t.Chdir(t.TempDir())
 	var out bytes.Buffer
-	if code := run(&out, lookupOf(map[string]string{"SERVER_PORT": "1"})); code != exitConfig {
+	if code := run(&out, testutil.EnvLookup(map[string]string{"SERVER_PORT": "1"})); code != exitConfig {
 		t.Fatalf("exit %d, want %d:\n%s", code, exitConfig, out.String())
 	}
 	l, ok := testutil.FindOne(testutil.Lines(out.String()), "config", "fail")
@@ -67,7 +63,7 @@ func TestRun_TLSMaterial(t *testing.T) {
 
 	out.Reset()
 	// TLS=off, and a port that cannot be listened on, so run returns.
-	code := run(&out, lookupOf(map[string]string{"TLS": "off", "SERVER_IP": "256.0.0.1"}))
+	code := run(&out, testutil.EnvLookup(map[string]string{"TLS": "off", "SERVER_IP": "256.0.0.1"}))
 	if code != exitFailed {
 		t.Fatalf("exit %d, want %d:\n%s", code, exitFailed, out.String())
 	}

@@ -35,7 +35,7 @@ func TestLoadConfig_Warnings(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			testutil.WriteFile(t, "config.ini", tt.ini)
-			c, err := loadConfig("config.ini", lookupOf(nil))
+			c, err := loadConfig("config.ini", testutil.EnvLookup(nil))
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)
@@ -63,7 +63,7 @@ func TestRun_ConfigWarnings(t *testing.T) {
 	testutil.WriteFile(t, "config.ini", "[DEFAULT]\nAGENCIAS = 3\n")
 	var out bytes.Buffer
 	// An address that cannot be listened on, so that run returns.
-	if code := run(&out, lookupOf(map[string]string{"TLS": "off", "SERVER_IP": "256.0.0.1"})); code != exitFailed {
+	if code := run(&out, testutil.EnvLookup(map[string]string{"TLS": "off", "SERVER_IP": "256.0.0.1"})); code != exitFailed {
 		t.Fatalf("exit %d, want %d:\n%s", code, exitFailed, out.String())
 	}
 	l, ok := testutil.FindOne(testutil.Lines(out.String()), "config", "in_progress")

@@ -55,8 +55,8 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// MaxUnauthenticated caps the connections that have not proven an
 	// agency yet (in handshake, or plain text); when it is reached the
-	// oldest of them is closed to admit the new one. Zero: an eighth of
-	// MaxConnections (at least 16).
+	// oldest of them is closed to admit the new one. Zero:
+	// UnauthenticatedLimit(MaxConnections).
 	MaxUnauthenticated int
 	// MaxInFlightBytes caps the batch bytes read from all agencies but not
 	// answered yet (see budget). Zero: DefaultMaxInFlightBytes.
@@ -103,19 +103,17 @@ const (
 	// (a few round trips) and short enough that a stranger's silent
 	// connection is dropped soon.
 	DefaultHandshakeTimeout = 5 * time.Second
-	// DefaultMaxUnauthenticated is an eighth of the default connections:
-	// strangers can never fill the central, and real agencies, which
-	// authenticate in milliseconds, always find room.
-	DefaultMaxUnauthenticated = DefaultMaxConnections / 8
 	// DefaultMaxInFlightBytes is two of the store's largest group commits:
 	// one being made durable, the next one gathering. More only waits in
 	// line (latency); less leaves the disk idle between groups.
 	DefaultMaxInFlightBytes = 8 << 20
 )
 
-// UnauthenticatedLimit is the default cap for a given connection limit: an
-// eighth of it, but never fewer than 16 (or all of a smaller limit), so a
-// handful of agencies connecting at once never evict each other.
+// UnauthenticatedLimit is the default of MaxUnauthenticated for a given
+// connection limit: an eighth of it, so strangers can never fill the central
+// and real agencies, which authenticate in milliseconds, always find room;
+// but never fewer than 16 (or all of a smaller limit), so a handful of
+// agencies connecting at once never evict each other.
 func UnauthenticatedLimit(maxConns int) int {
 	return max(maxConns/8, min(maxConns, 16))
 }

@@ -172,7 +172,7 @@ func TestCentral_BadFrames(t *testing.T) {
 		{name: "malformed batch", hello: true, frame: []byte{protocol.Version, byte(protocol.TypeBatch), 0, 16, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 9, 0, 0}, code: lottery.EMalformed},
 		{name: "bad version", frame: []byte{7, byte(protocol.TypeHello), 0, 4, 0, 0, 0, 1}, code: lottery.EVersion},
 		{name: "unknown type", frame: []byte{protocol.Version, 0x7F, 0, 0}, code: lottery.EUnknownType},
-		{name: "batch before hello", frame: batchFrame(t, 1, 1, d.bets[1][:1]), code: lottery.ENotIdentified},
+		{name: "batch before hello", frame: testutil.BatchFrame(t, 1, 1, d.bets[1][:1]...), code: lottery.ENotIdentified},
 		{name: "reply type as request", hello: true, frame: testutil.Frame(t, protocol.FinishedAck{}), code: lottery.EUnexpectedMsg},
 	}
 	for _, tt := range tests {
@@ -203,18 +203,6 @@ func TestCentral_BadFrames(t *testing.T) {
 	if rows != 5*1200 {
 		t.Errorf("bets file has %d rows, want %d", rows, 5*1200)
 	}
-}
-
-func batchFrame(t testing.TB, agency uint32, seq uint64, bets []lottery.Bet) []byte {
-	t.Helper()
-	var b protocol.BatchBuilder
-	b.Reset(agency, seq, len(bets))
-	for _, bet := range bets {
-		if !b.AddBet(bet) {
-			t.Fatal("bet does not fit")
-		}
-	}
-	return bytes.Clone(b.Frame())
 }
 
 func TestCentral_WrongAgencyBatch(t *testing.T) {

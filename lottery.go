@@ -1,12 +1,18 @@
 // Package lottery is the domain of the Lotería Nacional: bets, the rules a
-// bet must follow, the winning number and the error codes the central answers
-// with. It does no I/O; every other package depends on it.
+// bet must follow, the winning number, the error codes the central answers
+// with, and the Ledger, the contract between the central and what keeps its
+// bets. It does no I/O; every other package depends on it.
 package lottery
 
 import (
 	"errors"
 	"fmt"
 )
+
+// Counted reports whether agency is one of the agencies 1..n a draw waits
+// for. A store may hold agencies a central configured with fewer no longer
+// counts: they neither hold up the draw nor complete it.
+func Counted(agency uint32, n int) bool { return agency >= 1 && int64(agency) <= int64(n) }
 
 // WinningNumber is the number drawn by the Lotería Nacional: a bet wins when
 // it played exactly this number (the course's has_won).
@@ -19,7 +25,7 @@ type Code uint8
 // Codes sent in BatchAck and Error messages. Their values are part of the
 // protocol (docs/protocol.md): never renumber them.
 const (
-	OK               Code = 0  // no error
+	NoError          Code = 0  // no error: stored, or answered
 	EInvalidBet      Code = 1  // a bet breaks the bet rules
 	EWrongAgency     Code = 2  // a message names another agency than the connection's
 	EMalformed       Code = 3  // a frame or message that cannot be decoded
@@ -43,7 +49,7 @@ const (
 )
 
 var codeNames = [...]string{
-	OK:               "ok",
+	NoError:          "ok",
 	EInvalidBet:      "invalid_bet",
 	EWrongAgency:     "wrong_agency",
 	EMalformed:       "malformed",
@@ -114,11 +120,11 @@ func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// ErrorCode returns the Code of the first *Error in err's chain, OK for nil
+// ErrorCode returns the Code of the first *Error in err's chain, NoError for nil
 // and EInternal for any other error.
 func ErrorCode(err error) Code {
 	if err == nil {
-		return OK
+		return NoError
 	}
 	var e *Error
 	if errors.As(err, &e) {

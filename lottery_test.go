@@ -42,7 +42,7 @@ func TestCode_String(t *testing.T) {
 		code lottery.Code
 		want string
 	}{
-		{lottery.OK, "ok"},
+		{lottery.NoError, "ok"},
 		{lottery.EInvalidBet, "invalid_bet"},
 		{lottery.EWrongAgency, "wrong_agency"},
 		{lottery.EMalformed, "malformed"},
@@ -76,7 +76,7 @@ func TestCode_String(t *testing.T) {
 
 // TestCode_Values pins the wire values: they are part of the protocol.
 func TestCode_Values(t *testing.T) {
-	codes := []lottery.Code{lottery.OK, lottery.EInvalidBet, lottery.EWrongAgency, lottery.EMalformed,
+	codes := []lottery.Code{lottery.NoError, lottery.EInvalidBet, lottery.EWrongAgency, lottery.EMalformed,
 		lottery.EUnknownType, lottery.EVersion, lottery.ETooLarge, lottery.ESequence, lottery.EStorage,
 		lottery.EAlreadyFinished, lottery.ENotIdentified, lottery.EUnknownAgency, lottery.EShuttingDown,
 		lottery.ETooManyConns, lottery.EUnexpectedMsg, lottery.EIdle, lottery.EInternal, lottery.EConflict, lottery.ETLSRequired, lottery.ENotLeader}
@@ -110,7 +110,7 @@ func TestErrorCode(t *testing.T) {
 		err  error
 		want lottery.Code
 	}{
-		{"Nil", nil, lottery.OK},
+		{"Nil", nil, lottery.NoError},
 		{"Error", inner, lottery.ESequence},
 		{"Wrapped", fmt.Errorf("store: %w", inner), lottery.ESequence},
 		{"WrappedTwice", fmt.Errorf("a: %w", fmt.Errorf("b: %w", inner)), lottery.ESequence},

@@ -145,7 +145,7 @@ func (a *Agency) forgot() bool {
 	if a.welcomed >= a.acked {
 		return false
 	}
-	a.log.Error("central_olvido", logline.Failed, "agency", a.cfg.ID, "ultimo_ack", a.acked, "central_last_seq", a.welcomed,
+	a.log.Error(logline.CentralForgot, logline.Failed, "agency", a.cfg.ID, "ultimo_ack", a.acked, "central_last_seq", a.welcomed,
 		"server_address", a.at)
 	return true
 }
@@ -175,14 +175,14 @@ func (a *Agency) Run(ctx context.Context) (Result, error) {
 	}
 	defer func() {
 		src.Close()
-		a.log.Info("shutdown", logline.Progress, "resource", "data_file", "client_id", a.cfg.ID)
+		a.log.Info(logline.Shutdown, logline.Progress, "resource", "data_file", "client_id", a.cfg.ID)
 	}()
 	if a.cur, err = a.dial(ctx); err != nil {
 		return res, err
 	}
 	defer func() {
 		a.cur.close()
-		a.log.Info("shutdown", logline.Progress, "resource", "connection", "client_id", a.cfg.ID)
+		a.log.Info(logline.Shutdown, logline.Progress, "resource", "connection", "client_id", a.cfg.ID)
 	}()
 	up := uploader{a: a, src: src}
 	defer func() { src = up.src }() // a rewind reopens the file
@@ -192,7 +192,7 @@ func (a *Agency) Run(ctx context.Context) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		a.log.Info("loop_finished", logline.OK, "client_id", a.cfg.ID, "apuestas", res.Sent, "batches", up.seq,
+		a.log.Info(logline.LoopFinished, logline.OK, "client_id", a.cfg.ID, "apuestas", res.Sent, "batches", up.seq,
 			"rechazadas", res.Rejected, "invalidas", res.Invalid)
 		err = a.sendFinished(ctx, up.seq)
 		if err == nil {
@@ -210,7 +210,7 @@ func (a *Agency) Run(ctx context.Context) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	a.log.Info("consulta_ganadores", logline.OK, "cant_ganadores", len(res.Winners), "client_id", a.cfg.ID)
+	a.log.Info(logline.WinnersQuery, logline.OK, "cant_ganadores", len(res.Winners), "client_id", a.cfg.ID)
 	return res, nil
 }
 
@@ -218,7 +218,7 @@ func (a *Agency) openSource() (source, error) {
 	if a.cfg.DataFile != "" {
 		f, err := openFile(a.cfg.DataFile, a.log)
 		if err == nil {
-			a.log.Info("leer_apuestas", logline.OK, "client_id", a.cfg.ID, "archivo", a.cfg.DataFile, "filas", f.Total())
+			a.log.Info(logline.ReadBets, logline.OK, "client_id", a.cfg.ID, "archivo", a.cfg.DataFile, "filas", f.Total())
 			return f, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
@@ -226,10 +226,10 @@ func (a *Agency) openSource() (source, error) {
 		}
 	}
 	if a.cfg.Bet != nil {
-		a.log.Info("leer_apuestas", logline.OK, "client_id", a.cfg.ID, "archivo", "none", "modo", "apuesta_unica")
+		a.log.Info(logline.ReadBets, logline.OK, "client_id", a.cfg.ID, "archivo", "none", "modo", "apuesta_unica")
 		return &singleSource{bet: *a.cfg.Bet}, nil
 	}
-	a.log.Warn("leer_apuestas", logline.OK, "client_id", a.cfg.ID, "archivo", "none", "modo", "sin_apuestas")
+	a.log.Warn(logline.ReadBets, logline.OK, "client_id", a.cfg.ID, "archivo", "none", "modo", "sin_apuestas")
 	return emptySource{}, nil
 }
 
@@ -261,7 +261,7 @@ func (a *Agency) reconnect(ctx context.Context, cause error) error {
 	if a.hint != "" {
 		attrs = append(attrs, "lider", a.hint)
 	}
-	a.log.Warn("conexion_perdida", attrs...)
+	a.log.Warn(logline.ConnectionLost, attrs...)
 	if err := sleep(ctx, wait); err != nil {
 		return err
 	}

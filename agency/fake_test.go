@@ -319,7 +319,7 @@ func (f *fakeCentral) batch(conn net.Conn, fr protocol.Frame, send func(protocol
 		f.mu.Unlock()
 		return send(protocol.BatchAck{Seq: v.Seq, Code: lottery.EStorage, Count: uint16(v.Count)})
 	}
-	code := lottery.OK
+	code := lottery.NoError
 	switch last := f.lastSeq(); {
 	case v.Seq <= last:
 		f.duplicates++

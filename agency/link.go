@@ -116,7 +116,7 @@ func (a *Agency) dial(ctx context.Context) (*link, error) {
 			// work: confused nodes that welcome, then name each other as
 			// the leader, are not followed for ever.)
 			a.welcomed, a.step = last, 0
-			a.log.Info("conectar", logline.OK, "server_address", addr, "intento", attempt, "last_batch", last)
+			a.log.Info(logline.Connect, logline.OK, "server_address", addr, "intento", attempt, "last_batch", last)
 			return l, nil
 		}
 		if ctx.Err() != nil {
@@ -125,7 +125,7 @@ func (a *Agency) dial(ctx context.Context) (*link, error) {
 		if !retryable(err) {
 			// The central refuses this agency itself (say, a number
 			// outside 1..AGENCIES): retrying cannot help.
-			a.log.Error("conectar", logline.Failed, "server_address", addr, "intento", attempt, "error", err)
+			a.log.Error(logline.Connect, logline.Failed, "server_address", addr, "intento", attempt, "error", err)
 			return nil, err
 		}
 		wait := a.next(err)
@@ -133,7 +133,7 @@ func (a *Agency) dial(ctx context.Context) (*link, error) {
 		if a.hint != "" {
 			attrs = append(attrs, "lider", a.hint)
 		}
-		a.log.Warn("conectar", append([]any{logline.Progress}, attrs...)...)
+		a.log.Warn(logline.Connect, append([]any{logline.Progress}, attrs...)...)
 		if err := sleep(ctx, wait); err != nil {
 			return nil, err
 		}

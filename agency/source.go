@@ -134,7 +134,7 @@ func (s *fileSource) Fill(b *protocol.BatchBuilder) (bool, error) {
 		}
 		if verr != nil {
 			s.invalid++
-			s.log.Warn("leer_apuesta", logline.Failed, "linea", s.r.Line(), "error", verr)
+			s.log.Warn(logline.ReadBet, logline.Failed, "linea", s.r.Line(), "error", verr)
 			continue
 		}
 		if !b.Add(fields[0], fields[1], fields[2], fields[3], number) {

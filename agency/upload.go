@@ -184,7 +184,7 @@ func (u *uploader) receive(ctx context.Context, in inbound) error {
 		if e, isErr := in.msg.(protocol.Error); isErr {
 			err := fromCentral(e)
 			if !e.Code.Retryable() {
-				u.a.log.Error("apuesta_enviada", logline.Failed, "client_id", u.a.cfg.ID, "error", err)
+				u.a.log.Error(logline.BetSent, logline.Failed, "client_id", u.a.cfg.ID, "error", err)
 				return err
 			}
 			return u.recover(ctx, err)
@@ -208,7 +208,7 @@ func (u *uploader) receive(ctx context.Context, in inbound) error {
 	switch {
 	case ack.Code != 0:
 		u.rejected += head.count
-		u.a.log.Error("apuesta_enviada", logline.Failed, "client_id", u.a.cfg.ID, "batch", head.seq, "cantidad", head.count, "code", ack.Code.String())
+		u.a.log.Error(logline.BetSent, logline.Failed, "client_id", u.a.cfg.ID, "batch", head.seq, "cantidad", head.count, "code", ack.Code.String())
 	default:
 		u.a.madeProgress()
 		u.sent += head.count
@@ -227,14 +227,14 @@ func (u *uploader) receive(ctx context.Context, in inbound) error {
 func (u *uploader) logAck(head *inflight) {
 	log, id := u.a.log, u.a.cfg.ID
 	if s, ok := u.src.(*singleSource); ok {
-		log.Info("apuesta_enviada", logline.OK, "dni", s.bet.Document, "numero", s.bet.Number)
+		log.Info(logline.BetSent, logline.OK, "dni", s.bet.Document, "numero", s.bet.Number)
 		return
 	}
-	log.Debug("batch_enviado", logline.OK, "client_id", id, "batch", head.seq, "cantidad", head.count, "ventana", u.win.Size())
+	log.Debug(logline.BatchSent, logline.OK, "client_id", id, "batch", head.seq, "cantidad", head.count, "ventana", u.win.Size())
 	if total := u.src.Total(); total > 0 {
 		if tenth := u.sent * 10 / total; tenth > u.reported && tenth < 10 {
 			u.reported = tenth
-			log.Info("progreso", logline.Progress, "client_id", id, "enviadas", u.sent, "total", total, "porcentaje", tenth*10)
+			log.Info(logline.UploadProgress, logline.Progress, "client_id", id, "enviadas", u.sent, "total", total, "porcentaje", tenth*10)
 		}
 	}
 }
@@ -265,7 +265,7 @@ func (u *uploader) recover(ctx context.Context, cause error) error {
 		}
 		if cause == nil {
 			if len(u.queue) > 0 {
-				u.a.log.Info("reenviar", logline.OK, "client_id", u.a.cfg.ID, "batches", len(u.queue), "desde", u.queue[0].seq)
+				u.a.log.Info(logline.Resend, logline.OK, "client_id", u.a.cfg.ID, "batches", len(u.queue), "desde", u.queue[0].seq)
 			}
 			return nil
 		}

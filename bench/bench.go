@@ -268,66 +268,29 @@ func (b *Bench) RunCentrals(ctx context.Context, run, k int) (Result, error) {
 		return Result{}, err
 	}
 	defer os.RemoveAll(runDir) // a store of millions of bets is big
-	betsPath := filepath.Join(runDir, "bets.csv")
-	if b.preloaded != "" {
-		if err := copyStore(b.preloaded, betsPath); err != nil {
-			return Result{}, fmt.Errorf("copy the preloaded store: %w", err)
-		}
-	}
-	window := orDefault(sc.Window, agency.DefaultWindow)
 	res := Result{
 		Agencies: sc.Agencies, BetsPerAgency: sc.Bets, TotalBets: int64(sc.Agencies) * int64(sc.Bets),
-		MaxAmount: orDefault(sc.MaxAmount, agency.DefaultMaxAmount), Window: window, NoSync: sc.NoSync, TLS: sc.TLS,
-		Central: "in-process", Centrals: max(k, 1), Preloaded: sc.Preload, Runs: 1,
+		MaxAmount: orDefault(sc.MaxAmount, agency.DefaultMaxAmount), Window: orDefault(sc.Window, agency.DefaultWindow),
+		NoSync: sc.NoSync, TLS: sc.TLS, Centrals: max(k, 1), Preloaded: sc.Preload, Runs: 1,
 	}
-	var cut centralUnderTest
-	var err error
-	if k > 1 {
-		res.Central = fmt.Sprintf("in-process, %d replicated nodes", k)
-		cut, err = startCluster(runDir, b.nodes[:k], sc.Agencies, window, sc.NoSync, sc.HeartbeatTimeout, nil)
-	} else if sc.ServerBin != "" {
-		res.Central = sc.ServerBin
-		cut, err = startChild(sc.ServerBin, runDir, betsPath, sc.Agencies, sc.NoSync, sc.ServerLogLevel, b.pkiDir)
-	} else {
-		cut, err = startInProcess(betsPath, sc.Agencies, window, sc.NoSync, b.serverTLS)
-	}
+	cut, err := b.startCentral(runDir, k, &res)
 	if err != nil {
 		return res, fmt.Errorf("start the central: %w", err)
 	}
-
 	var (
 		acked   atomic.Int64
 		lastAck atomic.Int64 // unix nanoseconds of the latest ack
 		rtts    = make([][]time.Duration, sc.Agencies)
-		results = make([]agency.Result, sc.Agencies)
-		errs    = make([]error, sc.Agencies)
-		wg      sync.WaitGroup
 	)
 	stopProgress := b.progress(run, &acked, cut)
 	start := time.Now()
-	for i := range sc.Agencies {
-		cfg := agency.Config{
-			ID: i + 1, ServerAddress: cut.Addr(), DataFile: b.files[i].path,
-			MaxAmount: sc.MaxAmount, Window: sc.Window, TLS: b.agencyTLSFor(i),
-			OnAck: func(rtt time.Duration) { // called by this agency's goroutine only
-				rtts[i] = append(rtts[i], rtt)
-				acked.Add(1)
-				now := time.Now().UnixNano()
-				for old := lastAck.Load(); now > old && !lastAck.CompareAndSwap(old, now); old = lastAck.Load() {
-				}
-			},
+	results, errs := b.runAgencies(ctx, 0, sc.Agencies, cut.Addr(), func(i int, rtt time.Duration) {
+		rtts[i] = append(rtts[i], rtt) // called by agency i's goroutine only
+		acked.Add(1)
+		now := time.Now().UnixNano()
+		for old := lastAck.Load(); now > old && !lastAck.CompareAndSwap(old, now); old = lastAck.Load() {
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a, err := agency.New(cfg, logline.Discard())
-			if err == nil {
-				results[i], err = a.Run(ctx)
-			}
-			errs[i] = err
-		}()
-	}
-	wg.Wait()
+	})
 	end := time.Now()
 	stopProgress()
 	st, stopErr := cut.Stop()
@@ -347,6 +310,62 @@ func (b *Bench) RunCentrals(ctx context.Context, run, k int) (Result, error) {
 		res.Winners += len(r.Winners)
 	}
 	return res, errors.Join(stopErr, b.verify(res, results, errs))
+}
+
+// startCentral starts the central a run measures in runDir, with k nodes
+// (1: the single one, in this process or as the server binary), and names
+// it in res.
+func (b *Bench) startCentral(runDir string, k int, res *Result) (centralUnderTest, error) {
+	sc := b.sc
+	betsPath := filepath.Join(runDir, "bets.csv")
+	if b.preloaded != "" {
+		if err := copyStore(b.preloaded, betsPath); err != nil {
+			return nil, fmt.Errorf("copy the preloaded store: %w", err)
+		}
+	}
+	switch {
+	case k > 1:
+		res.Central = fmt.Sprintf("in-process, %d replicated nodes", k)
+		return startCluster(runDir, b.nodes[:k], sc.Agencies, res.Window, sc.NoSync, sc.HeartbeatTimeout, nil)
+	case sc.ServerBin != "":
+		res.Central = sc.ServerBin
+		return startChild(sc.ServerBin, runDir, betsPath, sc.Agencies, sc.NoSync, sc.ServerLogLevel, b.pkiDir)
+	}
+	res.Central = "in-process"
+	return startInProcess(betsPath, sc.Agencies, res.Window, sc.NoSync, b.serverTLS)
+}
+
+// runAgencies runs agencies from+1..to against addr at once, to their end,
+// and returns what each did; onAck (if set) gets every ack's round trip,
+// from that agency's goroutine.
+func (b *Bench) runAgencies(ctx context.Context, from, to int, addr string, onAck func(i int, rtt time.Duration)) ([]agency.Result, []error) {
+	results, errs := make([]agency.Result, to), make([]error, to)
+	var wg sync.WaitGroup
+	b.startAgencies(ctx, from, to, addr, onAck, &wg, results, errs)
+	wg.Wait()
+	return results[from:], errs[from:]
+}
+
+// startAgencies starts agencies from+1..to against addr, each in its own
+// goroutine counted in wg, writing what it did to results[i] and errs[i].
+func (b *Bench) startAgencies(ctx context.Context, from, to int, addr string, onAck func(i int, rtt time.Duration), wg *sync.WaitGroup, results []agency.Result, errs []error) {
+	sc := b.sc
+	for i := from; i < to; i++ {
+		cfg := agency.Config{ID: i + 1, ServerAddress: addr, DataFile: b.files[i].path,
+			MaxAmount: sc.MaxAmount, Window: sc.Window, TLS: b.agencyTLSFor(i)}
+		if onAck != nil {
+			cfg.OnAck = func(rtt time.Duration) { onAck(i, rtt) }
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := agency.New(cfg, logline.Discard())
+			if err == nil {
+				results[i], err = a.Run(ctx)
+			}
+			errs[i] = err
+		}()
+	}
 }
 
 // verify checks that every agency got exactly its generated winners and
@@ -414,82 +433,6 @@ func (b *Bench) progress(run int, acked *atomic.Int64, cut centralUnderTest) (st
 		}
 	}()
 	return func() { close(done); wg.Wait() }
-}
-
-// Median returns the median of each figure over several runs of the same
-// scenario.
-func Median(rs []Result) Result {
-	if len(rs) == 0 {
-		return Result{}
-	}
-	m := rs[0]
-	m.Runs = len(rs)
-	f := func(get func(Result) float64) float64 {
-		xs := make([]float64, len(rs))
-		for i, r := range rs {
-			xs[i] = get(r)
-		}
-		return median(xs)
-	}
-	i := func(get func(Result) int64) int64 { return int64(f(func(r Result) float64 { return float64(get(r)) })) }
-	m.E2ESeconds = f(func(r Result) float64 { return r.E2ESeconds })
-	m.UploadSeconds = f(func(r Result) float64 { return r.UploadSeconds })
-	m.BetsPerSecond = f(func(r Result) float64 { return r.BetsPerSecond })
-	m.AckP50Ms = f(func(r Result) float64 { return r.AckP50Ms })
-	m.AckP99Ms = f(func(r Result) float64 { return r.AckP99Ms })
-	m.AckMaxMs = f(func(r Result) float64 { return r.AckMaxMs })
-	m.CPUSeconds = f(func(r Result) float64 { return r.CPUSeconds })
-	m.Batches = i(func(r Result) int64 { return r.Batches })
-	m.PeakRSS = i(func(r Result) int64 { return r.PeakRSS })
-	m.GoHeapPeak = i(func(r Result) int64 { return r.GoHeapPeak })
-	m.GoMappedPeak = i(func(r Result) int64 { return r.GoMappedPeak })
-	m.Fsyncs = i(func(r Result) int64 { return r.Fsyncs })
-	m.StoredBets = i(func(r Result) int64 { return r.StoredBets })
-	return m
-}
-
-// Report writes a human-readable summary of a result.
-func (r Result) Report(w io.Writer) {
-	runs := "1 run"
-	if r.Runs > 1 {
-		runs = fmt.Sprintf("median of %d runs", r.Runs)
-	}
-	durability := "durable"
-	if r.NoSync {
-		durability = "nosync"
-	}
-	transport := "mutual TLS"
-	if !r.TLS {
-		transport = "plain TCP"
-	}
-	fmt.Fprintf(w, "scenario     %d agencies x %d bets = %d bets, maxamount %d, window %d, %s, %s, central %s, preloaded %d (%s)\n",
-		r.Agencies, r.BetsPerAgency, r.TotalBets, r.MaxAmount, r.Window, durability, transport, r.Central, r.Preloaded, runs)
-	fmt.Fprintf(w, "end to end   %.3f s (agencies start to last winners answer)\n", r.E2ESeconds)
-	fmt.Fprintf(w, "ingest       %.0f bets/s (upload phase %.3f s)\n", r.BetsPerSecond, r.UploadSeconds)
-	fmt.Fprintf(w, "batch ack    p50 %.2f ms  p99 %.2f ms  max %.2f ms  (%d batches)\n", r.AckP50Ms, r.AckP99Ms, r.AckMaxMs, r.Batches)
-	fmt.Fprintf(w, "peak RSS     %s (%s)", fmtBytes(r.PeakRSS), r.RSSScope)
-	if r.GoHeapPeak >= 0 {
-		fmt.Fprintf(w, "; Go heap peak %s, Go mapped peak %s", fmtBytes(r.GoHeapPeak), fmtBytes(r.GoMappedPeak))
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "CPU          %.2f s (%s)\n", r.CPUSeconds, r.CPUScope)
-	if r.Fsyncs >= 0 {
-		fmt.Fprintf(w, "fsyncs       %d (%.1f batches per group commit)\n", r.Fsyncs, groupShare(r))
-	} else {
-		fmt.Fprintln(w, "fsyncs       n/a (the server binary does not report them)")
-	}
-	fmt.Fprintf(w, "verified     %d bets stored, %d winners answered\n", r.StoredBets, r.Winners)
-}
-
-// groupShare is batches per group commit: every group makes two fsyncs
-// (bets file and journal), plus a few for Finished marks; a replicated
-// central's fsyncs are summed over its nodes, each storing every batch
-// (Raft's own log fsyncs are not counted).
-func groupShare(r Result) float64 {
-	if r.Fsyncs < 2 {
-		return 0
-	}
-	return float64(r.Batches) / (float64(r.Fsyncs) / 2 / float64(max(r.Centrals, 1)))
 }
 
 // checkCentrals accepts the group sizes of a central and what goes with

@@ -143,8 +143,8 @@ func nodePort() (int, error) {
 }
 
 // start opens a node's store, its replica and its central, as cmd/server's
-// serve does: central.New, listen, replica Start with the central's hooks,
-// Serve.
+// serve does: central.New over the replica, listen, the replica's Start
+// telling that central, Serve.
 func (cl *cluster) start(n *clusterNode) error {
 	store, _, err := storage.Open(n.betsPath, storage.Options{NoSync: cl.noSync})
 	if err != nil {
@@ -158,11 +158,11 @@ func (cl *cluster) start(n *clusterNode) error {
 		store.Close()
 		return err
 	}
-	var ledger central.Ledger = rep
+	var ledger central.Cluster = rep
 	if cl.probe != nil {
-		ledger = probedLedger{Ledger: rep, probe: cl.probe, node: n}
+		ledger = probedLedger{Cluster: rep, probe: cl.probe, node: n}
 	}
-	cfg := central.Config{Agencies: cl.agencies, Window: max(cl.window, central.DefaultWindow), TLS: n.tls.server, Cluster: rep}
+	cfg := central.Config{Agencies: cl.agencies, Window: max(cl.window, central.DefaultWindow), TLS: n.tls.server}
 	c, err := central.New(cfg, ledger, logline.Discard())
 	if err != nil {
 		store.Close()
@@ -173,7 +173,7 @@ func (cl *cluster) start(n *clusterNode) error {
 		store.Close()
 		return err
 	}
-	if err := rep.Start(replica.HooksFor(c)); err != nil {
+	if err := rep.Start(c); err != nil {
 		ln.Close()
 		c.Close()
 		rep.Close()

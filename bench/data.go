@@ -76,10 +76,10 @@ func preload(betsPath string, rows int64, firstAgency int, seed uint64) (winners
 		n := int(min(preloadAgencySize, rows-int64(i)*preloadAgencySize))
 		id := firstAgency + i
 		bets := gendata.Bets(id, n, preloadWinners, seed)
-		var commits []*storage.Commit
+		var commits []*lottery.Commit
 		for seq, start := uint64(1), 0; start < n; seq, start = seq+1, start+preloadBatch {
 			batch := bets[start:min(start+preloadBatch, n)]
-			var rows storage.Rows
+			var rows lottery.Rows
 			rows.Grow(len(batch) * 64)
 			for _, b := range batch {
 				b.Agency = id

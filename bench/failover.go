@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"lottery"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,9 +15,7 @@ import (
 
 	"lottery/agency"
 	"lottery/central"
-	"lottery/logline"
 	"lottery/replica"
-	"lottery/storage"
 )
 
 // FailoverResult is what RunFailover measured. Every time is from the
@@ -99,70 +98,19 @@ func (b *Bench) RunFailover(ctx context.Context) (FailoverResult, error) {
 	}
 	defer cl.kill(nil) // after Stop, a no-op
 
-	var (
-		results = make([]agency.Result, total)
-		errs    = make([]error, total)
-		wg      sync.WaitGroup
-		catchUp []float64
-	)
-	roundBets := int64(sc.Agencies) * int64(sc.Bets)
+	results, errs := make([]agency.Result, total), make([]error, total)
+	var wg sync.WaitGroup
+	var catchUp []float64
 	loopErr := func() error {
 		for round := range sc.Failover {
 			base := cl.StoredBets()
-			for i := round * sc.Agencies; i < (round+1)*sc.Agencies; i++ {
-				cfg := agency.Config{
-					ID: i + 1, ServerAddress: cl.Addr(), DataFile: b.files[i].path,
-					MaxAmount: sc.MaxAmount, Window: sc.Window, TLS: b.agencyTLSFor(i), OnAck: func(time.Duration) { probe.acked() },
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					a, err := agency.New(cfg, logline.Discard())
-					if err == nil {
-						results[i], err = a.Run(ctx)
-					}
-					errs[i] = err
-				}()
-			}
-			threshold := base + int64(killAt*float64(roundBets))
-			if err := waitUntil(ctx, failoverWait, func() bool { return cl.StoredBets() >= threshold }); err != nil {
-				return fmt.Errorf("round %d: %d of %d bets stored: %w", round+1, cl.StoredBets()-base, roundBets, err)
-			}
-			lead, err := cl.waitLeader(failoverWait)
+			b.startAgencies(ctx, round*sc.Agencies, (round+1)*sc.Agencies, cl.Addr(),
+				func(int, time.Duration) { probe.acked() }, &wg, results, errs)
+			took, err := b.killLeader(ctx, cl, probe, round, base, &res)
 			if err != nil {
 				return err
 			}
-			t0 := probe.arm(lead)
-			if err := cl.stopNode(lead, false); err != nil {
-				return fmt.Errorf("round %d: kill %s: %w", round+1, lead.name, err)
-			}
-			elected := make(chan time.Time, 1)
-			go func() { // the new leader, as soon as it takes agencies
-				waitUntil(ctx, failoverWait, func() bool { n := cl.leader(); return n != nil && n != lead })
-				elected <- time.Now()
-			}()
-			if err := probe.wait(ctx, failoverWait); err != nil {
-				return fmt.Errorf("round %d: no batch acked by a new leader within %v of killing %s: %w", round+1, failoverWait, lead.name, err)
-			}
-			committed, acked := probe.disarm()
-			res.ElectedMs = append(res.ElectedMs, ms((<-elected).Sub(t0)))
-			res.CommitMs = append(res.CommitMs, ms(committed.Sub(t0)))
-			res.FailoverMs = append(res.FailoverMs, ms(acked.Sub(t0)))
-			if sc.Progress != nil {
-				fmt.Fprintf(sc.Progress, "bench: kill %d of %d: %s killed; a new leader after %.0f ms, its first commit after %.0f ms, an agency has its ack after %.0f ms\n",
-					round+1, sc.Failover, lead.name, res.ElectedMs[len(res.ElectedMs)-1], ms(committed.Sub(t0)), ms(acked.Sub(t0)))
-			}
-			restart := time.Now()
-			if err := cl.start(lead); err != nil {
-				return fmt.Errorf("round %d: restart %s: %w", round+1, lead.name, err)
-			}
-			if err := waitUntil(ctx, failoverWait, func() bool { return cl.StoredBets() >= base+roundBets }); err != nil {
-				return fmt.Errorf("round %d: the upload did not end: %d of %d bets stored: %w", round+1, cl.StoredBets()-base, roundBets, err)
-			}
-			if err := waitUntil(ctx, failoverWait, func() bool { return cl.nodeBets(lead) == cl.StoredBets() }); err != nil {
-				return fmt.Errorf("round %d: restarted %s has %d bets, the leader %d: %w", round+1, lead.name, cl.nodeBets(lead), cl.StoredBets(), err)
-			}
-			catchUp = append(catchUp, ms(time.Since(restart)))
+			catchUp = append(catchUp, took)
 		}
 		return nil
 	}()
@@ -178,14 +126,67 @@ func (b *Bench) RunFailover(ctx context.Context) (FailoverResult, error) {
 	for _, r := range results {
 		res.Winners += len(r.Winners)
 	}
+	res.summarize(catchUp)
+	check := Result{TotalBets: int64(total) * int64(sc.Bets), StoredBets: st.StoredBets}
+	return res, errors.Join(stopErr, b.verify(check, results, errs))
+}
+
+// killLeader is one round of the failover run, once its agencies upload:
+// it kills the leader once killAt of the round's bets are stored, times
+// the new leader's election, first commit and first ack, restarts the
+// killed node and returns how long it took to catch up.
+func (b *Bench) killLeader(ctx context.Context, cl *cluster, probe *failoverProbe, round int, base int64, res *FailoverResult) (float64, error) {
+	sc := b.sc
+	roundBets := int64(sc.Agencies) * int64(sc.Bets)
+	threshold := base + int64(killAt*float64(roundBets))
+	if err := waitUntil(ctx, failoverWait, func() bool { return cl.StoredBets() >= threshold }); err != nil {
+		return 0, fmt.Errorf("round %d: %d of %d bets stored: %w", round+1, cl.StoredBets()-base, roundBets, err)
+	}
+	lead, err := cl.waitLeader(failoverWait)
+	if err != nil {
+		return 0, err
+	}
+	t0 := probe.arm(lead)
+	if err := cl.stopNode(lead, false); err != nil {
+		return 0, fmt.Errorf("round %d: kill %s: %w", round+1, lead.name, err)
+	}
+	elected := make(chan time.Time, 1)
+	go func() { // the new leader, as soon as it takes agencies
+		waitUntil(ctx, failoverWait, func() bool { n := cl.leader(); return n != nil && n != lead })
+		elected <- time.Now()
+	}()
+	if err := probe.wait(ctx, failoverWait); err != nil {
+		return 0, fmt.Errorf("round %d: no batch acked by a new leader within %v of killing %s: %w", round+1, failoverWait, lead.name, err)
+	}
+	committed, acked := probe.disarm()
+	res.ElectedMs = append(res.ElectedMs, ms((<-elected).Sub(t0)))
+	res.CommitMs = append(res.CommitMs, ms(committed.Sub(t0)))
+	res.FailoverMs = append(res.FailoverMs, ms(acked.Sub(t0)))
+	if sc.Progress != nil {
+		fmt.Fprintf(sc.Progress, "bench: kill %d of %d: %s killed; a new leader after %.0f ms, its first commit after %.0f ms, an agency has its ack after %.0f ms\n",
+			round+1, sc.Failover, lead.name, res.ElectedMs[len(res.ElectedMs)-1], ms(committed.Sub(t0)), ms(acked.Sub(t0)))
+	}
+	restart := time.Now()
+	if err := cl.start(lead); err != nil {
+		return 0, fmt.Errorf("round %d: restart %s: %w", round+1, lead.name, err)
+	}
+	if err := waitUntil(ctx, failoverWait, func() bool { return cl.StoredBets() >= base+roundBets }); err != nil {
+		return 0, fmt.Errorf("round %d: the upload did not end: %d of %d bets stored: %w", round+1, cl.StoredBets()-base, roundBets, err)
+	}
+	if err := waitUntil(ctx, failoverWait, func() bool { return cl.nodeBets(lead) == cl.StoredBets() }); err != nil {
+		return 0, fmt.Errorf("round %d: restarted %s has %d bets, the leader %d: %w", round+1, lead.name, cl.nodeBets(lead), cl.StoredBets(), err)
+	}
+	return ms(time.Since(restart)), nil
+}
+
+// summarize computes the percentiles of the rounds' timings.
+func (res *FailoverResult) summarize(catchUp []float64) {
 	sorted := func(xs []float64) []float64 { s := slices.Clone(xs); slices.Sort(s); return s }
 	f, c := sorted(res.FailoverMs), sorted(res.CommitMs)
 	res.FailoverP50Ms, res.FailoverP99Ms, res.FailoverMaxMs = percentileF(f, 50), percentileF(f, 99), percentileF(f, 100)
 	res.CommitP50Ms, res.CommitP99Ms, res.CommitMaxMs = percentileF(c, 50), percentileF(c, 99), percentileF(c, 100)
 	res.ElectedP50Ms, res.ElectedMaxMs = median(res.ElectedMs), percentileF(sorted(res.ElectedMs), 100)
 	res.CatchUpP50Ms, res.CatchUpMaxMs = median(catchUp), percentileF(sorted(catchUp), 100)
-	check := Result{TotalBets: int64(total) * int64(sc.Bets), StoredBets: st.StoredBets}
-	return res, errors.Join(stopErr, b.verify(check, results, errs))
 }
 
 // Report writes a human-readable summary of a failover run.
@@ -273,7 +274,7 @@ func (p *failoverProbe) disarm() (committed, acked time.Time) {
 }
 
 // appended is told of every batch a node's central hands its ledger.
-func (p *failoverProbe) appended(n *clusterNode, c *storage.Commit) {
+func (p *failoverProbe) appended(n *clusterNode, c *lottery.Commit) {
 	if !p.armed.Load() {
 		return
 	}
@@ -313,13 +314,13 @@ func (p *failoverProbe) acked() {
 
 // probedLedger is a node's ledger that tells the probe of every batch.
 type probedLedger struct {
-	central.Ledger
+	central.Cluster
 	probe *failoverProbe
 	node  *clusterNode
 }
 
-func (l probedLedger) Append(agency uint32, seq uint64, rows *storage.Rows) *storage.Commit {
-	c := l.Ledger.Append(agency, seq, rows)
+func (l probedLedger) Append(agency uint32, seq uint64, rows *lottery.Rows) *lottery.Commit {
+	c := l.Cluster.Append(agency, seq, rows)
 	l.probe.appended(l.node, c)
 	return c
 }

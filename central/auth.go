@@ -42,9 +42,9 @@ func (s *session) authenticate() bool {
 		case s.quietEnd():
 		case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
 			// Gone before saying anything: a port scan or a health probe.
-			s.log.Debug("conexion_cerrada", logline.OK, "ip", s.ip, "error", err)
+			s.log.Debug(logline.ConnectionEnded, logline.OK, "ip", s.ip, "error", err)
 		default:
-			s.log.Warn("autenticar", logline.Failed, "ip", s.ip, "reason", pki.Reason(err), "error", err)
+			s.log.Warn(logline.Authenticate, logline.Failed, "ip", s.ip, "reason", pki.Reason(err), "error", err)
 		}
 		return false
 	}
@@ -61,24 +61,24 @@ func (s *session) authenticate() bool {
 	tc := tls.Server(peeked, cfg.TLS)
 	if err := tc.Handshake(); err != nil {
 		if !s.quietEnd() {
-			s.log.Warn("autenticar", logline.Failed, "ip", s.ip, "reason", pki.Reason(err), "error", err)
+			s.log.Warn(logline.Authenticate, logline.Failed, "ip", s.ip, "reason", pki.Reason(err), "error", err)
 		}
 		return false
 	}
 	cs := tc.ConnectionState()
 	agency, err := pki.PeerAgency(cs)
 	if err != nil { // VerifyConnection already refused these; kept for safety
-		s.log.Warn("autenticar", logline.Failed, "ip", s.ip, "reason", pki.Reason(err), "error", err)
+		s.log.Warn(logline.Authenticate, logline.Failed, "ip", s.ip, "reason", pki.Reason(err), "error", err)
 		return false
 	}
 	s.conn, s.r = tc, protocol.NewReader(tc)
 	serial := cs.PeerCertificates[0].SerialNumber
 	if !s.c.authenticated(s, agency, serial) {
-		s.log.Warn("autenticar", logline.Failed, "ip", s.ip, "agency", agency, "reason", "agency_connection_limit",
+		s.log.Warn(logline.Authenticate, logline.Failed, "ip", s.ip, "agency", agency, "reason", "agency_connection_limit",
 			"error", "the agency already has "+strconv.Itoa(maxAgencyConnections)+" connections")
 		return false
 	}
-	s.log.Debug("autenticar", logline.OK, "ip", s.ip, "agency", agency, "serial", pki.FormatSerial(serial))
+	s.log.Debug(logline.Authenticate, logline.OK, "ip", s.ip, "agency", agency, "serial", pki.FormatSerial(serial))
 	return true
 }
 
@@ -136,7 +136,7 @@ func (c *Central) admit(s *session) {
 		oldest.evicted.Store(true)
 		oldest.raw.Close()
 		if n, ok := c.evictions.tick(time.Now()); ok {
-			c.log.Warn("conexion", logline.Failed, "ip", oldest.ip, "reason", "unauthenticated_limit", "cerradas", n,
+			c.log.Warn(logline.Connection, logline.Failed, "ip", oldest.ip, "reason", "unauthenticated_limit", "cerradas", n,
 				"error", "the oldest unauthenticated connections are closed to admit new ones")
 		}
 	}
@@ -214,7 +214,7 @@ func (c *Central) claim(s *session, agency uint32) bool {
 	if old == nil {
 		return true
 	}
-	c.log.Warn("agencia_reemplazada", logline.OK, "agency", agency, "ip", s.ip, "ip_anterior", old.ip,
+	c.log.Warn(logline.AgencyReplaced, logline.OK, "agency", agency, "ip", s.ip, "ip_anterior", old.ip,
 		"error", "a newer connection of the same agency takes over")
 	old.evicted.Store(true)
 	old.raw.Close()
@@ -247,7 +247,7 @@ func (c *Central) DropRevoked(revoked func(serial *big.Int) bool) int {
 	n := 0
 	for s := range c.sessions {
 		if s.serial != nil && revoked(s.serial) {
-			c.log.Warn("autenticar", logline.Failed, "ip", s.ip, "agency", s.certAgency, "reason", pki.ReasonRevoked,
+			c.log.Warn(logline.Authenticate, logline.Failed, "ip", s.ip, "agency", s.certAgency, "reason", pki.ReasonRevoked,
 				"error", "the certificate was revoked while connected")
 			s.evicted.Store(true)
 			s.raw.Close()

@@ -1,6 +1,6 @@
 // Package central is the National Lottery's central office: a TCP server
 // that takes agencies concurrently (one session per connection), stores
-// their bets through the storage writer, waits until every agency has
+// their bets in its ledger (lottery.Ledger), waits until every agency has
 // finished, runs the draw once and answers each agency its own winners.
 // docs/concurrency.md explains which primitive protects what.
 package central
@@ -20,7 +20,6 @@ import (
 	"lottery"
 	"lottery/logline"
 	"lottery/protocol"
-	"lottery/storage"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -61,33 +60,14 @@ type Config struct {
 	// MaxInFlightBytes caps the batch bytes read from all agencies but not
 	// answered yet (see budget). Zero: DefaultMaxInFlightBytes.
 	MaxInFlightBytes int64
-	// Cluster, when set, makes this central one node of a replicated group
-	// (package replica): it takes agencies only while it leads, and the
-	// draw comes from the replicated log (AgencyFinished, DrawCommitted)
-	// instead of from its own sessions. Nil: the single central.
-	Cluster Cluster
 }
 
-// Ledger is where the central's bets go: the local store (*storage.Store),
-// or a node of a replicated group (*replica.Replica), which answers the
-// same way once a majority has the batch.
-//
-// A ledger opens in constant time and learns what it holds in the
-// background: LastSeq and Finished are valid once Ready is closed, and its
-// rows may be read (ScanWhere, the draw) once Verified is. A ledger that
-// finds damage closes neither, and fails (its owner stops the central).
-type Ledger interface {
-	Append(agency uint32, seq uint64, rows *storage.Rows) *storage.Commit
-	MarkFinished(agency uint32, lastSeq uint64) *storage.Commit
-	Ready() <-chan struct{}
-	LastSeq(agency uint32) uint64
-	Finished() []uint32
-	Verified() <-chan struct{}
-	ScanWhere(keep func(agency, number int) bool, fn func(storage.Row) error) error
-}
-
-// Cluster is what a replicated central asks its group.
+// Cluster is a ledger that is one node of a replicated group (package
+// replica). A central whose ledger is one takes agencies only while its
+// node leads, and the draw comes from the replicated log (AgencyFinished,
+// DrawCommitted, on every node) instead of from its own sessions.
 type Cluster interface {
+	lottery.Ledger
 	// Leader reports whether this node leads; if not, hint is the
 	// agencies' address of the node that does ("" while none is known).
 	Leader() (leads bool, hint string)
@@ -147,9 +127,12 @@ func (c Config) withDefaults() Config {
 // Shutdown; the caller closes the store afterwards.
 type Central struct {
 	cfg    Config
-	ledger Ledger
-	log    *slog.Logger
-	draw   *Draw
+	ledger lottery.Ledger
+	// cluster is the ledger as a node of a replicated group; nil for the
+	// single central.
+	cluster Cluster
+	log     *slog.Logger
+	draw    *Draw
 	// inFlight is the central-wide budget of batch bytes in flight, and
 	// uploading counts the agencies connected that have not finished:
 	// each is granted its share of the budget in every ack (grant).
@@ -187,17 +170,18 @@ type Central struct {
 }
 
 // New returns a central storing into ledger, without waiting for the
-// ledger to be ready: agencies are welcomed once it is. If the ledger then
+// ledger to be ready: agencies are welcomed once it is. A ledger that is a
+// Cluster makes the central one node of a replicated group. If the ledger then
 // says every agency had already finished (a restart after the draw), the
 // draw is run again from the stored bets, giving the same winners.
-func New(cfg Config, ledger Ledger, log *slog.Logger) (*Central, error) {
+func New(cfg Config, ledger lottery.Ledger, log *slog.Logger) (*Central, error) {
 	if cfg.Agencies < 1 {
 		return nil, fmt.Errorf("central: agencies must be at least 1, got %d", cfg.Agencies)
 	}
 	c := &Central{
 		cfg: cfg.withDefaults(), ledger: ledger, log: log,
 		inFlight:    newBudget(cfg.withDefaults().MaxInFlightBytes),
-		draw:        NewDraw(cfg.Agencies, nil),
+		draw:        NewDraw(cfg.Agencies),
 		quit:        make(chan struct{}),
 		kill:        make(chan struct{}),
 		listeners:   make(map[net.Listener]struct{}),
@@ -207,6 +191,7 @@ func New(cfg Config, ledger Ledger, log *slog.Logger) (*Central, error) {
 		agencies:    make(map[uint32]*session),
 		agencyConns: make(map[uint32]int),
 	}
+	c.cluster, _ = ledger.(Cluster)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -224,10 +209,10 @@ func (c *Central) recoverFinished() {
 		return
 	}
 	for _, a := range c.ledger.Finished() {
-		c.draw.MarkFinished(a)
+		c.draw.Arrive(a)
 	}
 	if c.draw.Complete() {
-		c.holdDraw("recuperar_sorteo")
+		c.holdDraw(logline.RecoverDraw)
 	}
 }
 
@@ -273,14 +258,14 @@ func (c *Central) grant() uint16 {
 
 // AgencyFinished is the replicated log's "finished" of an agency, applied
 // on this node (Hooks.Finished of package replica).
-func (c *Central) AgencyFinished(agency uint32) { c.draw.MarkFinished(agency) }
+func (c *Central) AgencyFinished(agency uint32) { c.draw.Arrive(agency) }
 
 // DrawCommitted is the replicated log's draw entry, applied on this node:
 // every node draws from its own, identical, file. A node that already drew
 // (or recovered the draw at its start) does nothing.
 func (c *Central) DrawCommitted() {
 	if c.draw.Complete() {
-		c.holdDraw("sorteo")
+		c.holdDraw(logline.Draw)
 	}
 }
 
@@ -290,7 +275,7 @@ func (c *Central) DrawCommitted() {
 // entry may be in the part of the log the snapshot replaced.
 func (c *Central) DrawRecovered() {
 	if c.draw.Complete() {
-		c.holdDraw("recuperar_sorteo")
+		c.holdDraw(logline.RecoverDraw)
 	}
 }
 
@@ -309,7 +294,7 @@ func (c *Central) Leading(leads bool) {
 		s.raw.Close()
 	}
 	if n := len(c.sessions); n > 0 {
-		c.log.Info("lider", logline.Progress, "estado", "seguidor", "conexiones_cerradas", n)
+		c.log.Info(logline.Leader, logline.Progress, "estado", "seguidor", "conexiones_cerradas", n)
 	}
 }
 
@@ -347,7 +332,7 @@ func (c *Central) Serve(ln net.Listener) error {
 			// Out of file descriptors and the like: back off and retry, as
 			// net/http does, instead of giving up on every agency.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			c.log.Warn("accept", logline.Failed, "error", err, "retry_in", delay)
+			c.log.Warn(logline.Accept, logline.Failed, "error", err, "retry_in", delay)
 			select {
 			case <-time.After(delay):
 			case <-c.quit:
@@ -392,7 +377,7 @@ func (c *Central) startSession(conn net.Conn) {
 
 // refuse answers an Error and closes a connection the central will not serve.
 func (c *Central) refuse(conn net.Conn, code lottery.Code, msg string) {
-	c.log.Warn("conexion", logline.Failed, "ip", remoteIP(conn), "error", code.String())
+	c.log.Warn(logline.Connection, logline.Failed, "ip", remoteIP(conn), "error", code.String())
 	conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 	if writeError(conn, code, msg) == nil {
 		closeGracefully(conn, conn)
@@ -412,7 +397,7 @@ func (c *Central) Shutdown(ctx context.Context) error {
 	c.quitOnce.Do(func() { close(c.quit) })
 	c.mu.Lock()
 	for ln := range c.listeners {
-		c.log.Info("shutdown", logline.Progress, "resource", "listener", "addr", ln.Addr().String())
+		c.log.Info(logline.Shutdown, logline.Progress, "resource", "listener", "addr", ln.Addr().String())
 		ln.Close()
 	}
 	sessions := len(c.sessions)
@@ -420,7 +405,7 @@ func (c *Central) Shutdown(ctx context.Context) error {
 		s.stopReading()
 	}
 	c.mu.Unlock()
-	c.log.Info("shutdown", logline.Progress, "resource", "sessions", "open", sessions)
+	c.log.Info(logline.Shutdown, logline.Progress, "resource", "sessions", "open", sessions)
 	done := make(chan struct{})
 	go func() { c.wg.Wait(); close(done) }()
 	select {

@@ -238,19 +238,19 @@ func TestCentral_Hello(t *testing.T) {
 	tests := []struct {
 		name   string
 		agency uint32
-		code   lottery.Code // OK: welcomed
+		code   lottery.Code // NoError: welcomed
 	}{
 		{name: "agency 0", agency: 0, code: lottery.EUnknownAgency},
 		{name: "agency above AGENCIES", agency: 6, code: lottery.EUnknownAgency},
 		{name: "huge agency", agency: 1<<32 - 1, code: lottery.EUnknownAgency},
-		{name: "first agency", agency: 1, code: lottery.OK},
-		{name: "last agency", agency: 5, code: lottery.OK},
+		{name: "first agency", agency: 1, code: lottery.NoError},
+		{name: "last agency", agency: 5, code: lottery.NoError},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialRaw(t, srv.addr)
 			c.send(protocol.Hello{Agency: tt.agency})
-			if tt.code == lottery.OK {
+			if tt.code == lottery.NoError {
 				if m := c.recv(); m != (protocol.Welcome{LastSeq: 0}) {
 					t.Fatalf("got %#v, want Welcome{0}", m)
 				}

@@ -9,13 +9,22 @@ import (
 	"lottery"
 	"lottery/central"
 	"lottery/protocol"
+	"lottery/storage"
 )
 
-// fakeCluster is a group whose leadership the test decides.
+// fakeCluster is a node of a group whose leadership the test decides,
+// over a real store.
 type fakeCluster struct {
+	lottery.Ledger
 	mu    sync.Mutex
 	leads bool
 	hint  string
+}
+
+// over makes the fake the ledger of a central: a node over store.
+func (f *fakeCluster) over(store *storage.Store) lottery.Ledger {
+	f.Ledger = store
+	return f
 }
 
 func (f *fakeCluster) Leader() (bool, string) {
@@ -36,7 +45,7 @@ func (f *fakeCluster) set(leads bool, hint string) {
 func TestCluster_NotLeader(t *testing.T) {
 	for _, hint := range []string{"server2:12345", ""} {
 		cluster := &fakeCluster{hint: hint}
-		s := startServer(t, central.Config{Agencies: 1, Cluster: cluster}, filepath.Join(t.TempDir(), "bets.csv"))
+		s := startNode(t, central.Config{Agencies: 1}, filepath.Join(t.TempDir(), "bets.csv"), "127.0.0.1:0", cluster.over)
 		c := dialRaw(t, s.addr)
 		c.send(protocol.Hello{Agency: 1})
 		m := c.recv()
@@ -56,7 +65,7 @@ func TestCluster_NotLeader(t *testing.T) {
 // and the draw waits for the log's draw entry, not for the last finished.
 func TestCluster_LosingLeadershipDropsAgencies(t *testing.T) {
 	cluster := &fakeCluster{leads: true}
-	s := startServer(t, central.Config{Agencies: 1, Cluster: cluster}, filepath.Join(t.TempDir(), "bets.csv"))
+	s := startNode(t, central.Config{Agencies: 1}, filepath.Join(t.TempDir(), "bets.csv"), "127.0.0.1:0", cluster.over)
 	c := dialRaw(t, s.addr)
 	c.hello(1)
 	c.finish(1, 0)
@@ -87,7 +96,7 @@ func TestCluster_LosingLeadershipDropsAgencies(t *testing.T) {
 // replaced, in which every agency had finished, recovers the draw from
 // the file (its draw entry may be gone with the replaced log), once.
 func TestCluster_DrawRecoveredFromSnapshot(t *testing.T) {
-	s := startServer(t, central.Config{Agencies: 2, Cluster: &fakeCluster{}}, filepath.Join(t.TempDir(), "bets.csv"))
+	s := startNode(t, central.Config{Agencies: 2}, filepath.Join(t.TempDir(), "bets.csv"), "127.0.0.1:0", (&fakeCluster{}).over)
 	s.c.AgencyFinished(1)
 	s.c.DrawRecovered() // one agency missing: no draw
 	if strings.Contains(s.log.String(), "sorteo") {

@@ -5,7 +5,6 @@ import (
 	"sync"
 
 	"lottery"
-	"lottery/storage"
 )
 
 // Draw is the barrier between uploading and the draw: a guarded set of the
@@ -23,22 +22,19 @@ type Draw struct {
 	ready chan struct{} // closed once, when winners is final
 }
 
-// NewDraw returns a barrier waiting for agencies 1..agencies, with the
-// given ones already finished (recovered from storage).
-func NewDraw(agencies int, finished []uint32) *Draw {
-	d := &Draw{agencies: agencies, finished: make(map[uint32]bool), ready: make(chan struct{})}
-	for _, a := range finished {
-		if a >= 1 && int64(a) <= int64(agencies) { // a restart with fewer agencies ignores the others
-			d.finished[a] = true
-		}
-	}
-	return d
+// NewDraw returns a barrier waiting for agencies 1..agencies.
+func NewDraw(agencies int) *Draw {
+	return &Draw{agencies: agencies, finished: make(map[uint32]bool), ready: make(chan struct{})}
 }
 
-// MarkFinished marks the agency finished. It returns true exactly once: to the
-// caller whose agency completed the set, who must then run the draw and
-// Publish it. Finishing an agency twice changes nothing.
-func (d *Draw) MarkFinished(agency uint32) (last bool) {
+// Arrive counts the agency as finished. It returns true exactly once: to
+// the caller whose agency completed the set, who must then run the draw
+// and Publish it. Arriving twice changes nothing, and so does an agency
+// outside 1..agencies (a store's, from a run with more agencies).
+func (d *Draw) Arrive(agency uint32) (last bool) {
+	if !lottery.Counted(agency, d.agencies) {
+		return false
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.finished[agency] {
@@ -90,11 +86,11 @@ func (d *Draw) Winners(agency uint32) ([]string, error) {
 // winners' documents by agency. Memory grows with the winners, not with the
 // bets.
 func FindWinners(store interface {
-	ScanWhere(keep func(agency, number int) bool, fn func(storage.Row) error) error
+	ScanWhere(keep func(agency, number int) bool, fn func(lottery.Row) error) error
 }) (map[uint32][]string, error) {
 	winners := make(map[uint32][]string)
 	wins := func(_, number int) bool { return lottery.Wins(number) }
-	err := store.ScanWhere(wins, func(r storage.Row) error {
+	err := store.ScanWhere(wins, func(r lottery.Row) error {
 		winners[uint32(r.Agency)] = append(winners[uint32(r.Agency)], string(r.Document))
 		return nil
 	})

@@ -58,12 +58,23 @@ func startServer(t testing.TB, cfg central.Config, path string) *server {
 // takes its predecessor's port, so agencies find it again).
 func startServerAt(t testing.TB, cfg central.Config, path, addr string) *server {
 	t.Helper()
+	return startNode(t, cfg, path, addr, nil)
+}
+
+// startNode is startServerAt with a central whose store is wrapped by
+// ledger (nil: the store as it is), e.g. as a node of a group.
+func startNode(t testing.TB, cfg central.Config, path, addr string, ledger func(*storage.Store) lottery.Ledger) *server {
+	t.Helper()
 	store, _, err := storage.Open(path, storage.Options{NoSync: true})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
+	var l lottery.Ledger = store
+	if ledger != nil {
+		l = ledger(store)
+	}
 	logs := testutil.NewBuffer()
-	c, err := central.New(cfg, store, logline.New(logs, slog.LevelDebug))
+	c, err := central.New(cfg, l, logline.New(logs, slog.LevelDebug))
 	if err != nil {
 		store.Close()
 		t.Fatalf("central.New: %v", err)

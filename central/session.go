@@ -1,7 +1,6 @@
 package central
 
 import (
-	"bufio"
 	"bytes"
 	"container/list"
 	"context"
@@ -21,11 +20,10 @@ import (
 	"lottery"
 	"lottery/logline"
 	"lottery/protocol"
-	"lottery/storage"
 )
 
 // session serves one connection with two goroutines: the reader decodes and
-// validates requests and submits batches to storage without waiting, the
+// validates requests and submits batches to the ledger without waiting, the
 // responder answers them strictly in order, waiting for each batch to be
 // durable before acking it. The replies channel between them is the
 // connection's window: it lets an agency pipeline batches so that group
@@ -97,7 +95,7 @@ type reply struct {
 	kind   replyKind
 	frame  []byte
 	close  bool // close the connection after this reply
-	commit *storage.Commit
+	commit *lottery.Commit
 	agency uint32
 	seq    uint64
 	count  int
@@ -141,7 +139,7 @@ func newSession(c *Central, conn net.Conn) *session {
 
 func (s *session) run() {
 	defer close(s.ended)
-	s.log.Debug("conexion", logline.OK, "ip", s.ip)
+	s.log.Debug(logline.Connection, logline.OK, "ip", s.ip)
 	if !s.authenticate() {
 		s.raw.Close()
 		return
@@ -165,9 +163,9 @@ func (s *session) run() {
 	<-responded
 	s.raw.Close()
 	if s.quitting() {
-		s.log.Info("shutdown", logline.Progress, "resource", "connection", "ip", s.ip, "agency", s.agency)
+		s.log.Info(logline.Shutdown, logline.Progress, "resource", "connection", "ip", s.ip, "agency", s.agency)
 	} else {
-		s.log.Debug("conexion_cerrada", logline.OK, "ip", s.ip, "agency", s.agency)
+		s.log.Debug(logline.ConnectionEnded, logline.OK, "ip", s.ip, "agency", s.agency)
 	}
 }
 
@@ -265,7 +263,7 @@ func (s *session) readFailed(err error) {
 	case errors.Is(err, protocol.ErrTruncated):
 		code = lottery.EMalformed
 	default:
-		s.log.Warn("recibir_mensaje", logline.Failed, "ip", s.ip, "agency", s.who(), "error", err)
+		s.log.Warn(logline.BadMessage, logline.Failed, "ip", s.ip, "agency", s.who(), "error", err)
 		return
 	}
 	s.fail(code, err.Error())
@@ -274,7 +272,7 @@ func (s *session) readFailed(err error) {
 // fail logs a request the central refuses and queues an Error answer after
 // which the connection is closed.
 func (s *session) fail(code lottery.Code, detail string) bool {
-	s.log.Warn("recibir_mensaje", logline.Failed, "ip", s.ip, "agency", s.who(), "code", code.String(), "error", detail)
+	s.log.Warn(logline.BadMessage, logline.Failed, "ip", s.ip, "agency", s.who(), "code", code.String(), "error", detail)
 	s.send(reply{kind: replyFrame, frame: errorFrame(code, detail), close: true})
 	return false
 }
@@ -295,37 +293,12 @@ func (s *session) handle(f protocol.Frame) bool {
 	}
 	switch m := m.(type) {
 	case protocol.Echo:
-		s.log.Info("receive_message", logline.OK, "ip", s.ip, "msg", printable(m.Data))
+		s.log.Info(logline.Echo, logline.OK, "ip", s.ip, "msg", printable(m.Data))
 		s.send(reply{kind: replyFrame, frame: mustFrame(m)})
 	case protocol.Hello:
-		switch {
-		case s.agency != 0:
-			return s.fail(lottery.EUnexpectedMsg, "second hello")
-		case s.certAgency != 0 && m.Agency != s.certAgency:
-			return s.fail(lottery.EWrongAgency, "hello as agency "+strconv.Itoa(int(m.Agency))+" with the certificate of agency "+strconv.Itoa(int(s.certAgency)))
-		case m.Agency < 1 || int64(m.Agency) > int64(s.c.cfg.Agencies):
-			return s.fail(lottery.EUnknownAgency, "agency outside 1.."+strconv.Itoa(s.c.cfg.Agencies))
-		}
-		if s.c.cfg.Cluster != nil {
-			if leads, hint := s.c.cfg.Cluster.Leader(); !leads {
-				return s.fail(lottery.ENotLeader, hint)
-			}
-		}
-		select {
-		case <-s.c.ledger.Ready(): // a central just started learns what it holds
-		case <-s.c.quit:
-			return false
-		}
-		if !s.c.claim(s, m.Agency) {
-			return false
-		}
-		s.agency = m.Agency
-		s.setUploading(true)
-		last := s.c.ledger.LastSeq(s.agency)
-		s.log.Info("agencia_conectada", logline.OK, "agency", s.agency, "ip", s.ip, "last_batch", last)
-		s.send(reply{kind: replyFrame, frame: mustFrame(protocol.Welcome{LastSeq: last})})
+		return s.handleHello(m)
 	case protocol.Finished:
-		if code, detail := s.checkAgency(m.Agency); code != lottery.OK {
+		if code, detail := s.checkAgency(m.Agency); code != lottery.NoError {
 			return s.fail(code, detail)
 		}
 		if s.finishedSent {
@@ -335,7 +308,7 @@ func (s *session) handle(f protocol.Frame) bool {
 		s.setUploading(false)
 		s.send(reply{kind: replyFinish, agency: s.agency, seq: m.LastSeq})
 	case protocol.WinnersQuery:
-		if code, detail := s.checkAgency(m.Agency); code != lottery.OK {
+		if code, detail := s.checkAgency(m.Agency); code != lottery.NoError {
 			return s.fail(code, detail)
 		}
 		s.waiting.Store(true)
@@ -343,6 +316,40 @@ func (s *session) handle(f protocol.Frame) bool {
 	default:
 		return s.fail(lottery.EUnexpectedMsg, f.Type.String()+" is not a request")
 	}
+	return true
+}
+
+// handleHello identifies the connection's agency: once per connection, the
+// agency its certificate proves, of the central's, to a node that leads,
+// once the ledger knows what it holds; it is welcomed with the last batch
+// stored for it.
+func (s *session) handleHello(m protocol.Hello) bool {
+	switch {
+	case s.agency != 0:
+		return s.fail(lottery.EUnexpectedMsg, "second hello")
+	case s.certAgency != 0 && m.Agency != s.certAgency:
+		return s.fail(lottery.EWrongAgency, "hello as agency "+strconv.Itoa(int(m.Agency))+" with the certificate of agency "+strconv.Itoa(int(s.certAgency)))
+	case !lottery.Counted(m.Agency, s.c.cfg.Agencies):
+		return s.fail(lottery.EUnknownAgency, "agency outside 1.."+strconv.Itoa(s.c.cfg.Agencies))
+	}
+	if s.c.cluster != nil {
+		if leads, hint := s.c.cluster.Leader(); !leads {
+			return s.fail(lottery.ENotLeader, hint)
+		}
+	}
+	select {
+	case <-s.c.ledger.Ready(): // a central just started learns what it holds
+	case <-s.c.quit:
+		return false
+	}
+	if !s.c.claim(s, m.Agency) {
+		return false
+	}
+	s.agency = m.Agency
+	s.setUploading(true)
+	last := s.c.ledger.LastSeq(s.agency)
+	s.log.Info(logline.AgencyConnected, logline.OK, "agency", s.agency, "ip", s.ip, "last_batch", last)
+	s.send(reply{kind: replyFrame, frame: mustFrame(protocol.Welcome{LastSeq: last})})
 	return true
 }
 
@@ -354,16 +361,16 @@ func (s *session) checkAgency(agency uint32) (lottery.Code, string) {
 	case agency != s.agency:
 		return lottery.EWrongAgency, "agency " + strconv.Itoa(int(agency)) + " on a connection of agency " + strconv.Itoa(int(s.agency))
 	}
-	return lottery.OK, ""
+	return lottery.NoError, ""
 }
 
 // handleBatch validates a whole batch, encodes it as bets file rows and
-// submits it to storage without waiting: the responder acks it once stored.
-// The batch is decoded in one pass, each bet validated and encoded as it is
-// read; only then does Err tell whether the payload was well formed, so
-// nothing is acted upon before it, and a malformed batch is refused as
-// malformed even when an earlier bet was invalid, as if its structure had
-// been checked first.
+// submits it to the ledger without waiting: the responder acks it once
+// stored. The batch is decoded in one pass, each bet validated and encoded
+// as it is read (encodeBatch); only then does Err tell whether the payload
+// was well formed, so nothing is acted upon before it, and a malformed
+// batch is refused as malformed even when an earlier bet was invalid, as if
+// its structure had been checked first.
 func (s *session) handleBatch(payload []byte) bool {
 	d, err := protocol.DecodeBatch(payload)
 	if err != nil {
@@ -382,258 +389,67 @@ func (s *session) handleBatch(payload []byte) bool {
 	if !s.c.inFlight.acquire(held, s.c.quit) {
 		return false // shutting down: stop reading
 	}
-	reject := func(code lottery.Code, detail string) bool {
-		s.logRejected(d.Count, s.agency, d.Seq, code, detail)
-		s.send(reply{kind: replyFrame, frame: mustFrame(protocol.BatchAck{Seq: d.Seq, Code: code, Count: uint16(d.Count), Window: s.c.grant()}), held: held})
-		return true
-	}
 	if d.Agency != s.agency {
-		return reject(lottery.EWrongAgency, "batch of agency "+strconv.Itoa(int(d.Agency)))
-	}
-	// A batch refused for its bets still uses up its sequence number (an
-	// empty commit), or every later batch of the agency would be a gap.
-	refuse := func(detail string) bool {
-		s.logRejected(d.Count, s.agency, d.Seq, lottery.EInvalidBet, detail)
-		commit := s.c.ledger.Append(d.Agency, d.Seq, nil)
-		s.send(reply{kind: replyBatch, commit: commit, agency: d.Agency, seq: d.Seq, count: d.Count, refused: lottery.EInvalidBet, held: held})
-		return true
+		return s.refuseKeepingSeq(&d, held, lottery.EWrongAgency, "batch of agency "+strconv.Itoa(int(d.Agency)))
 	}
 	if d.Count == 0 {
-		return refuse("empty batch")
+		return s.refuseUsingSeq(&d, held, "empty batch")
 	}
 	keepBets := d.Count == 1 || s.log.Enabled(context.Background(), slog.LevelDebug)
+	rows, bets, invalid := encodeBatch(&d, len(payload), time.Now(), keepBets)
+	if err := d.Err(); err != nil {
+		s.c.inFlight.release(held)
+		return s.fail(lottery.EMalformed, err.Error())
+	}
+	if invalid != nil {
+		return s.refuseUsingSeq(&d, held, invalid.Error())
+	}
+	commit := s.c.ledger.Append(d.Agency, d.Seq, rows)
+	s.send(reply{kind: replyBatch, commit: commit, agency: d.Agency, seq: d.Seq, count: d.Count, bets: bets, held: held})
+	return true
+}
+
+// encodeBatch validates the bets of a batch in order and encodes them as
+// rows, stopping at the first invalid one (the error names it); with
+// keepBets it also keeps each bet's document and number for the log. The
+// caller checks d.Err afterwards: the batch may be malformed after its
+// bets.
+func encodeBatch(d *protocol.BatchDecoder, size int, today time.Time, keepBets bool) (*lottery.Rows, []betLog, error) {
 	var bets []betLog
-	var rows storage.Rows
-	rows.Grow(len(payload) + d.Count*4)
-	today, i := time.Now(), 0
-	var invalid error
+	rows := new(lottery.Rows)
+	rows.Grow(size + d.Count*4)
+	i := 0
 	for b := range d.Bets() {
 		i++
-		if invalid = lottery.ValidateFields(b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number, today); invalid != nil {
-			break
+		if err := lottery.ValidateFields(b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number, today); err != nil {
+			return rows, bets, errors.New("bet " + strconv.Itoa(i) + ": " + err.Error())
 		}
 		rows.Add(int(d.Agency), b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
 		if keepBets {
 			bets = append(bets, betLog{string(b.Document), b.Number})
 		}
 	}
-	if err := d.Err(); err != nil {
-		s.c.inFlight.release(held)
-		return s.fail(lottery.EMalformed, err.Error())
-	}
-	if invalid != nil {
-		return refuse("bet " + strconv.Itoa(i) + ": " + invalid.Error())
-	}
-	commit := s.c.ledger.Append(d.Agency, d.Seq, &rows)
-	s.send(reply{kind: replyBatch, commit: commit, agency: d.Agency, seq: d.Seq, count: d.Count, bets: bets, held: held})
+	return rows, bets, nil
+}
+
+// refuseKeepingSeq answers a batch the central does not take under its
+// number at all (another agency's): nothing is committed, and the
+// agency's sequence is as it was.
+func (s *session) refuseKeepingSeq(d *protocol.BatchDecoder, held int64, code lottery.Code, detail string) bool {
+	s.logRejected(d.Count, s.agency, d.Seq, code, detail)
+	s.send(reply{kind: replyFrame, frame: mustFrame(protocol.BatchAck{Seq: d.Seq, Code: code, Count: uint16(d.Count), Window: s.c.grant()}), held: held})
 	return true
 }
 
-// respond is the responder goroutine's loop. It is the only writer of the
-// connection.
-func (s *session) respond() {
-	size := 2 * protocol.MaxFrameSize
-	if s.plain {
-		size = protocol.MaxFrameSize
-	}
-	w := bufio.NewWriterSize(s.conn, size)
-	dead := false
-	var buf []byte
-	for r := range s.replies {
-		s.respondTo(r, w, &dead, &buf)
-		s.c.inFlight.release(r.held)
-	}
-}
-
-// respondTo answers one reply, or drains it once the peer is gone (dead).
-// buf is the responder's reused encoding buffer.
-func (s *session) respondTo(r reply, w *bufio.Writer, dead *bool, buf *[]byte) {
-	if *dead {
-		// The peer is gone; drain what the reader queued. A batch already
-		// submitted is still stored: wait for it and log it, so the log
-		// accounts for every stored batch.
-		if r.kind == replyBatch {
-			s.answer(r, nil)
-		}
-		return
-	}
-	if w.Buffered() > 0 && !r.ready() {
-		// This answer may wait (a commit, the draw): send what is already
-		// answered first.
-		s.conn.SetWriteDeadline(time.Now().Add(s.c.cfg.WriteTimeout))
-		if err := w.Flush(); err != nil {
-			s.writeFailed(err, dead)
-			return
-		}
-	}
-	*buf = s.answer(r, (*buf)[:0])
-	s.conn.SetWriteDeadline(time.Now().Add(s.c.cfg.WriteTimeout))
-	_, err := w.Write(*buf)
-	if err == nil && (len(s.replies) == 0 || r.close) {
-		err = w.Flush() // coalesce answers that are ready together
-	}
-	if err != nil {
-		s.writeFailed(err, dead)
-		return
-	}
-	if r.close {
-		*dead = true
-		s.closeAfterAnswer()
-	}
-}
-
-// writeFailed ends the answers to a peer that cannot be written to; closing
-// the connection unblocks the reader too.
-func (s *session) writeFailed(err error, dead *bool) {
-	s.log.Warn("enviar_mensaje", logline.Failed, "ip", s.ip, "error", err)
-	*dead = true
-	s.raw.Close()
-}
-
-// logRejected writes the one line of a batch that is not stored.
-func (s *session) logRejected(count int, agency uint32, seq uint64, code lottery.Code, detail string) {
-	s.log.Warn("apuesta_recibida", logline.Failed, "cantidad", count, "agency", agency, "batch", seq, "code", code.String(), "error", detail)
-}
-
-// answer resolves one reply into the frames to send, appended to buf.
-func (s *session) answer(r reply, buf []byte) []byte {
-	switch r.kind {
-	case replyBatch:
-		if !s.settled(r.commit) {
-			s.logRejected(r.count, r.agency, r.seq, lottery.EShuttingDown, "the central stopped before the batch was durable")
-			return buf
-		}
-		err := r.commit.Err
-		code := lottery.ErrorCode(err)
-		switch {
-		case err != nil:
-			s.logRejected(r.count, r.agency, r.seq, code, err.Error())
-		case r.refused != lottery.OK:
-			code = r.refused // logged when read
-		case r.commit.Duplicate:
-			s.log.Info("apuesta_duplicada", logline.OK, "cantidad", r.count, "agency", r.agency, "batch", r.seq)
-		default:
-			s.log.Info("apuesta_recibida", logline.OK, "cantidad", r.count, "agency", r.agency, "batch", r.seq)
-			level := slog.LevelDebug
-			if r.count == 1 {
-				level = slog.LevelInfo
-			}
-			for _, b := range r.bets {
-				s.log.Log(context.Background(), level, "apuesta_almacenada", logline.OK, "dni", b.document, "numero", b.number)
-			}
-		}
-		return appendFrame(buf, protocol.BatchAck{Seq: r.seq, Code: code, Count: uint16(r.count), Window: s.c.grant()})
-	case replyFinish:
-		return s.finish(r, buf)
-	case replyWinners:
-		return s.winners(r, buf)
-	}
-	return append(buf, r.frame...)
-}
-
-// settled waits until the commit is durable or failed, and reports false
-// if the central's hard stop (Close) came first.
-func (s *session) settled(c *storage.Commit) bool {
-	select {
-	case <-c.Done():
-		return true
-	case <-s.c.kill:
-		return false
-	}
-}
-
-// finish makes an agency's "finished" durable, counts it for the draw, and
-// runs the draw when it was the last agency missing.
-func (s *session) finish(r reply, buf []byte) []byte {
-	commit := s.c.ledger.MarkFinished(r.agency, r.seq)
-	if !s.settled(commit) {
-		s.log.Warn("agencia_finalizada", logline.Failed, "agency", r.agency, "code", lottery.EShuttingDown.String(),
-			"error", "the central stopped before the finish was durable")
-		return buf
-	}
-	if err := commit.Err; err != nil {
-		code := lottery.ErrorCode(err)
-		s.log.Warn("agencia_finalizada", logline.Failed, "agency", r.agency, "code", code.String(), "error", err)
-		msg := lottery.PublicMessage(code)
-		if code == lottery.ENotLeader {
-			_, msg = s.c.cfg.Cluster.Leader() // not_leader's message is the leader's address, or empty
-		}
-		return appendFrame(buf, protocol.Error{Code: code, Message: msg})
-	}
-	if s.c.cfg.Cluster != nil {
-		// The replicated log marks it on every node (AgencyFinished), and
-		// its draw entry draws on every node.
-		s.c.draw.MarkFinished(r.agency)
-		s.log.Info("agencia_finalizada", logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", s.c.draw.Pending(), "repetido", commit.Duplicate)
-	} else if s.c.draw.MarkFinished(r.agency) {
-		s.log.Info("agencia_finalizada", logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", 0)
-		s.c.holdDraw("sorteo")
-	} else {
-		s.log.Info("agencia_finalizada", logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", s.c.draw.Pending(), "repetido", commit.Duplicate)
-	}
-	return appendFrame(buf, protocol.FinishedAck{})
-}
-
-// winners waits for the draw, then answers the agency's own winners.
-func (s *session) winners(r reply, buf []byte) []byte {
-	defer s.waiting.Store(false)
-	select {
-	case <-s.c.draw.Ready():
-	case <-s.c.quit:
-		s.log.Info("consulta_ganadores", logline.Failed, "agency", r.agency, "error", "central shutting down before the draw")
-		return appendFrame(buf, protocol.Error{Code: lottery.EShuttingDown, Message: "shutting down before the draw"})
-	case <-s.readerDone:
-		if !s.quitting() {
-			// The peer left (or broke the protocol) while waiting: do not
-			// hold its goroutines and connection slot until the draw.
-			s.log.Info("consulta_ganadores", logline.Failed, "agency", r.agency, "error", "connection closed before the draw")
-			return buf
-		}
-		s.log.Info("consulta_ganadores", logline.Failed, "agency", r.agency, "error", "central shutting down before the draw")
-		return appendFrame(buf, protocol.Error{Code: lottery.EShuttingDown, Message: "shutting down before the draw"})
-	}
-	docs, err := s.c.draw.Winners(r.agency)
-	if err != nil {
-		s.log.Error("ganadores_enviados", logline.Failed, "agency", r.agency, "error", err)
-		code := lottery.ErrorCode(err)
-		return appendFrame(buf, protocol.Error{Code: code, Message: lottery.PublicMessage(code)})
-	}
-	s.log.Info("ganadores_enviados", logline.OK, "agency", r.agency, "cant_ganadores", len(docs))
-	for _, w := range protocol.SplitWinners(docs) {
-		buf = appendFrame(buf, w)
-	}
-	return buf
-}
-
-// closeAfterAnswer ends the session after its last answer (an error): with
-// closeGracefully, unless the central is stopping, when there is no time to
-// linger.
-func (s *session) closeAfterAnswer() {
-	if s.quitting() {
-		s.raw.Close()
-		return
-	}
-	closeGracefully(s.conn, s.raw)
-}
-
-// Bounds of a graceful close: long enough for the peer to read an error
-// answer, short enough that a peer that keeps sending cannot hold it.
-const (
-	lingerTime  = 200 * time.Millisecond
-	lingerBytes = 1 << 20
-)
-
-// closeGracefully shuts the write side of stream (TLS sends its
-// close_notify), drains what the peer still sends on raw for a moment, then
-// closes: closing with unread bytes would make the kernel reset the
-// connection and the peer could lose the last answer.
-func closeGracefully(stream, raw net.Conn) {
-	if cw, ok := stream.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-		raw.SetReadDeadline(time.Now().Add(lingerTime))
-		io.Copy(io.Discard, io.LimitReader(raw, lingerBytes))
-	}
-	raw.Close()
+// refuseUsingSeq answers a batch refused for its bets (invalid, or none):
+// it still uses up its sequence number (an empty commit), or every later
+// batch of the agency would be a gap. It is acked with EInvalidBet once
+// that commit is durable.
+func (s *session) refuseUsingSeq(d *protocol.BatchDecoder, held int64, detail string) bool {
+	s.logRejected(d.Count, s.agency, d.Seq, lottery.EInvalidBet, detail)
+	commit := s.c.ledger.Append(d.Agency, d.Seq, nil)
+	s.send(reply{kind: replyBatch, commit: commit, agency: d.Agency, seq: d.Seq, count: d.Count, refused: lottery.EInvalidBet, held: held})
+	return true
 }
 
 // maxLoggedEcho caps how much of an echo payload reaches the log.

@@ -66,7 +66,7 @@ func TestTLS_Identity(t *testing.T) {
 		c := dialAgency(t, srv.addr, dir, 2)
 		c.hello(2)
 		c.sendBatch(2, 1, []lottery.Bet{bet})
-		if ack, ok := c.recv().(protocol.BatchAck); !ok || ack.Code != lottery.OK {
+		if ack, ok := c.recv().(protocol.BatchAck); !ok || ack.Code != lottery.NoError {
 			t.Fatalf("ack %+v, want ok", ack)
 		}
 	})

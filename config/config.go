@@ -239,7 +239,7 @@ func LogWarnings(log *slog.Logger, warnings []Warning, attrs ...any) {
 		if w.Env != "" && w.Env != w.Key {
 			a = append(a, "env", w.Env)
 		}
-		log.Warn("config", append(a, "warning", w.Message)...)
+		log.Warn(logline.Config, append(a, "warning", w.Message)...)
 	}
 }
 

@@ -19,18 +19,12 @@ import (
 	"time"
 )
 
-// Results of an action, the only three the contract allows.
-const (
-	Success    = "success"
-	Fail       = "fail"
-	InProgress = "in_progress"
-)
-
-// Result attributes, ready to pass to a slog call.
+// Results of an action, the only three the contract allows, as the
+// attributes to pass to a slog call.
 var (
-	OK       = slog.String("result", Success)
-	Failed   = slog.String("result", Fail)
-	Progress = slog.String("result", InProgress)
+	OK       = slog.String("result", "success")
+	Failed   = slog.String("result", "fail")
+	Progress = slog.String("result", "in_progress")
 )
 
 // ParseLevel reads a level name as the course writes them (DEBUG, INFO,

@@ -58,7 +58,7 @@ var goldenMessages = []struct {
 	{"HelloMax", protocol.Hello{Agency: 0xfffffffe}, "01 01 0004  fffffffe"},
 	{"Welcome", protocol.Welcome{LastSeq: 0x0102030405060708}, "01 02 0008  0102030405060708"},
 	{"WelcomeZero", protocol.Welcome{}, "01 02 0008  0000000000000000"},
-	{"BatchAck", protocol.BatchAck{Seq: 9, Code: lottery.OK, Count: 300, Window: 16}, "01 04 000d  0000000000000009 00 012c 0010"},
+	{"BatchAck", protocol.BatchAck{Seq: 9, Code: lottery.NoError, Count: 300, Window: 16}, "01 04 000d  0000000000000009 00 012c 0010"},
 	{"BatchAckError", protocol.BatchAck{Seq: 1 << 40, Code: lottery.EStorage, Count: 0}, "01 04 000d  0000010000000000 08 0000 0000"},
 	{"Finished", protocol.Finished{Agency: 5, LastSeq: 12}, "01 05 000c  00000005 000000000000000c"},
 	{"FinishedAck", protocol.FinishedAck{}, "01 06 0000"},
@@ -119,7 +119,7 @@ func TestDecode_RoundTripValues(t *testing.T) {
 		protocol.Winners{Final: false, Documents: []string{"", "1234567890", "ñ"}},
 		protocol.Echo{Data: bytes.Repeat([]byte{0, 0xff}, protocol.MaxPayloadSize/2)},
 		protocol.Error{Code: lottery.EInternal, Message: long},
-		protocol.Error{Code: lottery.OK, Message: ""},
+		protocol.Error{Code: lottery.NoError, Message: ""},
 	}
 	for _, m := range msgs {
 		t.Run(m.Type().String(), func(t *testing.T) {

@@ -280,7 +280,7 @@ func errorCodes(frames []protocol.Frame) []lottery.Code {
 		case protocol.Error:
 			codes = append(codes, m.Code)
 		case protocol.BatchAck:
-			if m.Code != lottery.OK {
+			if m.Code != lottery.NoError {
 				codes = append(codes, m.Code)
 			}
 		}

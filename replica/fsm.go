@@ -82,20 +82,20 @@ func (f fsm) ApplyBatch(logs []*raft.Log) []any {
 	store := f.r.Store()
 	out := make([]any, len(logs))
 	entries := make([]entry, len(logs))
-	commits := make([]*storage.Commit, len(logs))
+	commits := make([]*lottery.Commit, len(logs))
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
 		}
 		e, err := decodeEntry(l.Data)
 		if err != nil {
-			f.r.log.Error("raft", logline.Failed, "index", l.Index, "error", err)
+			f.r.log.Error(logline.Raft, logline.Failed, "index", l.Index, "error", err)
 			continue
 		}
 		entries[i] = e
 		switch e.kind {
 		case entryBatch:
-			commits[i] = store.Append(e.agency, e.seq, storage.EncodedRows(e.rows, e.count))
+			commits[i] = store.Append(e.agency, e.seq, lottery.EncodedRows(e.rows, e.count))
 		case entryFinished:
 			commits[i] = store.MarkFinished(e.agency, e.seq)
 		}
@@ -126,7 +126,7 @@ func (f fsm) ApplyBatch(logs []*raft.Log) []any {
 		case e.kind == entryFinished && commits[i].Err == nil:
 			f.r.finished(e.agency)
 		case e.kind == entryDraw:
-			f.r.hooks.Draw()
+			f.r.central.DrawCommitted()
 		}
 	}
 	return out

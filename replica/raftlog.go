@@ -33,7 +33,7 @@ func (w raftLines) Write(p []byte) (int, error) {
 	for _, line := range bytes.Split(bytes.TrimSpace(p), []byte("\n")) {
 		var m map[string]any
 		if json.Unmarshal(line, &m) != nil {
-			w.log.Warn("raft", logline.Progress, "msg", string(line))
+			w.log.Warn(logline.Raft, logline.Progress, "msg", string(line))
 			continue
 		}
 		level := slog.LevelDebug
@@ -52,7 +52,7 @@ func (w raftLines) Write(p []byte) (int, error) {
 				args = append(args, detailKey(k), m[k])
 			}
 		}
-		w.log.Log(context.Background(), level, "raft", args...)
+		w.log.Log(context.Background(), level, logline.Raft, args...)
 	}
 	return len(p), nil
 }

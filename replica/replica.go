@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
@@ -58,9 +59,9 @@ type Config struct {
 
 // Defaults of the snapshot settings: 8192 entries are about 800,000 bets.
 const (
-	DefaultSnapshotThreshold = 8192
-	DefaultTrailingLogs      = 8192
-	DefaultSnapshotInterval  = 30 * time.Second
+	defaultSnapshotThreshold = 8192
+	defaultTrailingLogs      = 8192
+	defaultSnapshotInterval  = 30 * time.Second
 )
 
 // DefaultHeartbeatTimeout is how long a follower waits without hearing
@@ -71,45 +72,36 @@ const (
 // so a loaded machine does not call needless elections.
 const DefaultHeartbeatTimeout = 500 * time.Millisecond
 
-// Hooks are how the node tells the central what the log decided.
-type Hooks struct {
-	// Finished: an agency's "finished" was applied (on every node).
-	Finished func(agency uint32)
-	// Draw: a draw entry was applied (on every node; a leader that takes
-	// over after the last "finished" proposes one again, so there may be
-	// several: the central draws once).
-	Draw func()
+// Central is what a node tells the central it serves (*central.Central)
+// of what the replicated log decided.
+type Central interface {
+	// AgencyFinished: an agency's "finished" was applied (on every node).
+	AgencyFinished(agency uint32)
+	// DrawCommitted: a draw entry was applied (on every node; a leader
+	// that takes over after the last "finished" proposes one again, so
+	// there may be several: the central draws once).
+	DrawCommitted()
 	// Leading: this node now leads and has applied every entry of the
 	// terms before (true), or it stopped leading (false).
-	Leading func(bool)
-	// Restored: the node's files were replaced by a snapshot, whose
-	// finished agencies were passed to Finished. If every agency had
-	// finished, the draw entry may be in the part of the log the
-	// snapshot replaced: the draw is recovered from the file, as after a
-	// restart. Nil: nothing to do.
-	Restored func()
-}
-
-// Served is what a node tells the central it serves (*central.Central).
-type Served interface {
-	AgencyFinished(agency uint32)
-	DrawCommitted()
 	Leading(leads bool)
+	// DrawRecovered: the node's files were replaced by a snapshot, whose
+	// finished agencies were passed to AgencyFinished. If every agency
+	// had finished, the draw entry may be in the part of the log the
+	// snapshot replaced: the draw is recovered from the file, as after a
+	// restart.
 	DrawRecovered()
 }
 
-// HooksFor wires a node to the central it serves.
-func HooksFor(c Served) Hooks {
-	return Hooks{Finished: c.AgencyFinished, Draw: c.DrawCommitted, Leading: c.Leading, Restored: c.DrawRecovered}
-}
+// A node is the ledger of its central, and a cluster's (central.Cluster).
+var _ lottery.Ledger = (*Replica)(nil)
 
 // Replica is one node: the central's ledger, replicated.
 type Replica struct {
-	cfg   Config
-	self  Node
-	path  string // the bets file
-	hooks Hooks
-	log   *slog.Logger
+	cfg     Config
+	self    Node
+	path    string // the bets file
+	central Central
+	log     *slog.Logger
 
 	storeMu sync.RWMutex
 	store   *storage.Store // replaced only by a snapshot restore
@@ -124,7 +116,7 @@ type Replica struct {
 	// when leadership is lost. pending holds the commits of this node's
 	// proposals until the FSM applies them (settle) or they are dropped.
 	pendingMu sync.Mutex
-	pending   map[proposal]*storage.Commit
+	pending   map[proposal]*lottery.Commit
 	epoch     uint64
 	proposed  uint64
 	closed    bool
@@ -149,7 +141,7 @@ type Replica struct {
 func New(cfg Config, path string, store *storage.Store) (*Replica, error) {
 	self, ok := find(cfg.Nodes, cfg.Name)
 	if !ok {
-		return nil, fmt.Errorf("replica: NODE_NAME %q is not in CLUSTER_NODES", cfg.Name)
+		return nil, fmt.Errorf("replica: node %q is not one of the group's", cfg.Name)
 	}
 	if cfg.HeartbeatTimeout <= 0 {
 		cfg.HeartbeatTimeout = DefaultHeartbeatTimeout
@@ -158,45 +150,83 @@ func New(cfg Config, path string, store *storage.Store) (*Replica, error) {
 		cfg.BindAddr = self.RaftAddr()
 	}
 	if cfg.SnapshotThreshold == 0 {
-		cfg.SnapshotThreshold = DefaultSnapshotThreshold
+		cfg.SnapshotThreshold = defaultSnapshotThreshold
 	}
 	if cfg.TrailingLogs == 0 {
-		cfg.TrailingLogs = DefaultTrailingLogs
+		cfg.TrailingLogs = defaultTrailingLogs
 	}
 	if cfg.SnapshotInterval <= 0 {
-		cfg.SnapshotInterval = DefaultSnapshotInterval
+		cfg.SnapshotInterval = defaultSnapshotInterval
 	}
 	return &Replica{cfg: cfg, self: self, path: path, store: store, log: cfg.Log,
-		pending: make(map[proposal]*storage.Commit), epoch: rand.Uint64(),
+		pending: make(map[proposal]*lottery.Commit), epoch: rand.Uint64(),
 		failed: make(chan struct{}), stopping: make(chan struct{})}, nil
 }
 
 // Start opens the Raft state in cfg.Dir (forming the group on the first
 // start of every node: they all write the same first configuration) and
-// starts taking part. The hooks may be called from then on.
-func (r *Replica) Start(h Hooks) error {
-	r.hooks = h
+// starts taking part, telling c what the log decides from then on.
+func (r *Replica) Start(c Central) (err error) {
+	r.central = c
 	if err := os.MkdirAll(r.cfg.Dir, 0o700); err != nil {
 		return err
 	}
+	// One undo for every step: what was opened is closed, newest first,
+	// if a later step fails.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
 	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(r.cfg.Dir, "raft.db")})
 	if err != nil {
 		return fmt.Errorf("replica: raft log: %w", err)
 	}
 	r.boltStore = bolt
+	undo = append(undo, func() { bolt.Close() })
 	logger := newRaftLogger(r.log)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(r.cfg.Dir, 2, logger)
 	if err != nil {
-		bolt.Close()
 		return fmt.Errorf("replica: snapshots: %w", err)
 	}
 	ln, err := net.Listen("tcp", r.cfg.BindAddr)
 	if err != nil {
-		bolt.Close()
 		return fmt.Errorf("replica: raft listener: %w", err)
 	}
 	r.transport = raft.NewNetworkTransportWithLogger(newStreamLayer(ln, r.cfg.TLS, r.cfg.Nodes, r.cfg.Revoked), 3, 10*time.Second, logger)
+	undo = append(undo, func() { r.transport.Close() })
+	logs, err := raft.NewLogCache(1024, bolt)
+	if err != nil {
+		return err
+	}
+	existing, err := raft.HasExistingState(logs, bolt, snaps)
+	if err != nil {
+		return err
+	}
+	r.notify = make(chan bool, 16)
+	if r.raft, err = raft.NewRaft(r.raftConfig(logger), fsm{r}, logs, bolt, snaps, r.transport); err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	undo = append(undo, func() {
+		r.raft.Shutdown().Error()
+		r.raft = nil // Close has nothing left to stop
+	})
+	if !existing {
+		if err := r.bootstrap(); err != nil {
+			return err
+		}
+	}
+	r.watched = make(chan struct{})
+	go r.watchLeadership()
+	go r.watchStore(r.Store())
+	return nil
+}
 
+// raftConfig is the node's Raft configuration.
+func (r *Replica) raftConfig(logger hclog.Logger) *raft.Config {
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(r.cfg.Name)
 	conf.Logger = logger
@@ -219,43 +249,20 @@ func (r *Replica) Start(h Hooks) error {
 	conf.SnapshotThreshold = r.cfg.SnapshotThreshold
 	conf.TrailingLogs = r.cfg.TrailingLogs
 	conf.SnapshotInterval = r.cfg.SnapshotInterval
-	r.notify = make(chan bool, 16)
 	conf.NotifyCh = r.notify
+	return conf
+}
 
-	logs, err := raft.NewLogCache(1024, bolt)
-	if err != nil {
-		r.transport.Close()
-		bolt.Close()
-		return err
+// bootstrap forms the group on a node's first start: every node writes
+// the same first configuration, and Raft keeps the first one written.
+func (r *Replica) bootstrap() error {
+	var servers []raft.Server
+	for _, n := range r.cfg.Nodes {
+		servers = append(servers, raft.Server{ID: raft.ServerID(n.Name), Address: raft.ServerAddress(n.RaftAddr())})
 	}
-	existing, err := raft.HasExistingState(logs, bolt, snaps)
-	if err != nil {
-		r.transport.Close()
-		bolt.Close()
-		return err
+	if err := r.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("replica: forming the group: %w", err)
 	}
-	r.raft, err = raft.NewRaft(conf, fsm{r}, logs, bolt, snaps, r.transport)
-	if err != nil {
-		r.transport.Close()
-		bolt.Close()
-		return fmt.Errorf("replica: %w", err)
-	}
-	if !existing {
-		var servers []raft.Server
-		for _, n := range r.cfg.Nodes {
-			servers = append(servers, raft.Server{ID: raft.ServerID(n.Name), Address: raft.ServerAddress(n.RaftAddr())})
-		}
-		if err := r.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-			r.raft.Shutdown().Error()
-			r.raft = nil // Close has nothing left to stop
-			r.transport.Close()
-			bolt.Close()
-			return fmt.Errorf("replica: forming the group: %w", err)
-		}
-	}
-	r.watched = make(chan struct{})
-	go r.watchLeadership()
-	go r.watchStore(r.Store())
 	return nil
 }
 
@@ -279,7 +286,7 @@ func (r *Replica) watchLeadership() {
 	for leads := range r.notify {
 		if !leads {
 			if r.stopLeading(lottery.Errorf(lottery.ENotLeader, "leadership lost before the batch was committed")) {
-				r.hooks.Leading(false)
+				r.central.Leading(false)
 			}
 			continue
 		}
@@ -289,17 +296,18 @@ func (r *Replica) watchLeadership() {
 		if r.raft.State() != raft.Leader || r.leading.Swap(true) {
 			continue
 		}
-		r.log.Info("lider", logline.OK, "nodo", r.cfg.Name, "term", r.raft.CurrentTerm())
+		r.log.Info(logline.Leader, logline.OK, "nodo", r.cfg.Name, "term", r.raft.CurrentTerm())
 		r.drawMu.Lock()
 		r.drawAsked = false
 		r.drawMu.Unlock()
-		r.hooks.Leading(true)
+		r.central.Leading(true)
 		r.proposeDrawIfDue()
 	}
 }
 
-// RaftAddr is where this node listens for the others.
-func (r *Replica) RaftAddr() string { return r.cfg.BindAddr }
+// BindAddr is where this node listens for the others (Node.RaftAddr is
+// where they dial it).
+func (r *Replica) BindAddr() string { return r.cfg.BindAddr }
 
 // Leader reports whether this node leads and takes agencies; if not, hint
 // is the agencies' address of the node that does, or empty while none is
@@ -317,7 +325,7 @@ func (r *Replica) Leader() (leads bool, hint string) {
 
 // Append replicates a batch; the commit completes once a majority stored
 // the entry and this node applied it, with the store's answer.
-func (r *Replica) Append(agency uint32, seq uint64, rows *storage.Rows) *storage.Commit {
+func (r *Replica) Append(agency uint32, seq uint64, rows *lottery.Rows) *lottery.Commit {
 	e := entry{kind: entryBatch, agency: agency, seq: seq}
 	if rows != nil {
 		e.count, e.rows = rows.Len(), rows.Bytes()
@@ -326,12 +334,12 @@ func (r *Replica) Append(agency uint32, seq uint64, rows *storage.Rows) *storage
 }
 
 // MarkFinished replicates an agency's "finished".
-func (r *Replica) MarkFinished(agency uint32, lastSeq uint64) *storage.Commit {
+func (r *Replica) MarkFinished(agency uint32, lastSeq uint64) *lottery.Commit {
 	return r.apply(entry{kind: entryFinished, agency: agency, seq: lastSeq})
 }
 
-func (r *Replica) apply(e entry) *storage.Commit {
-	c := storage.NewCommit()
+func (r *Replica) apply(e entry) *lottery.Commit {
+	c := lottery.NewCommit()
 	r.pendingMu.Lock()
 	switch {
 	case r.closed:
@@ -356,7 +364,7 @@ func (r *Replica) apply(e entry) *storage.Commit {
 }
 
 // settle takes the commit waiting for a proposal of this node's, if any.
-func (r *Replica) settle(p proposal) *storage.Commit {
+func (r *Replica) settle(p proposal) *lottery.Commit {
 	r.pendingMu.Lock()
 	defer r.pendingMu.Unlock()
 	c := r.pending[p]
@@ -370,7 +378,7 @@ func (r *Replica) stopLeading(err error) bool {
 	r.pendingMu.Lock()
 	was := r.leading.Swap(false)
 	pending := r.pending
-	r.pending = make(map[proposal]*storage.Commit)
+	r.pending = make(map[proposal]*lottery.Commit)
 	r.pendingMu.Unlock()
 	for _, c := range pending {
 		c.Settle(err, false)
@@ -380,7 +388,7 @@ func (r *Replica) stopLeading(err error) bool {
 
 // finished is called by the FSM for every applied "finished".
 func (r *Replica) finished(agency uint32) {
-	r.hooks.Finished(agency)
+	r.central.AgencyFinished(agency)
 	r.proposeDrawIfDue()
 }
 
@@ -389,7 +397,7 @@ func (r *Replica) finished(agency uint32) {
 // nothing (the central draws once), so a leader that dies before its draw
 // entry commits is simply followed by one that proposes it again.
 func (r *Replica) proposeDrawIfDue() {
-	if !r.leading.Load() || len(r.Finished()) < r.cfg.Agencies {
+	if !r.leading.Load() || r.finishedCount() < r.cfg.Agencies {
 		return
 	}
 	r.drawMu.Lock()
@@ -425,18 +433,21 @@ func (r *Replica) Verified() <-chan struct{} { return r.Store().Verified() }
 func (r *Replica) LastSeq(agency uint32) uint64 { return r.Store().LastSeq(agency) }
 
 // Finished returns the agencies whose "finished" this node applied.
-func (r *Replica) Finished() []uint32 {
-	var out []uint32
-	for _, a := range r.Store().Finished() {
-		if a >= 1 && int64(a) <= int64(r.cfg.Agencies) {
-			out = append(out, a)
+func (r *Replica) Finished() []uint32 { return r.Store().Finished() }
+
+// finishedCount is how many of the group's agencies finished.
+func (r *Replica) finishedCount() int {
+	n := 0
+	for _, a := range r.Finished() {
+		if lottery.Counted(a, r.cfg.Agencies) {
+			n++
 		}
 	}
-	return out
+	return n
 }
 
 // ScanWhere reads the node's own bets file.
-func (r *Replica) ScanWhere(keep func(agency, number int) bool, fn func(storage.Row) error) error {
+func (r *Replica) ScanWhere(keep func(agency, number int) bool, fn func(lottery.Row) error) error {
 	return r.Store().ScanWhere(keep, fn)
 }
 
@@ -455,15 +466,13 @@ func (r *Replica) restore(src io.Reader) error {
 		return err
 	}
 	r.store = store
-	r.log.Info("recuperar", logline.OK, "nodo", r.cfg.Name, "origen", "snapshot", "apuestas", rec.Bets, "batches", rec.Batches, "agencias_finalizadas", rec.Finished)
+	r.log.Info(logline.Recover, logline.OK, "nodo", r.cfg.Name, "origen", "snapshot", "apuestas", rec.Bets, "batches", rec.Batches, "agencias_finalizadas", rec.Finished)
 	go r.watchStore(store)
 	go func() {
 		for _, a := range store.Finished() {
-			r.hooks.Finished(a)
+			r.central.AgencyFinished(a)
 		}
-		if r.hooks.Restored != nil {
-			r.hooks.Restored()
-		}
+		r.central.DrawRecovered()
 	}()
 	return nil
 }
@@ -485,7 +494,7 @@ func (r *Replica) Err() error {
 func (r *Replica) fail(err error) {
 	r.failOnce.Do(func() {
 		r.failErr = err
-		r.log.Error("replica", logline.Failed, "nodo", r.cfg.Name, "error", err)
+		r.log.Error(logline.Replica, logline.Failed, "nodo", r.cfg.Name, "error", err)
 		close(r.failed)
 	})
 }

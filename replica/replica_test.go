@@ -104,16 +104,19 @@ func (g *group) start(n *node) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Start(replica.Hooks{
-		Finished: func(uint32) { n.finished.Add(1) },
-		Draw:     func() { n.draws.Add(1) },
-		Leading:  func(bool) {},
-		Restored: func() { n.restored.Add(1) },
-	}); err != nil {
+	if err := r.Start(counting{n}); err != nil {
 		t.Fatal(err)
 	}
 	n.store, n.r = store, r
 }
+
+// counting is a central that counts what its node tells it.
+type counting struct{ n *node }
+
+func (c counting) AgencyFinished(uint32) { c.n.finished.Add(1) }
+func (c counting) DrawCommitted()        { c.n.draws.Add(1) }
+func (c counting) Leading(bool)          {}
+func (c counting) DrawRecovered()        { c.n.restored.Add(1) }
 
 func (g *group) stop(n *node) {
 	if n.r == nil {
@@ -152,8 +155,8 @@ func (g *group) follower(lead *node) *node {
 	return nil
 }
 
-func rows(agency uint32, seq uint64) *storage.Rows {
-	var r storage.Rows
+func rows(agency uint32, seq uint64) *lottery.Rows {
+	var r lottery.Rows
 	for i := range 3 {
 		r.AddBet(lottery.Bet{Agency: int(agency), FirstName: "Ana", LastName: "Paz", Document: strconv.Itoa(int(seq)*10 + i), Birthdate: "1999-03-17", Number: 7574 + i})
 	}

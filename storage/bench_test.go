@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"fmt"
+	"lottery"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -57,7 +58,7 @@ func benchAppend(b *testing.B, rows []byte, appenders int, noSync bool) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var inFlight []*storage.Commit
+			var inFlight []*lottery.Commit
 			wait := func() {
 				if err := inFlight[0].Wait(); err != nil {
 					b.Error(err)
@@ -68,7 +69,7 @@ func benchAppend(b *testing.B, rows []byte, appenders int, noSync bool) {
 				if len(inFlight) == benchInFlight {
 					wait()
 				}
-				inFlight = append(inFlight, store.Append(uint32(a+1), seq, storage.EncodedRows(rows, benchBetsPerBatch)))
+				inFlight = append(inFlight, store.Append(uint32(a+1), seq, lottery.EncodedRows(rows, benchBetsPerBatch)))
 			}
 			for len(inFlight) > 0 {
 				wait()

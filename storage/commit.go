@@ -10,7 +10,7 @@ import (
 // to group, so committing allocates nothing in the steady state.
 type groupWriter struct {
 	s       *Store
-	group   []*Commit
+	group   []*request
 	rows    []byte
 	journal []byte
 	records []record          // the group's journal records, encoded once the group is known
@@ -26,7 +26,7 @@ const (
 	stored     outcome = iota // stored by this group
 	dupDurable                // already committed before: succeeds whatever happens
 	dupInGroup                // a resend of a commit of this same group
-	refused                   // refused on its own merits (c.Err set)
+	refused                   // refused on its own merits (c.err set)
 )
 
 func (w *groupWriter) commit() {
@@ -34,7 +34,7 @@ func (w *groupWriter) commit() {
 	end := w.s.committed.bets
 	for _, c := range w.group {
 		o := w.decide(c, &end)
-		c.Duplicate = o == dupDurable || o == dupInGroup
+		c.duplicate = o == dupDurable || o == dupInGroup
 		w.outcome = append(w.outcome, o)
 	}
 	var err error
@@ -59,10 +59,10 @@ func (w *groupWriter) reset() {
 
 // decide settles one commit of the group against the committed state and
 // the group's earlier commits: a new batch or finish (its rows and record
-// are added, end grows), a duplicate, or a refusal (c.Err). The writer is
+// are added, end grows), a duplicate, or a refusal (c.err). The writer is
 // the only goroutine that changes lastSeq, finished, digests and the
 // committed state, so it reads them here without s.mu.
-func (w *groupWriter) decide(c *Commit, end *int64) outcome {
+func (w *groupWriter) decide(c *request, end *int64) outcome {
 	s := w.s
 	last, inGroup := w.pending[c.agency]
 	if !inGroup {
@@ -70,7 +70,7 @@ func (w *groupWriter) decide(c *Commit, end *int64) outcome {
 	}
 	finishedAfter, done := s.finished[c.agency]
 	refuse := func(code lottery.Code, format string, args ...any) outcome {
-		c.Err = lottery.Errorf(code, format, args...)
+		c.err = lottery.Errorf(code, format, args...)
 		return refused
 	}
 	if c.kind == kindBatch {
@@ -161,7 +161,7 @@ func (w *groupWriter) complete(err error) {
 	for i, c := range w.group {
 		switch o := w.outcome[i]; {
 		case o == refused:
-			c.complete(c.Err)
+			c.complete(c.err)
 		case o == dupDurable || err == nil:
 			c.complete(nil)
 		default:
@@ -250,7 +250,7 @@ func (w *groupWriter) stop(cause error) error {
 
 // sameDigest reports whether c's rows are those of the batch already stored
 // (or accepted in this group) under its sequence number.
-func (s *Store) sameDigest(c *Commit) bool {
+func (s *Store) sameDigest(c *request) bool {
 	d := s.digests[c.agency]
 	return c.seq <= uint64(len(d)) && d[c.seq-1] == c.digest.prefix()
 }

@@ -59,7 +59,7 @@ func openStore(t *testing.T, path string, fsys storage.FS) (*storage.Store, stor
 func appendOK(t *testing.T, s *storage.Store, agency uint32, from, to uint64) {
 	t.Helper()
 	for seq := from; seq <= to; seq++ {
-		c := s.Append(agency, seq, storage.EncodedRows(batchRows(agency, seq), batchSize(agency, seq)))
+		c := s.Append(agency, seq, lottery.EncodedRows(batchRows(agency, seq), batchSize(agency, seq)))
 		if err := c.Wait(); err != nil || c.Duplicate {
 			t.Fatalf("Append(agency %d, batch %d) = %v, duplicate %v; want stored", agency, seq, err, c.Duplicate)
 		}
@@ -293,7 +293,7 @@ func TestStore_FailedWrite(t *testing.T) {
 			fsys.mu.Lock()
 			fsys.failWrite, fsys.shortWrite = fsys.writes+tt.write, tt.short
 			fsys.mu.Unlock()
-			err := s.Append(1, 3, storage.EncodedRows(batchRows(1, 3), batchSize(1, 3))).Wait()
+			err := s.Append(1, 3, lottery.EncodedRows(batchRows(1, 3), batchSize(1, 3))).Wait()
 			if lottery.ErrorCode(err) != lottery.EStorage {
 				t.Fatalf("Append with a failing write = %v, want code %v", err, lottery.EStorage)
 			}
@@ -341,7 +341,7 @@ func TestStore_FailedFsync(t *testing.T) {
 			fsys.mu.Lock()
 			fsys.failSync = fsys.syncs + tt.sync
 			fsys.mu.Unlock()
-			err := s.Append(1, 3, storage.EncodedRows(batchRows(1, 3), batchSize(1, 3))).Wait()
+			err := s.Append(1, 3, lottery.EncodedRows(batchRows(1, 3), batchSize(1, 3))).Wait()
 			if lottery.ErrorCode(err) != lottery.EStorage {
 				t.Fatalf("Append with a failing fsync = %v, want code %v", err, lottery.EStorage)
 			}
@@ -353,9 +353,9 @@ func TestStore_FailedFsync(t *testing.T) {
 			if s.Err() == nil {
 				t.Error("Err() = nil after a failed fsync")
 			}
-			for _, c := range []*storage.Commit{
-				s.Append(2, 2, storage.EncodedRows(batchRows(2, 2), batchSize(2, 2))),
-				s.Append(1, 3, storage.EncodedRows(batchRows(1, 3), batchSize(1, 3))),
+			for _, c := range []*lottery.Commit{
+				s.Append(2, 2, lottery.EncodedRows(batchRows(2, 2), batchSize(2, 2))),
+				s.Append(1, 3, lottery.EncodedRows(batchRows(1, 3), batchSize(1, 3))),
 				s.MarkFinished(3, 0),
 			} {
 				if err := c.Wait(); lottery.ErrorCode(err) != lottery.EStorage {
@@ -363,7 +363,7 @@ func TestStore_FailedFsync(t *testing.T) {
 				}
 			}
 			// An acked batch sent again is still acked: it is durable.
-			if c := s.Append(1, 2, storage.EncodedRows(batchRows(1, 2), batchSize(1, 2))); c.Wait() != nil || !c.Duplicate {
+			if c := s.Append(1, 2, lottery.EncodedRows(batchRows(1, 2), batchSize(1, 2))); c.Wait() != nil || !c.Duplicate {
 				t.Errorf("resend of an acked batch after the stop = %v, duplicate %v; want a duplicate ack", c.Err, c.Duplicate)
 			}
 			s.Close()
@@ -378,7 +378,7 @@ func TestStore_FailedFsync(t *testing.T) {
 			t.Logf("recovery after the failed fsync: %+v", rec)
 			// The agency resends from its first unacked batch.
 			for seq := uint64(3); seq <= 4; seq++ {
-				if err := s.Append(1, seq, storage.EncodedRows(batchRows(1, seq), batchSize(1, seq))).Wait(); err != nil {
+				if err := s.Append(1, seq, lottery.EncodedRows(batchRows(1, seq), batchSize(1, seq))).Wait(); err != nil {
 					t.Fatalf("resend of batch %d after reopen: %v", seq, err)
 				}
 			}
@@ -475,11 +475,11 @@ func TestStore_PowerLoss(t *testing.T) {
 							ackedMu.Lock()
 							next := acked[a] + 1
 							ackedMu.Unlock()
-							var inflight []*storage.Commit
+							var inflight []*lottery.Commit
 							var seqs []uint64
 							for next <= batches || len(inflight) > 0 {
 								if next <= batches && len(inflight) < window {
-									inflight = append(inflight, s.Append(a, next, storage.EncodedRows(batchRows(a, next), batchSize(a, next))))
+									inflight = append(inflight, s.Append(a, next, lottery.EncodedRows(batchRows(a, next), batchSize(a, next))))
 									seqs = append(seqs, next)
 									next++
 									continue

@@ -58,7 +58,7 @@ func mustClose(t *testing.T, s *storage.Store) {
 // mustStore appends a batch and fails unless it is newly stored.
 func mustStore(t *testing.T, s *storage.Store, agency uint32, seq uint64, bets []lottery.Bet) {
 	t.Helper()
-	c := s.Append(agency, seq, storage.EncodedRows(rowsOf(bets), len(bets)))
+	c := s.Append(agency, seq, lottery.EncodedRows(rowsOf(bets), len(bets)))
 	if err := c.Wait(); err != nil || c.Duplicate {
 		t.Fatalf("Append(agency %d, batch %d) = %v, duplicate %v; want stored", agency, seq, err, c.Duplicate)
 	}
@@ -132,7 +132,7 @@ func TestStore_RoundTrip(t *testing.T) {
 		t.Fatalf("Stats = %+v, want %d bets in %d bytes", st, len(formatBets), len(rowsOf(formatBets)))
 	}
 	var scanned []lottery.Bet
-	if err := s.Scan(func(r storage.Row) error { scanned = append(scanned, r.Bet()); return nil }); err != nil {
+	if err := s.Scan(func(r lottery.Row) error { scanned = append(scanned, r.Bet()); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(scanned, formatBets) {
@@ -203,7 +203,7 @@ func TestStore_Reopen(t *testing.T) {
 		t.Fatalf("Finished() = %v, want [2]", f)
 	}
 	// A resend after the restart is still a duplicate.
-	c := s.Append(1, 2, storage.EncodedRows(rowsOf(formatBets[5:]), 1))
+	c := s.Append(1, 2, lottery.EncodedRows(rowsOf(formatBets[5:]), 1))
 	if err := c.Wait(); err != nil || !c.Duplicate {
 		t.Fatalf("resent batch after reopen = %v, duplicate %v", err, c.Duplicate)
 	}
@@ -230,8 +230,8 @@ func TestStore_Append(t *testing.T) {
 		duplicate bool
 		code      lottery.Code
 	}{
-		{"DuplicateLast", 1, 2, formatBets[2:3], true, lottery.OK},
-		{"DuplicateFirst", 1, 1, formatBets[:2], true, lottery.OK},
+		{"DuplicateLast", 1, 2, formatBets[2:3], true, lottery.NoError},
+		{"DuplicateFirst", 1, 1, formatBets[:2], true, lottery.NoError},
 		{"ErrConflictLast", 1, 2, formatBets[:1], false, lottery.EConflict},
 		{"ErrConflictFirst", 1, 1, formatBets[:1], false, lottery.EConflict},
 		{"ErrConflictEmpty", 1, 1, nil, false, lottery.EConflict},
@@ -242,7 +242,7 @@ func TestStore_Append(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := s.Append(tt.agency, tt.seq, storage.EncodedRows(rowsOf(tt.bets), len(tt.bets)))
+			c := s.Append(tt.agency, tt.seq, lottery.EncodedRows(rowsOf(tt.bets), len(tt.bets)))
 			err := c.Wait()
 			if c.Duplicate != tt.duplicate || lottery.ErrorCode(err) != tt.code {
 				t.Fatalf("Append(%d, %d) = %v (code %v), duplicate %v; want code %v, duplicate %v",
@@ -255,9 +255,9 @@ func TestStore_Append(t *testing.T) {
 	}
 
 	// Duplicates within one group of concurrent commits are stored once.
-	commits := make([]*storage.Commit, 0, 8)
+	commits := make([]*lottery.Commit, 0, 8)
 	for range 4 {
-		commits = append(commits, s.Append(1, 3, storage.EncodedRows(rowsOf(formatBets[3:4]), 1)), s.Append(2, 1, storage.EncodedRows(rowsOf(formatBets[4:5]), 1)))
+		commits = append(commits, s.Append(1, 3, lottery.EncodedRows(rowsOf(formatBets[3:4]), 1)), s.Append(2, 1, lottery.EncodedRows(rowsOf(formatBets[4:5]), 1)))
 	}
 	stored := 0
 	for _, c := range commits {
@@ -296,9 +296,9 @@ func TestStore_Finish(t *testing.T) {
 	}{
 		{"ErrTooEarly", 1, 1, false, lottery.ESequence},
 		{"ErrTooLate", 1, 3, false, lottery.ESequence},
-		{"OK", 1, 2, false, lottery.OK},
-		{"TwiceIsDuplicate", 1, 2, true, lottery.OK},
-		{"OKWithoutBets", 5, 0, false, lottery.OK},
+		{"OK", 1, 2, false, lottery.NoError},
+		{"TwiceIsDuplicate", 1, 2, true, lottery.NoError},
+		{"OKWithoutBets", 5, 0, false, lottery.NoError},
 	}
 	for _, st := range steps {
 		c := s.MarkFinished(st.agency, st.seq)
@@ -309,7 +309,7 @@ func TestStore_Finish(t *testing.T) {
 		}
 	}
 	// A batch after finishing is out of sequence.
-	c := s.Append(1, 3, storage.EncodedRows(rowsOf(formatBets[2:3]), 1))
+	c := s.Append(1, 3, lottery.EncodedRows(rowsOf(formatBets[2:3]), 1))
 	if err := c.Wait(); lottery.ErrorCode(err) != lottery.ESequence {
 		t.Fatalf("batch after finish = %v, want bad_sequence", err)
 	}
@@ -330,7 +330,7 @@ func TestStore_Closed(t *testing.T) {
 	s, _ := mustOpen(t, filepath.Join(t.TempDir(), "bets.csv"))
 	mustClose(t, s)
 	mustClose(t, s)
-	c := s.Append(1, 1, storage.EncodedRows(rowsOf(formatBets[:1]), 1))
+	c := s.Append(1, 1, lottery.EncodedRows(rowsOf(formatBets[:1]), 1))
 	if err := c.Wait(); !errors.Is(err, storage.ErrClosed) || lottery.ErrorCode(err) != lottery.EShuttingDown {
 		t.Fatalf("Append after Close = %v, want ErrClosed", err)
 	}
@@ -405,7 +405,7 @@ func TestReadBets_Err(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n := 0
-			err := storage.ReadBets(strings.NewReader("2,Ok,Row,1,2000-01-01,1\r\n"+tt.in), func(storage.Row) error { n++; return nil })
+			err := storage.ReadBets(strings.NewReader("2,Ok,Row,1,2000-01-01,1\r\n"+tt.in), func(lottery.Row) error { n++; return nil })
 			if err == nil {
 				t.Fatalf("ReadBets accepted %q", tt.in)
 			}
@@ -418,7 +418,7 @@ func TestReadBets_Err(t *testing.T) {
 		})
 	}
 	stop := errors.New("stop")
-	if err := storage.ReadBets(bytes.NewReader(rowsOf(formatBets)), func(storage.Row) error { return stop }); err != stop {
+	if err := storage.ReadBets(bytes.NewReader(rowsOf(formatBets)), func(lottery.Row) error { return stop }); err != stop {
 		t.Fatalf("ReadBets did not return the callback's error: %v", err)
 	}
 }
@@ -437,7 +437,7 @@ func TestStore_CloseConcurrent(t *testing.T) {
 			t.Fatalf("Close: %v", err)
 		}
 	}
-	if c := s.Append(1, 2, storage.EncodedRows(rowsOf(formatBets[:1]), 1)); !errors.Is(c.Wait(), storage.ErrClosed) {
+	if c := s.Append(1, 2, lottery.EncodedRows(rowsOf(formatBets[:1]), 1)); !errors.Is(c.Wait(), storage.ErrClosed) {
 		t.Fatalf("Append after Close = %v, want ErrClosed", c.Err)
 	}
 }

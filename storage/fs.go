@@ -3,6 +3,8 @@ package storage
 import (
 	"io"
 	"os"
+
+	"lottery/internal/fsutil"
 )
 
 // File is exactly what the store uses of an open file: reading it at
@@ -50,11 +52,4 @@ func (OS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newp
 func (OS) Remove(name string) error { return os.Remove(name) }
 
 // SyncDir implements FS.
-func (OS) SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func (OS) SyncDir(dir string) error { return fsutil.SyncDir(dir) }

@@ -11,20 +11,6 @@ import (
 	"lottery/csvrow"
 )
 
-// Row is one row of the bets file. Its byte fields are valid only during
-// the callback that receives it.
-type Row struct {
-	Agency                                   int
-	FirstName, LastName, Document, Birthdate []byte
-	Number                                   int
-}
-
-// Bet copies the row into a domain Bet.
-func (r Row) Bet() lottery.Bet {
-	return lottery.Bet{Agency: r.Agency, FirstName: string(r.FirstName), LastName: string(r.LastName),
-		Document: string(r.Document), Birthdate: string(r.Birthdate), Number: r.Number}
-}
-
 // scanBufferSize is the read buffer for scanning the bets file: large reads
 // keep a 10-million-row draw to a few hundred system calls.
 const scanBufferSize = 1 << 20
@@ -40,16 +26,16 @@ const betsFileFields = 6
 // ReadBets reads a bets file as the course's load_bets does, calling fn for
 // every row in order, and stops at the first error. It allocates nothing
 // per row, so millions of rows can be streamed.
-func ReadBets(r io.Reader, fn func(Row) error) error {
-	return ReadBetsWhere(r, nil, fn)
+func ReadBets(r io.Reader, fn func(lottery.Row) error) error {
+	return readBetsWhere(r, nil, fn)
 }
 
-// ReadBetsWhere is ReadBets calling fn only for the rows whose agency and
+// readBetsWhere is ReadBets calling fn only for the rows whose agency and
 // number satisfy keep (every row if keep is nil). The agency (first column)
 // and the number (last column) are never quoted, so they are read straight
 // from the row; only the rows kept are split into fields. This is what makes
 // the draw over millions of rows cheap: almost no row wins.
-func ReadBetsWhere(r io.Reader, keep func(agency, number int) bool, fn func(Row) error) error {
+func readBetsWhere(r io.Reader, keep func(agency, number int) bool, fn func(lottery.Row) error) error {
 	cr := csvrow.NewReader(r, scanBufferSize)
 	cr.SetMaxRecord(maxRowBytes)
 	var fields [][]byte
@@ -82,7 +68,7 @@ func ReadBetsWhere(r io.Reader, keep func(agency, number int) bool, fn func(Row)
 		if len(fields) != betsFileFields {
 			return fmt.Errorf("bets file line %d: %d fields, want %d", cr.Line(), len(fields), betsFileFields)
 		}
-		if err := fn(Row{agency, fields[1], fields[2], fields[3], fields[4], number}); err != nil {
+		if err := fn(lottery.Row{Agency: agency, FirstName: fields[1], LastName: fields[2], Document: fields[3], Birthdate: fields[4], Number: number}); err != nil {
 			return err
 		}
 	}
@@ -111,17 +97,17 @@ func LoadBets(path string) ([]lottery.Bet, error) {
 	}
 	defer f.Close()
 	var bets []lottery.Bet
-	err = ReadBets(f, func(r Row) error { bets = append(bets, r.Bet()); return nil })
+	err = ReadBets(f, func(r lottery.Row) error { bets = append(bets, r.Bet()); return nil })
 	return bets, err
 }
 
 // ScanWhere streams the committed rows whose agency and number satisfy keep
-// (nil: every row) to fn, through its own read handle (see ReadBetsWhere).
+// (nil: every row) to fn, through its own read handle (see readBetsWhere).
 // Commits that complete while it runs may or may not be seen. It reads
 // only proven rows: it waits until the background verification is done
 // (Verified), and returns the damage it found instead, if any, so no draw
 // is ever computed from damaged rows.
-func (s *Store) ScanWhere(keep func(agency, number int) bool, fn func(Row) error) error {
+func (s *Store) ScanWhere(keep func(agency, number int) bool, fn func(lottery.Row) error) error {
 	if !s.await(s.verified) {
 		if err := s.Err(); err != nil {
 			return err
@@ -134,5 +120,5 @@ func (s *Store) ScanWhere(keep func(agency, number int) bool, fn func(Row) error
 		return fmt.Errorf("open bets file: %w", err)
 	}
 	defer f.Close()
-	return ReadBetsWhere(io.LimitReader(f, size), keep, fn)
+	return readBetsWhere(io.LimitReader(f, size), keep, fn)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"lottery/csvrow"
+	"lottery/internal/fsutil"
 )
 
 // Report is what Check found in a bets file and its journal, and what
@@ -97,35 +98,42 @@ func inspect(path string) (*inspection, error) {
 	if rep.JournalSize, err = fileSize(journal); err != nil {
 		return in, err
 	}
+	return in, in.judge(path)
+}
+
+// judge verifies the open journal as its magic says: a version 3 journal
+// whole (checkFiles), a version 2 one as its upgrade would.
+func (in *inspection) judge(path string) error {
+	rep, journal, bets, jpath := &in.rep, in.journal, in.bets, path+journalSuffix
 	magic := make([]byte, min(rep.JournalSize, int64(len(journalMagic))))
 	if _, err := io.ReadFull(journal, magic); err != nil {
-		return in, err
+		return err
 	}
 	switch {
 	case string(magic) == journalMagicV1:
-		return in, fmt.Errorf("%s is a version 1 journal: start the central once to upgrade it, then check", jpath)
+		return fmt.Errorf("%s is a version 1 journal: start the central once to upgrade it, then check", jpath)
 	case string(magic) == journalMagicV2 && rep.JournalSize < int64(len(journalMagicV2))+journalRecordSize:
 		rep.NoJournal = rep.BetsSize > 0
-		return in, nil
+		return nil
 	case string(magic) == journalMagicV2:
 		v := judgeV2(journal, jpath, rep.JournalSize, bets, path, rep.BetsSize)
 		in.v2 = &v
 		rep.Damage, rep.KeepBets, rep.KeepJournal = v.damage, v.kept.bets, v.kept.journal
 		rep.Bets, rep.Batches, rep.Finished = v.kept.betCount, int(v.kept.batches), len(v.state.finished)
-		return in, nil
+		return nil
 	case string(magic) != journalMagic[:len(magic)]:
 		rep.Damage = &DamageError{File: jpath, Offset: 0, What: fmt.Sprintf("not a bets journal (magic %q)", magic)}
-		return in, nil
+		return nil
 	case rep.JournalSize < recordsStart+journalRecordSize && (rep.BetsSize == 0 || rep.JournalSize < int64(len(journalMagic))):
 		rep.NoJournal = rep.BetsSize > 0
-		return in, nil
+		return nil
 	case rep.JournalSize < recordsStart+journalRecordSize:
 		// Cut inside its blocks: nothing of it verifies, so nothing of the
 		// rows is kept (adopting them would forget their sequences).
 		in.check = fullCheck{damage: cutShort(jpath, rep.JournalSize), kept: fileState{journal: recordsStart},
 			keptGen: ^uint64(0), state: newJournalState()}
 		rep.Damage, rep.KeepJournal = in.check.damage, recordsStart
-		return in, nil
+		return nil
 	}
 	in.check = checkFiles(journal, jpath, rep.JournalSize, bets, path, rep.BetsSize)
 	fc := &in.check
@@ -136,7 +144,7 @@ func inspect(path string) (*inspection, error) {
 	}
 	rep.KeepBets, rep.KeepJournal = keep.bets, keep.journal
 	rep.Bets, rep.Batches, rep.Finished = fc.kept.betCount, int(fc.kept.batches), len(fc.state.finished)
-	return in, nil
+	return nil
 }
 
 // Repair makes the bets file and its journal prove each other again, as
@@ -189,14 +197,14 @@ func Repair(path string, now time.Time) (Report, error) {
 		// header quiescent as after any repair.
 		b, chain := newJournal(0, 0)
 		copy(b[slotOffset(0):], quiescent(0, fileState{journal: int64(len(b))}, chain).encode())
-		if err := writeSynced(jpath, b); err != nil {
+		if err := fsutil.WriteFileSynced(jpath, b, 0o644); err != nil {
 			return rep, err
 		}
 		rep.KeepJournal, rep.MovedJournal = int64(len(b)), rep.JournalSize // none of its bytes kept
 	} else if err := rewriteJournal(jpath, keep, gen, chain); err != nil {
 		return rep, err
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
 		return rep, err
 	}
 	rep.Repaired = true
@@ -221,13 +229,13 @@ func repairV2(path string, in *inspection, stamp string) (Report, error) {
 		return rep, err
 	}
 	tmp := jpath + ".upgrade"
-	if err := writeSynced(tmp, b.Bytes()); err != nil {
+	if err := fsutil.WriteFileSynced(tmp, b.Bytes(), 0o644); err != nil {
 		return rep, err
 	}
 	if err := os.Rename(tmp, jpath); err != nil {
 		return rep, err
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
 		return rep, err
 	}
 	rep.KeepJournal, rep.Repaired = int64(b.Len()), true
@@ -333,13 +341,13 @@ func adopt(path string, rep Report, stamp string) (Report, error) {
 	}
 	journal, _ := newJournalWithDigest(end, uint32(min(rows, 1<<32-1)), sum)
 	tmp := jpath + ".adopt"
-	if err := writeSynced(tmp, journal); err != nil {
+	if err := fsutil.WriteFileSynced(tmp, journal, 0o644); err != nil {
 		return rep, err
 	}
 	if err := os.Rename(tmp, jpath); err != nil {
 		return rep, err
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
 		return rep, err
 	}
 	rep.Adopted, rep.Bets, rep.KeepBets, rep.KeepJournal, rep.Repaired = rows, rows, end, int64(len(journal)), true
@@ -384,17 +392,3 @@ func endsLine(f io.ReaderAt, off int64) bool {
 	_, err := f.ReadAt(b[:], off-1)
 	return err == nil && b[0] == '\n'
 }
-
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	return errors.Join(err, f.Close())
-}
-
-func syncDir(dir string) error { return OS{}.SyncDir(dir) }

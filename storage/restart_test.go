@@ -84,10 +84,10 @@ func expectFailsLater(t *testing.T, path, file, what string) *storage.DamageErro
 	if !errors.As(s.Err(), &damage) || damage.File != file || !strings.Contains(damage.What, what) {
 		t.Fatalf("Err = %v; want damage in %s saying %q", s.Err(), filepath.Base(file), what)
 	}
-	if err := s.ScanWhere(nil, func(storage.Row) error { return nil }); !errors.Is(err, storage.ErrDamaged) {
+	if err := s.ScanWhere(nil, func(lottery.Row) error { return nil }); !errors.Is(err, storage.ErrDamaged) {
 		t.Fatalf("ScanWhere on a damaged store = %v, want the damage", err)
 	}
-	if err := s.Append(9, 1, storage.EncodedRows(batchRows(9, 1), batchSize(9, 1))).Wait(); lottery.ErrorCode(err) != lottery.EStorage {
+	if err := s.Append(9, 1, lottery.EncodedRows(batchRows(9, 1), batchSize(9, 1))).Wait(); lottery.ErrorCode(err) != lottery.EStorage {
 		t.Fatalf("Append on a damaged store = %v, want %v", err, lottery.EStorage)
 	}
 	if !bytes.Equal(readFile(t, path), bets) || !bytes.Equal(readFile(t, path+".journal"), journal) {
@@ -307,15 +307,15 @@ func TestStore_GroupCommitCap(t *testing.T) {
 	disk := &gateFS{release: make(chan struct{})}
 	s, _ := openStore(t, path, disk)
 	disk.armed.Store(true)
-	first := s.Append(1, 1, storage.EncodedRows(batchRows(1, 1), batchSize(1, 1)))
+	first := s.Append(1, 1, lottery.EncodedRows(batchRows(1, 1), batchSize(1, 1)))
 	const agencies = 2000
-	commits := make(chan *storage.Commit, agencies)
+	commits := make(chan *lottery.Commit, agencies)
 	for a := uint32(2); a <= agencies; a++ {
-		go func() { commits <- s.Append(a, 1, storage.EncodedRows(batchRows(a, 1), batchSize(a, 1))) }()
+		go func() { commits <- s.Append(a, 1, lottery.EncodedRows(batchRows(a, 1), batchSize(a, 1))) }()
 	}
 	// The queue holds 1024: once that many were taken, the rest wait to
 	// send, and the writer is still in the first group's fsync.
-	taken := make([]*storage.Commit, 0, agencies)
+	taken := make([]*lottery.Commit, 0, agencies)
 	for len(taken) < 1024 {
 		taken = append(taken, <-commits)
 	}

@@ -21,8 +21,8 @@ func TestSnapshot_RoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	bet := func(n int) *storage.Rows {
-		var r storage.Rows
+	bet := func(n int) *lottery.Rows {
+		var r lottery.Rows
 		r.AddBet(lottery.Bet{Agency: 1, FirstName: "Ana", LastName: "Paz", Document: "30904465", Birthdate: "1999-03-17", Number: n})
 		return &r
 	}
@@ -94,7 +94,7 @@ func FuzzRestoreSnapshot(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	var r storage.Rows
+	var r lottery.Rows
 	r.AddBet(lottery.Bet{Agency: 1, FirstName: "Ana", LastName: "Paz", Document: "1", Birthdate: "1999-03-17", Number: 7574})
 	src.Append(1, 1, &r).Wait()
 	var buf bytes.Buffer

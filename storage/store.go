@@ -59,47 +59,30 @@ type Recovery struct {
 	RolledBack bool
 }
 
-// Commit is a batch or a "finished" mark on its way to disk. Done is closed
-// once it is durable or failed; then Err and Duplicate can be read.
-type Commit struct {
-	done chan struct{}
-	// Err is nil once the commit is durable; otherwise a *lottery.Error.
-	Err error
-	// Duplicate is set when the batch (or finish) was already stored: it
-	// was acknowledged before and is not stored again.
-	Duplicate bool
-
+// request is a commit on its way through the writer: what to write, and
+// the caller's future, completed once the group it is in is durable.
+type request struct {
+	*lottery.Commit
 	kind   recordKind
 	agency uint32
 	seq    uint64
 	count  int
 	rows   []byte
 	digest digest
+	// Set by the writer: refused on the request's own merits, or a
+	// resend of a batch (or finish) already stored.
+	err       error
+	duplicate bool
 }
 
-// NewCommit returns a commit that the caller completes with Settle: the
-// answer of a ledger that is not a Store (a replicated one), carried the
-// same way to the session that waits for it.
-func NewCommit() *Commit { return &Commit{done: make(chan struct{})} }
-
-// Settle completes a commit made by NewCommit: the error, or whether it was
-// already stored.
-func (c *Commit) Settle(err error, duplicate bool) {
-	c.Duplicate = duplicate
-	c.complete(err)
+// complete settles the caller's future; the rows are no longer needed.
+func (r *request) complete(err error) {
+	r.rows = nil
+	r.Settle(err, r.duplicate)
 }
 
-// Done is closed when the commit has completed.
-func (c *Commit) Done() <-chan struct{} { return c.done }
-
-// Wait blocks until the commit has completed and returns its error.
-func (c *Commit) Wait() error { <-c.done; return c.Err }
-
-func (c *Commit) complete(err error) {
-	c.Err = err
-	c.rows = nil
-	close(c.done)
-}
+// A store is the single central's ledger.
+var _ lottery.Ledger = (*Store)(nil)
 
 // Store is the durable bets file and its journal.
 type Store struct {
@@ -112,7 +95,7 @@ type Store struct {
 	// sendMu lets Close wait for senders to leave before it closes queue.
 	sendMu sync.RWMutex
 	closed bool
-	queue  chan *Commit
+	queue  chan *request
 	exited chan struct{} // closed when the writer goroutine returns
 
 	// ready is closed once the journal is indexed (lastSeq, finished and
@@ -161,7 +144,7 @@ func Open(path string, opt Options) (*Store, Recovery, error) {
 	}
 	s := &Store{
 		fs: fsys, path: path, noSync: opt.NoSync,
-		queue: make(chan *Commit, queueSize), exited: make(chan struct{}), failed: make(chan struct{}),
+		queue: make(chan *request, queueSize), exited: make(chan struct{}), failed: make(chan struct{}),
 		ready: make(chan struct{}), verified: make(chan struct{}), stop: make(chan struct{}), verifyDone: make(chan struct{}),
 		lastSeq: make(map[uint32]uint64), finished: make(map[uint32]uint64),
 		digests: make(map[uint32][]uint64),
@@ -178,29 +161,7 @@ func Open(path string, opt Options) (*Store, Recovery, error) {
 func (s *Store) open() (Recovery, error) {
 	var rec Recovery
 	jpath := s.path + journalSuffix
-	if err := finishRestore(s.fs, s.path); err != nil {
-		return rec, err
-	}
-	// A refused start must leave no trace: nothing is created before the
-	// files are known to fit together.
-	betsSize, betsExists := s.sizeOf(s.path)
-	journalSize, journalExists := s.sizeOf(jpath)
-	switch {
-	case !betsExists && journalSize > recordsStart+journalRecordSize:
-		// More than a base record: it committed rows. (A new store may lose
-		// either new file's entry in a crash before its directory sync.)
-		return rec, &DamageError{File: s.path, Offset: 0, What: fmt.Sprintf("missing, but its journal %s (%d bytes) describes it", jpath, journalSize)}
-	case !journalExists && betsSize > 0:
-		return rec, noJournal(jpath, betsSize)
-	}
-	betsSize, created, err := s.openBets()
-	if err != nil {
-		return rec, err
-	}
-	if err := s.upgradeJournal(jpath); err != nil {
-		return rec, err
-	}
-	jsize, err := s.openJournal(jpath)
+	betsSize, jsize, created, err := s.openFiles(jpath)
 	if err != nil {
 		return rec, err
 	}
@@ -224,19 +185,10 @@ func (s *Store) open() (Recovery, error) {
 		s.tail = tv
 	}
 	if fresh {
-		// No journal, or one torn while being created, before it could
-		// commit anything. Only an empty bets file may start over: rows
-		// without their journal cannot be told from damage.
-		if betsSize > 0 {
-			return rec, noJournal(jpath, betsSize)
-		}
-		if err := s.startJournal(); err != nil {
+		if err := s.startOver(jpath, betsSize); err != nil {
 			return rec, err
 		}
 		rec.CutJournal = jsize
-		if err := s.sync(s.journal); err != nil {
-			return rec, fmt.Errorf("sync journal: %w", err)
-		}
 	}
 	if (created || fresh) && !s.noSync {
 		if err := s.fs.SyncDir(filepath.Dir(s.path)); err != nil {
@@ -249,6 +201,50 @@ func (s *Store) open() (Recovery, error) {
 	rec.RolledBack = s.tail.rolledBack
 	rec.CutBetsBytes, rec.CutJournal = s.tail.cutBets, max(rec.CutJournal, s.tail.cutJournal)
 	return rec, nil
+}
+
+// openFiles finishes an interrupted restore, checks that the two files
+// exist together, opens and locks the bets file, upgrades an older journal
+// and opens it. A refused start must leave no trace: nothing is created
+// before the files are known to fit together.
+func (s *Store) openFiles(jpath string) (betsSize, jsize int64, created bool, err error) {
+	if err := finishRestore(s.fs, s.path); err != nil {
+		return 0, 0, false, err
+	}
+	betsSize, betsExists := s.sizeOf(s.path)
+	journalSize, journalExists := s.sizeOf(jpath)
+	switch {
+	case !betsExists && journalSize > recordsStart+journalRecordSize:
+		// More than a base record: it committed rows. (A new store may lose
+		// either new file's entry in a crash before its directory sync.)
+		return 0, 0, false, &DamageError{File: s.path, Offset: 0, What: fmt.Sprintf("missing, but its journal %s (%d bytes) describes it", jpath, journalSize)}
+	case !journalExists && betsSize > 0:
+		return 0, 0, false, noJournal(jpath, betsSize)
+	}
+	if betsSize, created, err = s.openBets(); err != nil {
+		return 0, 0, false, err
+	}
+	if err := s.upgradeJournal(jpath); err != nil {
+		return 0, 0, false, err
+	}
+	jsize, err = s.openJournal(jpath)
+	return betsSize, jsize, created, err
+}
+
+// startOver writes a new journal in place of none, or of one torn while
+// being created, before it could commit anything. Only an empty bets file
+// may start over: rows without their journal cannot be told from damage.
+func (s *Store) startOver(jpath string, betsSize int64) error {
+	if betsSize > 0 {
+		return noJournal(jpath, betsSize)
+	}
+	if err := s.startJournal(); err != nil {
+		return err
+	}
+	if err := s.sync(s.journal); err != nil {
+		return fmt.Errorf("sync journal: %w", err)
+	}
+	return nil
 }
 
 // countingReader counts the bytes read through it.
@@ -370,39 +366,35 @@ func (s *Store) sync(f File) error {
 	return f.Sync()
 }
 
-// Append submits rows (nil: none) as batch number seq of the agency; the
-// store owns them from now on. Sequence numbers start at 1 and grow by one
-// per batch: a batch already stored with the same rows completes as a
-// Duplicate without being stored again, one already stored with other rows
-// fails with EConflict, and one after a gap fails with ESequence.
-func (s *Store) Append(agency uint32, seq uint64, rows *Rows) *Commit {
-	c := &Commit{kind: kindBatch, agency: agency, seq: seq}
+// Append submits rows (nil: none) as batch number seq of the agency
+// (lottery.Ledger); the store owns them from now on.
+func (s *Store) Append(agency uint32, seq uint64, rows *lottery.Rows) *lottery.Commit {
+	r := &request{kind: kindBatch, agency: agency, seq: seq}
 	if rows != nil {
-		c.count, c.rows = rows.count, rows.b
+		r.count, r.rows = rows.Len(), rows.Bytes()
 	}
 	// Hashed here, in the caller's goroutine: sessions hash in parallel
 	// and the single writer only compares.
-	c.digest = digestOf(c.rows)
-	return s.submit(c)
+	r.digest = digestOf(r.rows)
+	return s.submit(r)
 }
 
-// MarkFinished durably marks the agency finished after its batch lastSeq, which
-// must be the last one stored. Finishing twice after the same batch
-// completes as a Duplicate; after another batch, it fails with EConflict.
-func (s *Store) MarkFinished(agency uint32, lastSeq uint64) *Commit {
-	return s.submit(&Commit{kind: kindFinished, agency: agency, seq: lastSeq})
+// MarkFinished durably marks the agency finished after its batch lastSeq
+// (lottery.Ledger).
+func (s *Store) MarkFinished(agency uint32, lastSeq uint64) *lottery.Commit {
+	return s.submit(&request{kind: kindFinished, agency: agency, seq: lastSeq})
 }
 
-func (s *Store) submit(c *Commit) *Commit {
-	c.done = make(chan struct{})
+func (s *Store) submit(r *request) *lottery.Commit {
+	r.Commit = lottery.NewCommit()
 	s.sendMu.RLock()
 	defer s.sendMu.RUnlock()
 	if s.closed {
-		c.complete(ErrClosed)
-		return c
+		r.complete(ErrClosed)
+		return r.Commit
 	}
-	s.queue <- c
-	return c
+	s.queue <- r
+	return r.Commit
 }
 
 // Ready is closed once the store knows what it holds (its journal

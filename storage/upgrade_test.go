@@ -68,13 +68,13 @@ func TestOpen_UpgradesJournalV1(t *testing.T) {
 		dup  bool
 		code lottery.Code
 	}{
-		{"DuplicateFirst", 1, row1, true, lottery.OK},
-		{"DuplicateSecond", 2, row2, true, lottery.OK},
+		{"DuplicateFirst", 1, row1, true, lottery.NoError},
+		{"DuplicateSecond", 2, row2, true, lottery.NoError},
 		{"ErrConflict", 2, row1, false, lottery.EConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := s.Append(1, tt.seq, EncodedRows([]byte(tt.rows), strings.Count(tt.rows, "\n")))
+			c := s.Append(1, tt.seq, lottery.EncodedRows([]byte(tt.rows), strings.Count(tt.rows, "\n")))
 			err := c.Wait()
 			if c.Duplicate != tt.dup || lottery.ErrorCode(err) != tt.code {
 				t.Fatalf("Append(1, %d) = %v, duplicate %v; want %v, duplicate %v", tt.seq, err, c.Duplicate, tt.code, tt.dup)

@@ -231,30 +231,30 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	log := logline.New(out, level)
 	all, err := loadConfig("config.yaml", lookup)
 	if err != nil {
-		log.Error("config", logline.Failed, "error", err)
+		log.Error(logline.Config, logline.Failed, "error", err)
 		return exitConfig
 	}
 	cfg, lvl := all.Agency, all.Level
 	level.Set(lvl)
 	if all.TLS.Enabled {
 		if cfg.TLS, err = all.TLS.load(); err != nil {
-			log.Error("config", logline.Failed, "error", err)
+			log.Error(logline.Config, logline.Failed, "error", err)
 			return exitConfig
 		}
 	}
-	log.Info("config", logline.OK, "client_id", cfg.ID, "server_address", cfg.ServerAddress, "loop_amount", cfg.LoopAmount,
+	log.Info(logline.Config, logline.OK, "client_id", cfg.ID, "server_address", cfg.ServerAddress, "loop_amount", cfg.LoopAmount,
 		"loop_period", cfg.LoopPeriod, "log_level", logline.LevelName(lvl), "batch_max_amount", cfg.MaxAmount,
 		"batch_window", cfg.Window, "data_file", cfg.DataFile,
 		"reconnect_initial", cfg.BackoffInitial, "reconnect_max", cfg.BackoffMax, "timeout_reply", cfg.ReplyTimeout, "timeout_write", cfg.WriteTimeout,
 		"tls", config.OnOff(all.TLS.Enabled), "tls_cert", all.TLS.Cert, "tls_key", all.TLS.Key, "tls_ca", all.TLS.CA)
 	if !all.TLS.Enabled {
-		log.Warn("tls", logline.Progress, "tls", "off", "client_id", cfg.ID, "warning",
+		log.Warn(logline.TLS, logline.Progress, "tls", "off", "client_id", cfg.ID, "warning",
 			"CLI_TLS=off: the lottery is open to anyone: this agency cannot tell the real central from an impostor, and its bets and winners travel in clear text")
 	}
 	config.LogWarnings(log, all.Warnings, "client_id", cfg.ID)
 	a, err := agency.New(cfg, log)
 	if err != nil {
-		log.Error("config", logline.Failed, "error", err)
+		log.Error(logline.Config, logline.Failed, "error", err)
 		return exitConfig
 	}
 	res, err := a.Run(ctx)
@@ -262,15 +262,15 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	case err == nil && res.Rejected > 0:
 		// Every batch was answered, but some bets were refused: the run
 		// did not do its job, and a script must be able to tell.
-		log.Error("shutdown", logline.Failed, "client_id", cfg.ID, "error", "bets rejected by the central", "rechazadas", res.Rejected)
+		log.Error(logline.Shutdown, logline.Failed, "client_id", cfg.ID, "error", "bets rejected by the central", "rechazadas", res.Rejected)
 		return exitFailed
 	case err == nil:
 	case ctx.Err() != nil:
-		log.Info("shutdown", logline.Progress, "signal", "received", "client_id", cfg.ID)
+		log.Info(logline.Shutdown, logline.Progress, "signal", "received", "client_id", cfg.ID)
 	default:
-		log.Error("shutdown", logline.Failed, "client_id", cfg.ID, "error", err)
+		log.Error(logline.Shutdown, logline.Failed, "client_id", cfg.ID, "error", err)
 		return exitFailed
 	}
-	log.Info("shutdown", logline.OK, "client_id", cfg.ID)
+	log.Info(logline.Shutdown, logline.OK, "client_id", cfg.ID)
 	return exitOK
 }

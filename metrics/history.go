@@ -31,6 +31,8 @@ type history struct {
 
 	stop chan struct{} // closed by Stop; nil while not started
 	done chan struct{} // closed when the sampler has returned
+
+	refresh func() // OnSample's, nil without one
 }
 
 func (h *history) init(now func() time.Time) {
@@ -102,10 +104,24 @@ func (l *Lottery) Start(interval time.Duration) {
 	go l.sampleEvery(interval, h.stop, h.done)
 }
 
+// OnSample sets a function the sampler calls before every sample, to
+// refresh the gauges that are cheaper to read now and then than to push at
+// every change: the store's size (storage.Store.Stats takes the store's
+// lock, which the ingest path should not take twice per batch). It runs in
+// the sampler goroutine, so it must return quickly.
+func (l *Lottery) OnSample(refresh func()) {
+	if l == nil {
+		return
+	}
+	l.history.mu.Lock()
+	l.history.refresh = refresh
+	l.history.mu.Unlock()
+}
+
 // sampleEvery is the sampler goroutine.
 func (l *Lottery) sampleEvery(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	l.history.sample(l.totalBets(), l.history.now())
+	l.sampleNow()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -113,9 +129,20 @@ func (l *Lottery) sampleEvery(interval time.Duration, stop <-chan struct{}, done
 		case <-stop:
 			return
 		case <-t.C:
-			l.history.sample(l.totalBets(), l.history.now())
+			l.sampleNow()
 		}
 	}
+}
+
+// sampleNow refreshes the gauges and takes one sample.
+func (l *Lottery) sampleNow() {
+	l.history.mu.Lock()
+	refresh := l.history.refresh
+	l.history.mu.Unlock()
+	if refresh != nil {
+		refresh()
+	}
+	l.history.sample(l.totalBets(), l.history.now())
 }
 
 // Stop ends the sampler and waits for its goroutine to return. It is safe

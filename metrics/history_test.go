@@ -64,6 +64,7 @@ func TestHistory_Ring(t *testing.T) {
 func TestLottery_StartStop(t *testing.T) {
 	l := New(2)
 	l.Stop() // before Start: nothing to stop
+	l.OnSample(func() { l.StoreSize(4096, 10) })
 	l.Start(time.Millisecond)
 	l.Start(time.Hour) // already started: ignored
 	l.BatchStored(1, 10)
@@ -78,5 +79,8 @@ func TestLottery_StartStop(t *testing.T) {
 	l.Stop()
 	if got := l.history.rate().IntervalSeconds; got != 0.001 {
 		t.Errorf("interval %v", got)
+	}
+	if st := l.Snapshot(1, 1).Store; st.Bytes != 4096 || st.Bets != 10 {
+		t.Errorf("store %+v: OnSample's refresh did not run", st)
 	}
 }

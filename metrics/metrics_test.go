@@ -469,6 +469,7 @@ func TestLottery_Nil(t *testing.T) {
 	l.RaftApply(time.Second)
 	l.AppliedIndex(1)
 	l.Nodes(nil)
+	l.OnSample(func() {})
 	l.Start(0)
 	l.Stop()
 	if l.Agencies() != 0 {

@@ -585,3 +585,13 @@ func BenchmarkLottery_Collect1000(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkLottery_Snapshot1000(b *testing.B) {
+	l := metrics.New(1000)
+	for a := range uint32(1000) {
+		l.BatchStored(a+1, 10)
+	}
+	for b.Loop() {
+		l.Snapshot(7, metrics.DefaultPerPage)
+	}
+}

@@ -22,8 +22,8 @@ vet: ## gofmt and go vet
 # multiply the cost of its in-process attacker, not of the central).
 FLOOD_TEST := ^TestCentral_Flood$$
 
-test: vet build ## every test: unit, race, end to end, long, Docker (what CI runs)
-	CGO_ENABLED=1 LOTTERY_LONG=1 LOTTERY_DOCKER=$${LOTTERY_DOCKER:-auto} $(GO) test -race -count=1 -timeout 30m -skip '$(FLOOD_TEST)' ./...
+test: vet build browser ## every test: unit, race, end to end, long, Docker, browser (what CI runs)
+	CGO_ENABLED=1 LOTTERY_LONG=1 LOTTERY_DOCKER=$${LOTTERY_DOCKER:-auto} LOTTERY_BROWSER=$${LOTTERY_BROWSER:-auto} $(GO) test -race -count=1 -timeout 30m -skip '$(FLOOD_TEST)' ./...
 	LOTTERY_LONG=1 $(GO) test -count=1 -timeout 10m -run '$(FLOOD_TEST)' -v ./reliability
 	$(MAKE) --no-print-directory fuzz
 
@@ -68,6 +68,19 @@ data: build ## generated agency files into .data/ (existing files are kept)
 
 clean: ## remove build outputs
 	rm -rf bin
+
+# ---- Browser (the status page's test, admin/browser_test.go) ---------------
+# Debian's chromium, installed only when no Chromium is on the PATH. A failed
+# install is tolerated: the browser test then skips and says why.
+CHROMIUM_DEB ?= chromium
+CHROMIUM_BINS := chromium chromium-browser google-chrome google-chrome-stable
+
+.PHONY: browser
+browser: ## a Chromium for the browser test (Debian's chromium via apt-get, only if none is installed)
+	@for b in $(CHROMIUM_BINS); do if command -v $$b >/dev/null; then echo "browser: $$(command -v $$b)"; exit 0; fi; done; \
+	  echo "browser: installing Debian's $(CHROMIUM_DEB)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CHROMIUM_DEB) >/dev/null; } \
+	    || echo "browser: could not install $(CHROMIUM_DEB): the browser test will skip"
 
 # ---- Docker (docs/docker.md) ----------------------------------------------
 # `docker compose` when the plugin is installed, else docker-compose (v1).

@@ -236,10 +236,10 @@ func TestServer_Logs(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := f.logs.Lines(t)
-	if l, ok := testutil.FindOne(lines, "admin", logline.Success); !ok || l.Get("addr") != addr {
+	if l, ok := testutil.FindOne(lines, "admin", "success"); !ok || l.Get("addr") != addr {
 		t.Errorf("no `action: admin | result: success | addr: %s` line:\n%s", addr, f.logs)
 	}
-	if l, ok := testutil.FindOne(lines, "shutdown", logline.InProgress); !ok || l.Get("resource") != "admin_listener" {
+	if l, ok := testutil.FindOne(lines, "shutdown", "in_progress"); !ok || l.Get("resource") != "admin_listener" {
 		t.Errorf("no `action: shutdown | result: in_progress | resource: admin_listener` line:\n%s", f.logs)
 	}
 }
@@ -260,7 +260,7 @@ func TestServer_Start(t *testing.T) {
 	if err := srv.Start(); err == nil {
 		t.Fatal("Start on a port in use succeeded")
 	}
-	if _, ok := testutil.FindOne(logs.Lines(t), "admin", logline.Fail); !ok {
+	if _, ok := testutil.FindOne(logs.Lines(t), "admin", "fail"); !ok {
 		t.Errorf("no `action: admin | result: fail` line:\n%s", logs)
 	}
 	if srv.Addr() != nil {

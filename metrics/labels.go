@@ -80,7 +80,7 @@ var codeNames = func() [codeSlots]string {
 	var names [codeSlots]string
 	for i := range names {
 		name := lottery.Code(i).String()
-		if lottery.Code(i) == lottery.OK || strings.HasPrefix(name, "code_") {
+		if lottery.Code(i) == lottery.NoError || strings.HasPrefix(name, "code_") {
 			name = Other
 		}
 		names[i] = name
@@ -98,4 +98,4 @@ func codeSlot(c lottery.Code) int {
 
 // otherCodeSlot is where codes outside the domain's are counted: OK's slot,
 // which no refusal uses.
-const otherCodeSlot = int(lottery.OK)
+const otherCodeSlot = int(lottery.NoError)

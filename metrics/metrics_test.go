@@ -324,7 +324,7 @@ func TestLottery_RefusalCodes(t *testing.T) {
 		{lottery.EStorage, "storage"},
 		{lottery.EMalformed, "malformed"},
 		{lottery.ENotLeader, "not_leader"},
-		{lottery.OK, metrics.Other},
+		{lottery.NoError, metrics.Other},
 		{lottery.Code(31), metrics.Other},
 		{lottery.Code(32), metrics.Other},
 		{lottery.Code(255), metrics.Other},

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"math"
 	"strconv"
 
 	"golang.org/x/mod/sumdb/note"
@@ -268,9 +269,9 @@ func parseAgencyLine(line []byte, n uint32) (AgencyResult, bool) {
 		return AgencyResult{}, false
 	}
 	var ok1, ok2, ok3, ok4 bool
-	a.Batches, ok1 = parseDecimal(f[3], ^uint64(0))
-	a.Bets, ok2 = parseDecimal(f[5], ^uint64(0))
-	a.Winners, ok3 = parseDecimal(f[7], ^uint64(0))
+	a.Batches, ok1 = parseDecimal(f[3], math.MaxUint64)
+	a.Bets, ok2 = parseDecimal(f[5], math.MaxUint64)
+	a.Winners, ok3 = parseDecimal(f[7], math.MaxUint64)
 	var h tlog.Hash
 	h, ok4 = parseHash(f[9])
 	a.WinnersHash = h

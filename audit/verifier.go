@@ -163,7 +163,8 @@ func (v *Verifier) checkpointOf(r Receipt, subject string) (SignedCheckpoint, er
 		case v.last.Note == nil:
 			return SignedCheckpoint{}, malformed("the receipt of "+subject, "no checkpoint, and none was accepted before")
 		case r.OldSize != v.last.Size || len(r.Consistency) != 0:
-			return SignedCheckpoint{}, malformed("the receipt of "+subject, "no checkpoint, yet a consistency proof from size %d", r.OldSize)
+			return SignedCheckpoint{}, malformed("the receipt of "+subject, "no checkpoint, yet old size %d and a consistency proof of %d hashes (this agency holds %d leaves)",
+				r.OldSize, len(r.Consistency), v.last.Size)
 		}
 		return v.last, nil
 	}

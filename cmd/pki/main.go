@@ -1,10 +1,10 @@
 // Command pki issues the lottery's CA, the central's and every agency's key
-// and certificate offline, and revokes certificates:
+// and certificate and the log key offline, and revokes certificates:
 //
-//	pki -out DIR -agencies N [-centrals K] [-hosts server,localhost,127.0.0.1]
+//	pki -out DIR -agencies N [-centrals K] [-hosts server,localhost,127.0.0.1] [-log-origin NAME]
 //	pki -out DIR -revoke NAME
 //
-// Issuing only ever adds what DIR lacks (pki.Issue), so it is safe to run
+// Issuing only ever adds what DIR lacks (pki.Issue, pki.IssueLogKey), so it is safe to run
 // again, with more agencies, more nodes or more hosts. Revoking appends a certificate's
 // serial to DIR/crl.txt, which the central reads.
 package main
@@ -34,10 +34,12 @@ const (
 	defaultCentrals = 1
 )
 
-const usage = `usage: pki -out DIR -agencies N [-centrals K] [-hosts HOST,...]
+const usage = `usage: pki -out DIR -agencies N [-centrals K] [-hosts HOST,...] [-log-origin NAME]
        pki -out DIR -revoke NAME
   Issues whatever DIR lacks of the CA (ca.crt, ca.key), the central's
-  certificate (central.crt, central.key) and agency-1 … agency-N's; with
+  certificate (central.crt, central.key), agency-1 … agency-N's, and the
+  log key that signs checkpoints and the draw (log.key, and log.pub for
+  agencies and auditors); with
   -centrals 3 or 5, also those of the nodes server1 … serverK of a
   replicated central (central-server1.crt, central-server1.key, …), each
   naming its node and covering its name, localhost and 127.0.0.1. Existing
@@ -55,6 +57,8 @@ const usage = `usage: pki -out DIR -agencies N [-centrals K] [-hosts HOST,...]
                 nodes server1 … serverK
   -hosts LIST   comma-separated DNS names and IP addresses the central is
                 reached by (default %s; central.crt only)
+  -log-origin NAME  the name of a new log key (default %s; no
+                spaces or '+'); an existing key is never replaced
   -revoke NAME  revoke a certificate instead of issuing
   -h, --help    this text
 `
@@ -65,6 +69,7 @@ type config struct {
 	agencies int
 	centrals int      // 1: a single central; 3 or 5: its nodes too
 	hosts    []string // nil = pki.DefaultHosts
+	origin   string   // of a new log key; "" = pki.DefaultLogOrigin
 	revoke   string   // "" = issue
 }
 
@@ -96,7 +101,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func printUsage(w io.Writer) {
-	fmt.Fprintf(w, usage, defaultDir, defaultAgencies, strings.Join(pki.DefaultHosts, ","))
+	fmt.Fprintf(w, usage, defaultDir, defaultAgencies, strings.Join(pki.DefaultHosts, ","), pki.DefaultLogOrigin)
 }
 
 // parseArgs reads the flags; the flag package prints nothing itself, so
@@ -111,6 +116,7 @@ func parseArgs(args []string) (config, error) {
 	fs.IntVar(&cfg.centrals, "centrals", defaultCentrals, "")
 	hosts := fs.String("hosts", "", "")
 	fs.StringVar(&cfg.revoke, "revoke", "", "")
+	fs.StringVar(&cfg.origin, "log-origin", "", "")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -126,10 +132,13 @@ func parseArgs(args []string) (config, error) {
 		if cfg.revoke == "" {
 			return config{}, errors.New("-revoke needs a NAME")
 		}
-		if set["agencies"] || set["centrals"] || set["hosts"] {
-			return config{}, errors.New("-revoke takes no -agencies, -centrals or -hosts")
+		if set["agencies"] || set["centrals"] || set["hosts"] || set["log-origin"] {
+			return config{}, errors.New("-revoke takes no -agencies, -centrals, -hosts or -log-origin")
 		}
 		return cfg, nil
+	}
+	if set["log-origin"] && cfg.origin == "" {
+		return config{}, errors.New("-log-origin is empty")
 	}
 	if cfg.agencies < 0 {
 		return config{}, fmt.Errorf("-agencies must be 0 or more, got %d", cfg.agencies)
@@ -154,6 +163,11 @@ func issue(cfg config, stdout io.Writer) error {
 	centralPath := filepath.Join(cfg.dir, pki.CentralCertFile)
 	oldCentral, _ := pki.ReadCertificate(centralPath) // nil when there is none yet
 	written, err := pki.Issue(pki.Options{Dir: cfg.dir, Agencies: cfg.agencies, Centrals: cfg.centrals, Hosts: cfg.hosts})
+	if err == nil {
+		var logKey []string
+		logKey, err = pki.IssueLogKey(cfg.dir, cfg.origin)
+		written = append(written, logKey...)
+	}
 	for _, path := range written {
 		if path == centralPath && oldCentral != nil {
 			fmt.Fprintf(stdout, "kept the previous %s as %s.old-%s\n",
@@ -167,7 +181,7 @@ func issue(cfg config, stdout io.Writer) error {
 	if len(written) == 0 {
 		fmt.Fprintf(stdout, "nothing to do: %s is complete\n", cfg.dir)
 	} else {
-		fmt.Fprintf(stdout, "wrote %d files: %s holds the CA, the central%s and %s\n",
+		fmt.Fprintf(stdout, "wrote %d files: %s holds the CA, the central%s, the log key and %s\n",
 			len(written), cfg.dir, nodeRange(cfg.centrals), agencyRange(cfg.agencies))
 	}
 	return nil

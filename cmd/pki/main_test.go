@@ -52,6 +52,8 @@ func TestRun_ErrUsage(t *testing.T) {
 		{"RevokeAndAgencies", []string{"-revoke", "agency-1", "-agencies", "2"}},
 		{"RevokeAndHosts", []string{"-revoke", "agency-1", "-hosts", "a"}},
 		{"RevokeAndCentrals", []string{"-revoke", "agency-1", "-centrals", "3"}},
+		{"RevokeAndLogOrigin", []string{"-revoke", "agency-1", "-log-origin", "x"}},
+		{"EmptyLogOrigin", []string{"-log-origin", ""}},
 		{"CentralsZero", []string{"-centrals", "0"}},
 		{"CentralsTwo", []string{"-centrals", "2"}},
 		{"CentralsFour", []string{"-centrals", "4"}},
@@ -85,13 +87,13 @@ func TestRun_Issue(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
 	var want []string
-	for _, name := range []string{"ca.key", "ca.crt", "central.key", "central.crt", "agency-1.key", "agency-1.crt", "agency-2.key", "agency-2.crt"} {
+	for _, name := range []string{"ca.key", "ca.crt", "central.key", "central.crt", "agency-1.key", "agency-1.crt", "agency-2.key", "agency-2.crt", "log.key", "log.pub"} {
 		want = append(want, "wrote "+filepath.Join(dir, name))
 	}
 	if !slices.Equal(lines[:len(lines)-1], want) {
 		t.Errorf("stdout lines %q, want %q", lines, want)
 	}
-	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "wrote 8 files: ") {
+	if last := lines[len(lines)-1]; last != "wrote 10 files: "+dir+" holds the CA, the central, the log key and agencies 1…2" {
 		t.Errorf("summary %q", last)
 	}
 	central, err := pki.ReadCertificate(filepath.Join(dir, pki.CentralCertFile))
@@ -247,10 +249,10 @@ func TestRun_IssueCentrals(t *testing.T) {
 	var want []string
 	for _, name := range []string{"ca.key", "ca.crt", "central.key", "central.crt",
 		"central-server1.key", "central-server1.crt", "central-server2.key", "central-server2.crt",
-		"central-server3.key", "central-server3.crt", "agency-1.key", "agency-1.crt"} {
+		"central-server3.key", "central-server3.crt", "agency-1.key", "agency-1.crt", "log.key", "log.pub"} {
 		want = append(want, "wrote "+filepath.Join(dir, name))
 	}
-	want = append(want, "wrote 12 files: "+dir+" holds the CA, the central, its nodes server1…server3 and agency 1")
+	want = append(want, "wrote 14 files: "+dir+" holds the CA, the central, its nodes server1…server3, the log key and agency 1")
 	if got := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n"); !slices.Equal(got, want) {
 		t.Errorf("stdout lines %q, want %q", got, want)
 	}
@@ -300,6 +302,54 @@ func TestRun_IssueCentrals(t *testing.T) {
 		code, stdout, stderr := runPKI(t, "-out", dir, "-revoke", "central-server2")
 		if code != exitOK || !strings.Contains(stdout, "revoked "+filepath.Join(dir, "central-server2.crt")) {
 			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+	})
+}
+
+// TestRun_IssueLogKey: the log key is issued with the rest, named by
+// -log-origin, never replaced, and added to a directory issued before it
+// existed.
+func TestRun_IssueLogKey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".pki")
+	if code, _, stderr := runPKI(t, "-out", dir, "-agencies", "1", "-log-origin", "example.org/draws"); code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, stderr)
+	}
+	v, err := pki.ReadLogVerifier(filepath.Join(dir, pki.LogPubFile))
+	if err != nil || v.Name() != "example.org/draws" {
+		t.Fatalf("log.pub: verifier %v, err %v", v, err)
+	}
+
+	t.Run("OKRerunWithoutOrigin", func(t *testing.T) {
+		code, stdout, stderr := runPKI(t, "-out", dir, "-agencies", "1")
+		if code != exitOK || stdout != "nothing to do: "+dir+" is complete\n" || stderr != "" {
+			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+	})
+	t.Run("ErrOtherOrigin", func(t *testing.T) {
+		code, _, stderr := runPKI(t, "-out", dir, "-agencies", "1", "-log-origin", "other")
+		if code != exitFailed || !strings.Contains(stderr, "never replaced") {
+			t.Errorf("exit %d, stderr %q", code, stderr)
+		}
+	})
+	t.Run("ErrBadOrigin", func(t *testing.T) {
+		code, _, stderr := runPKI(t, "-out", t.TempDir(), "-agencies", "0", "-log-origin", "with+plus")
+		if code != exitFailed || !strings.Contains(stderr, "with+plus") {
+			t.Errorf("exit %d, stderr %q", code, stderr)
+		}
+	})
+	t.Run("OKAddedToAnOlderDirectory", func(t *testing.T) {
+		for _, name := range []string{pki.LogKeyFile, pki.LogPubFile} {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, stdout, stderr := runPKI(t, "-out", dir, "-agencies", "1")
+		want := "wrote " + filepath.Join(dir, pki.LogKeyFile) + "\nwrote " + filepath.Join(dir, pki.LogPubFile) + "\n"
+		if code != exitOK || !strings.HasPrefix(stdout, want) {
+			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+		if _, err := pki.ReadLogSigner(filepath.Join(dir, pki.LogKeyFile)); err != nil {
+			t.Error(err)
 		}
 	})
 }

@@ -210,6 +210,7 @@ func (w *groupWriter) persist(h header) error {
 	// yet; recovery checks the newest group's records and rows against
 	// its header and rolls it back whole (docs/durability.md).
 	var rowsErr error
+	began := s.syncStart()
 	synced := make(chan struct{})
 	if len(w.rows) > 0 {
 		go func() { defer close(synced); rowsErr = s.sync(s.bets) }()
@@ -218,6 +219,7 @@ func (w *groupWriter) persist(h header) error {
 	}
 	journalErr := s.sync(s.journal)
 	<-synced
+	s.synced(began)
 	// After a failed fsync the kernel may have dropped the dirty pages and
 	// a retry could wrongly succeed: never write again.
 	if rowsErr != nil {

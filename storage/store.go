@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"lottery"
 )
@@ -41,6 +42,12 @@ type Options struct {
 	// faster, but an acknowledged batch can be lost in a power cut. For
 	// benchmarks that show what durability costs.
 	NoSync bool
+	// OnSync, if set, is told how long each group commit's fsyncs took
+	// (the bets file's and the journal's, made at once): the operator's
+	// fsync latency (metrics.Lottery.Fsync). It runs in the writer
+	// goroutine, between a group's fsync and its acks, so it must return
+	// at once. Never called with NoSync, which makes no fsync.
+	OnSync func(time.Duration)
 }
 
 // Recovery tells what Open found and repaired.
@@ -91,6 +98,7 @@ type Store struct {
 	bets    File
 	journal File
 	noSync  bool
+	onSync  func(time.Duration) // Options.OnSync
 
 	// sendMu lets Close wait for senders to leave before it closes queue.
 	sendMu sync.RWMutex
@@ -143,7 +151,7 @@ func Open(path string, opt Options) (*Store, Recovery, error) {
 		fsys = OS{}
 	}
 	s := &Store{
-		fs: fsys, path: path, noSync: opt.NoSync,
+		fs: fsys, path: path, noSync: opt.NoSync, onSync: opt.OnSync,
 		queue: make(chan *request, queueSize), exited: make(chan struct{}), failed: make(chan struct{}),
 		ready: make(chan struct{}), verified: make(chan struct{}), stop: make(chan struct{}), verifyDone: make(chan struct{}),
 		lastSeq: make(map[uint32]uint64), finished: make(map[uint32]uint64),

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"lottery/logline"
+	"lottery/metrics"
 	"lottery/pki"
 	"lottery/protocol"
 )
@@ -45,6 +46,7 @@ func (s *session) authenticate() bool {
 			s.log.Debug(logline.ConnectionEnded, logline.OK, "ip", s.ip, "error", err)
 		default:
 			s.log.Warn(logline.Authenticate, logline.Failed, "ip", s.ip, "reason", pki.Reason(err), "error", err)
+			s.c.cfg.Metrics.HandshakeFailed(pki.Reason(err))
 		}
 		return false
 	}
@@ -62,6 +64,7 @@ func (s *session) authenticate() bool {
 	if err := tc.Handshake(); err != nil {
 		if !s.quietEnd() {
 			s.log.Warn(logline.Authenticate, logline.Failed, "ip", s.ip, "reason", pki.Reason(err), "error", err)
+			s.c.cfg.Metrics.HandshakeFailed(pki.Reason(err))
 		}
 		return false
 	}
@@ -69,6 +72,7 @@ func (s *session) authenticate() bool {
 	agency, err := pki.PeerAgency(cs)
 	if err != nil { // VerifyConnection already refused these; kept for safety
 		s.log.Warn(logline.Authenticate, logline.Failed, "ip", s.ip, "reason", pki.Reason(err), "error", err)
+		s.c.cfg.Metrics.HandshakeFailed(pki.Reason(err))
 		return false
 	}
 	s.conn, s.r = tc, protocol.NewReader(tc)
@@ -76,6 +80,7 @@ func (s *session) authenticate() bool {
 	if !s.c.authenticated(s, agency, serial) {
 		s.log.Warn(logline.Authenticate, logline.Failed, "ip", s.ip, "agency", agency, "reason", "agency_connection_limit",
 			"error", "the agency already has "+strconv.Itoa(maxAgencyConnections)+" connections")
+		s.c.cfg.Metrics.ConnectionRefused(metrics.ReasonAgencyConnectionLimit)
 		return false
 	}
 	s.log.Debug(logline.Authenticate, logline.OK, "ip", s.ip, "agency", agency, "serial", pki.FormatSerial(serial))
@@ -135,6 +140,7 @@ func (c *Central) admit(s *session) {
 		c.unpend(oldest)
 		oldest.evicted.Store(true)
 		oldest.raw.Close()
+		c.cfg.Metrics.ConnectionRefused(metrics.ReasonUnauthenticatedLimit)
 		if n, ok := c.evictions.tick(time.Now()); ok {
 			c.log.Warn(logline.Connection, logline.Failed, "ip", oldest.ip, "reason", "unauthenticated_limit", "cerradas", n,
 				"error", "the oldest unauthenticated connections are closed to admit new ones")
@@ -210,6 +216,7 @@ func (c *Central) claim(s *session, agency uint32) bool {
 	s.claimed = agency
 	old := c.agencies[agency]
 	c.agencies[agency] = s
+	c.cfg.Metrics.AgencyConnected(agency)
 	c.mu.Unlock()
 	if old == nil {
 		return true
@@ -229,6 +236,7 @@ func (c *Central) claim(s *session, agency uint32) bool {
 // release forgets s when its connection ends. Called with c.mu held.
 func (c *Central) release(s *session) {
 	c.unpend(s)
+	c.agencyGone(s)
 	if a := s.claimed; a != 0 && c.agencies[a] == s {
 		delete(c.agencies, a)
 	}

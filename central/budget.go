@@ -1,6 +1,10 @@
 package central
 
-import "sync"
+import (
+	"sync"
+
+	"lottery/metrics"
+)
 
 // budget is the central-wide cap on batch bytes in flight: read from an
 // agency but not answered yet. Each connection's window bounds one agency;
@@ -14,6 +18,9 @@ type budget struct {
 	free    int64
 	total   int64
 	waiters []*waiter // first come, first served: nobody starves
+
+	// metrics is told the bytes in use at every change.
+	metrics *metrics.Lottery
 }
 
 type waiter struct {
@@ -30,6 +37,7 @@ func (b *budget) acquire(n int64, quit <-chan struct{}) bool {
 	b.mu.Lock()
 	if len(b.waiters) == 0 && b.free >= n {
 		b.free -= n
+		b.metrics.InFlight(b.total - b.free)
 		b.mu.Unlock()
 		return true
 	}
@@ -77,4 +85,5 @@ func (b *budget) grant() {
 		b.free -= w.n
 		close(w.ready)
 	}
+	b.metrics.InFlight(b.total - b.free)
 }

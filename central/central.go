@@ -19,6 +19,7 @@ import (
 
 	"lottery"
 	"lottery/logline"
+	"lottery/metrics"
 	"lottery/protocol"
 )
 
@@ -60,6 +61,11 @@ type Config struct {
 	// MaxInFlightBytes caps the batch bytes read from all agencies but not
 	// answered yet (see budget). Zero: DefaultMaxInFlightBytes.
 	MaxInFlightBytes int64
+	// Metrics, if set, counts what the central does for the operator
+	// (the admin listener's /metrics and status page): connections,
+	// handshakes, agencies, batches by result, ack latency, the in-flight
+	// budget, the draw. Nil: nothing is counted.
+	Metrics *metrics.Lottery
 }
 
 // Cluster is a ledger that is one node of a replicated group (package
@@ -192,6 +198,7 @@ func New(cfg Config, ledger lottery.Ledger, log *slog.Logger) (*Central, error) 
 		agencyConns: make(map[uint32]int),
 	}
 	c.cluster, _ = ledger.(Cluster)
+	c.instrument()
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -241,6 +248,7 @@ func (c *Central) holdDraw(action string) {
 				total += len(w)
 			}
 			c.log.Info(action, logline.OK, "ganadores", total)
+			c.cfg.Metrics.DrawCompleted(time.Now(), winnerCounts(winners))
 		}
 		c.draw.Publish(winners, err)
 	})
@@ -350,12 +358,14 @@ func (c *Central) startSession(conn net.Conn) {
 	defer c.mu.Unlock()
 	select {
 	case <-c.quit:
+		c.cfg.Metrics.ConnectionRefused(metrics.ReasonShuttingDown)
 		conn.Close()
 		return
 	default:
 	}
 	c.wg.Add(1)
 	if len(c.sessions) >= c.cfg.MaxConnections {
+		c.cfg.Metrics.ConnectionRefused(metrics.ReasonTooManyConnections)
 		go func() {
 			defer c.wg.Done()
 			c.refuse(conn, lottery.ETooManyConns, "connection limit reached")
@@ -364,12 +374,14 @@ func (c *Central) startSession(conn net.Conn) {
 	}
 	s := newSession(c, conn)
 	c.sessions[s] = struct{}{}
+	c.cfg.Metrics.ConnectionOpened()
 	c.admit(s)
 	go func() {
 		defer c.wg.Done()
 		s.run()
 		c.mu.Lock()
 		delete(c.sessions, s)
+		c.cfg.Metrics.ConnectionClosed()
 		c.release(s)
 		c.mu.Unlock()
 	}()

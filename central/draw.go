@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"lottery"
+	"lottery/metrics"
 )
 
 // Draw is the barrier between uploading and the draw: a guarded set of the
@@ -20,6 +21,8 @@ type Draw struct {
 	err      error // why the draw has no result, if it failed
 
 	ready chan struct{} // closed once, when winners is final
+
+	metrics *metrics.Lottery // told every agency that finished
 }
 
 // NewDraw returns a barrier waiting for agencies 1..agencies.
@@ -41,6 +44,7 @@ func (d *Draw) Arrive(agency uint32) (last bool) {
 		return false
 	}
 	d.finished[agency] = true
+	d.metrics.AgencyFinished(agency)
 	return len(d.finished) == d.agencies
 }
 

@@ -88,6 +88,7 @@ func (s *session) answer(r reply, buf []byte) []byte {
 	case replyBatch:
 		if !s.settled(r.commit) {
 			s.logRejected(r.count, r.agency, r.seq, lottery.EShuttingDown, "the central stopped before the batch was durable")
+			s.c.cfg.Metrics.BatchRefused(r.agency, lottery.EShuttingDown)
 			return buf
 		}
 		err := r.commit.Err
@@ -109,6 +110,7 @@ func (s *session) answer(r reply, buf []byte) []byte {
 				s.log.Log(context.Background(), level, logline.BetStored, logline.OK, "dni", b.document, "numero", b.number)
 			}
 		}
+		s.countBatch(r, code)
 		return appendFrame(buf, protocol.BatchAck{Seq: r.seq, Code: code, Count: uint16(r.count), Window: s.c.grant()})
 	case replyFinish:
 		return s.finish(r, buf)

@@ -19,6 +19,7 @@ import (
 
 	"lottery"
 	"lottery/logline"
+	"lottery/metrics"
 	"lottery/protocol"
 )
 
@@ -72,6 +73,10 @@ type session struct {
 	finishedSent bool
 	uploading    bool // counted in Central.uploading: said Hello, not Finished yet
 
+	// readAt is when the reader read its latest frame, with Metrics
+	// (markRead); send stamps every reply with it.
+	readAt time.Time
+
 	// waiting is set while a winners query waits for the draw: the peer is
 	// then silent on purpose and the idle timeout does not apply.
 	waiting atomic.Bool
@@ -106,6 +111,9 @@ type reply struct {
 	// held is what the batch took of the central's in-flight budget,
 	// given back once it is answered.
 	held int64
+	// read is when the reader read the request (zero without Metrics):
+	// a batch's ack latency starts there.
+	read time.Time
 }
 
 // ready reports whether answering r cannot block.
@@ -225,6 +233,7 @@ func (s *session) read() {
 			s.readFailed(err)
 			return
 		}
+		s.markRead()
 		if !s.handle(f) {
 			return
 		}
@@ -277,7 +286,10 @@ func (s *session) fail(code lottery.Code, detail string) bool {
 	return false
 }
 
-func (s *session) send(r reply) { s.replies <- r }
+func (s *session) send(r reply) {
+	r.read = s.readAt
+	s.replies <- r
+}
 
 // handle dispatches one frame and reports whether to keep reading.
 func (s *session) handle(f protocol.Frame) bool {
@@ -334,6 +346,7 @@ func (s *session) handleHello(m protocol.Hello) bool {
 	}
 	if s.c.cluster != nil {
 		if leads, hint := s.c.cluster.Leader(); !leads {
+			s.c.cfg.Metrics.ConnectionRefused(metrics.ReasonNotLeader)
 			return s.fail(lottery.ENotLeader, hint)
 		}
 	}
@@ -374,16 +387,16 @@ func (s *session) checkAgency(agency uint32) (lottery.Code, string) {
 func (s *session) handleBatch(payload []byte) bool {
 	d, err := protocol.DecodeBatch(payload)
 	if err != nil {
-		return s.fail(lottery.EMalformed, err.Error())
+		return s.refuseBatch(lottery.EMalformed, err.Error())
 	}
 	if s.agency == 0 || d.Agency != s.agency || d.Count == 0 {
 		// Refused whatever its bets hold: only its structure is checked.
 		if err := d.Err(); err != nil {
-			return s.fail(lottery.EMalformed, err.Error())
+			return s.refuseBatch(lottery.EMalformed, err.Error())
 		}
 	}
 	if s.agency == 0 {
-		return s.fail(lottery.ENotIdentified, "hello first")
+		return s.refuseBatch(lottery.ENotIdentified, "hello first")
 	}
 	held := int64(len(payload))
 	if !s.c.inFlight.acquire(held, s.c.quit) {
@@ -399,7 +412,7 @@ func (s *session) handleBatch(payload []byte) bool {
 	rows, bets, invalid := encodeBatch(&d, len(payload), time.Now(), keepBets)
 	if err := d.Err(); err != nil {
 		s.c.inFlight.release(held)
-		return s.fail(lottery.EMalformed, err.Error())
+		return s.refuseBatch(lottery.EMalformed, err.Error())
 	}
 	if invalid != nil {
 		return s.refuseUsingSeq(&d, held, invalid.Error())
@@ -437,6 +450,7 @@ func encodeBatch(d *protocol.BatchDecoder, size int, today time.Time, keepBets b
 // agency's sequence is as it was.
 func (s *session) refuseKeepingSeq(d *protocol.BatchDecoder, held int64, code lottery.Code, detail string) bool {
 	s.logRejected(d.Count, s.agency, d.Seq, code, detail)
+	s.c.cfg.Metrics.BatchRefused(s.agency, code)
 	s.send(reply{kind: replyFrame, frame: mustFrame(protocol.BatchAck{Seq: d.Seq, Code: code, Count: uint16(d.Count), Window: s.c.grant()}), held: held})
 	return true
 }

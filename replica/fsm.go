@@ -79,6 +79,7 @@ func (f fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // through Raft's futures: nothing waits on a future, so a node that stops
 // leaves no goroutine behind on one Raft never answers.
 func (f fsm) ApplyBatch(logs []*raft.Log) []any {
+	began := f.r.applyStart()
 	store := f.r.Store()
 	out := make([]any, len(logs))
 	entries := make([]entry, len(logs))
@@ -93,6 +94,7 @@ func (f fsm) ApplyBatch(logs []*raft.Log) []any {
 			continue
 		}
 		entries[i] = e
+		f.r.committed(e.proposal, began)
 		switch e.kind {
 		case entryBatch:
 			commits[i] = store.Append(e.agency, e.seq, lottery.EncodedRows(e.rows, e.count))
@@ -129,6 +131,7 @@ func (f fsm) ApplyBatch(logs []*raft.Log) []any {
 			f.r.central.DrawCommitted()
 		}
 	}
+	f.r.appliedSince(began)
 	return out
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"lottery"
 	"lottery/logline"
+	"lottery/metrics"
 	"lottery/pki"
 	"lottery/storage"
 )
@@ -55,6 +56,11 @@ type Config struct {
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
 	SnapshotInterval  time.Duration
+	// Metrics, if set, gets the node's part of the operator's view: whether
+	// it leads, the leader changes it observed, commit and apply latency,
+	// its applied index and the group's nodes (RefreshMetrics). Nil:
+	// nothing is counted.
+	Metrics *metrics.Lottery
 }
 
 // Defaults of the snapshot settings: 8192 entries are about 800,000 bets.
@@ -126,6 +132,12 @@ type Replica struct {
 	// leadership, however the last finished and the new term interleave.
 	drawMu    sync.Mutex
 	drawAsked bool
+	// proposedAt is when each proposal still pending was made, for its
+	// commit latency (with Metrics only). Guarded by pendingMu.
+	proposedAt map[proposal]time.Time
+	// observed is closed when the leader observer's goroutine has
+	// returned; nil without Metrics.
+	observed chan struct{}
 
 	// failed is closed, once, when this node's store could not apply an
 	// entry (failErr says why): the node must stop. stopping is closed by
@@ -222,6 +234,7 @@ func (r *Replica) Start(c Central) (err error) {
 	r.watched = make(chan struct{})
 	go r.watchLeadership()
 	go r.watchStore(r.Store())
+	r.observeLeaders()
 	return nil
 }
 
@@ -285,6 +298,7 @@ func (r *Replica) watchLeadership() {
 	defer close(r.watched)
 	for leads := range r.notify {
 		if !leads {
+			r.cfg.Metrics.Leader(false)
 			if r.stopLeading(lottery.Errorf(lottery.ENotLeader, "leadership lost before the batch was committed")) {
 				r.central.Leading(false)
 			}
@@ -301,6 +315,7 @@ func (r *Replica) watchLeadership() {
 		r.drawAsked = false
 		r.drawMu.Unlock()
 		r.central.Leading(true)
+		r.cfg.Metrics.Leader(true)
 		r.proposeDrawIfDue()
 	}
 }
@@ -354,6 +369,7 @@ func (r *Replica) apply(e entry) *lottery.Commit {
 	r.proposed++
 	e.proposal = proposal{r.epoch, r.proposed}
 	r.pending[e.proposal] = c
+	r.proposedNow(e.proposal)
 	r.pendingMu.Unlock()
 	// The future is not waited for: the FSM settles c once the entry is
 	// committed and applied here, and a lost leadership or a stop settles
@@ -379,6 +395,7 @@ func (r *Replica) stopLeading(err error) bool {
 	was := r.leading.Swap(false)
 	pending := r.pending
 	r.pending = make(map[proposal]*lottery.Commit)
+	clear(r.proposedAt)
 	r.pendingMu.Unlock()
 	for _, c := range pending {
 		c.Settle(err, false)
@@ -521,6 +538,7 @@ func (r *Replica) close() error {
 	r.stopLeading(lottery.Errorf(lottery.EShuttingDown, "the node stopped before the batch was committed"))
 	close(r.notify)
 	<-r.watched
+	r.waitObserver()
 	// Closing the transport stops its listener and the pooled connections
 	// it dialled (CloseStreams); a connection another node opened to this
 	// one ends when that node writes to it or closes it.

@@ -16,6 +16,7 @@ import (
 	"lottery"
 	"lottery/internal/testutil"
 	"lottery/logline"
+	"lottery/metrics"
 	"lottery/pki"
 	"lottery/replica"
 	"lottery/storage"
@@ -28,6 +29,7 @@ type node struct {
 	store    *storage.Store
 	r        *replica.Replica
 	log      *testutil.Buffer
+	metrics  *metrics.Lottery // kept across restarts, like a scraper's view
 	draws    atomic.Int32
 	finished atomic.Int32
 	restored atomic.Int32
@@ -63,7 +65,7 @@ func newGroupWith(t *testing.T, agencies int, tweak func(*replica.Config)) *grou
 		}
 		os.WriteFile(filepath.Join(dir, name+".crt"), crt, 0o600)
 		os.WriteFile(filepath.Join(dir, name+".key"), key, 0o600)
-		g.nodes = append(g.nodes, &node{name: name, dir: filepath.Join(dir, name)})
+		g.nodes = append(g.nodes, &node{name: name, dir: filepath.Join(dir, name), metrics: metrics.New(agencies)})
 	}
 	nodes, err := replica.ParseNodes(spec[:len(spec)-1])
 	if err != nil {
@@ -98,6 +100,7 @@ func (g *group) start(n *node) {
 	}
 	cfg := g.cfg
 	cfg.Name, cfg.Dir, cfg.TLS = n.name, filepath.Join(n.dir, "raft"), tlsCfg
+	cfg.Metrics = n.metrics
 	n.log = testutil.NewBuffer()
 	cfg.Log = logline.New(n.log, slog.LevelInfo)
 	r, err := replica.New(cfg, filepath.Join(n.dir, "bets.csv"), store)

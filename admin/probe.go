@@ -21,8 +21,13 @@ const ProbeTimeout = 2 * time.Second
 // is a few lines.
 const maxProbeBody = 64 << 10
 
-// ErrUnhealthy is returned by Probe when the URL answered, but not 200.
-var ErrUnhealthy = errors.New("admin: unhealthy")
+// Errors of Probe: the URL answered, but not 200; or the URL is not one
+// Probe takes (a usage error, which the server binary's -health exits 2
+// for, not a verdict on the central).
+var (
+	ErrUnhealthy = errors.New("admin: unhealthy")
+	ErrProbeURL  = errors.New("admin: probe: want an http:// URL with a host")
+)
 
 // Probe GETs rawURL (http only) within ProbeTimeout and returns nil if it
 // answered 200 OK. It is the server binary's -health mode, for images with
@@ -32,7 +37,7 @@ var ErrUnhealthy = errors.New("admin: unhealthy")
 func Probe(ctx context.Context, rawURL string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return fmt.Errorf("admin: probe %q: want an http:// URL", rawURL)
+		return fmt.Errorf("%w: %q", ErrProbeURL, rawURL)
 	}
 	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()

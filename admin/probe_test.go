@@ -28,16 +28,17 @@ func TestProbe(t *testing.T) {
 		url       string
 		err       bool
 		unhealthy bool   // errors.Is ErrUnhealthy
+		badURL    bool   // errors.Is ErrProbeURL
 		says      string // in the error
 	}{
-		{"OK", srv.URL + "/ok", false, false, ""},
-		{"ErrUnready", srv.URL + "/down", true, true, "[-]leader failed: no leader known"},
-		{"ErrNotFound", srv.URL + "/nope", true, true, "404"},
-		{"ErrRedirect", srv.URL + "/moved", true, true, "302"},
-		{"ErrRefused", "http://" + closed + "/readyz", true, false, "refused"},
-		{"ErrHTTPS", "https://127.0.0.1:1/readyz", true, false, "http://"},
-		{"ErrNoHost", "http:///readyz", true, false, "http://"},
-		{"ErrGarbage", "::", true, false, "http://"},
+		{"OK", srv.URL + "/ok", false, false, false, ""},
+		{"ErrUnready", srv.URL + "/down", true, true, false, "[-]leader failed: no leader known"},
+		{"ErrNotFound", srv.URL + "/nope", true, true, false, "404"},
+		{"ErrRedirect", srv.URL + "/moved", true, true, false, "302"},
+		{"ErrRefused", "http://" + closed + "/readyz", true, false, false, "refused"},
+		{"ErrHTTPS", "https://127.0.0.1:1/readyz", true, false, true, "http://"},
+		{"ErrNoHost", "http:///readyz", true, false, true, "http://"},
+		{"ErrGarbage", "::", true, false, true, "http://"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,6 +51,9 @@ func TestProbe(t *testing.T) {
 			}
 			if errors.Is(err, admin.ErrUnhealthy) != tt.unhealthy {
 				t.Errorf("%v: ErrUnhealthy %v, want %v", err, !tt.unhealthy, tt.unhealthy)
+			}
+			if errors.Is(err, admin.ErrProbeURL) != tt.badURL {
+				t.Errorf("%v: ErrProbeURL %v, want %v", err, !tt.badURL, tt.badURL)
 			}
 			if !strings.Contains(err.Error(), tt.says) {
 				t.Errorf("%v does not say %q", err, tt.says)

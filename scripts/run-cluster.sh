@@ -2,7 +2,8 @@
 # Runs a replicated central of three nodes (server1 … server3, a Raft group)
 # and five agencies as local processes, as scripts/run-local.sh runs the
 # single central. Node I listens for agencies on 127.0.0.1, SERVER_PORT
-# 12345, 12355, 12365 (its Raft listener on that port + 10000), and keeps
+# 12345, 12355, 12365 (its Raft listener on that port + 10000; its admin
+# listener, docs/operations.md, on 127.0.0.1:9090, 9091, 9092), and keeps
 # its bets file, journal and Raft state in .cluster/serverI/, its working
 # directory: they are kept between runs, like the Docker volumes (rm -rf
 # .cluster to start a new draw). Uses .data/agency-N.csv when present,
@@ -62,7 +63,7 @@ for i in $(seq "$nodes"); do
   name=server$i
   mkdir -p "$cluster/$name"
   cp "$root/server/config.ini" "$cluster/$name/"
-  (cd "$cluster/$name" && AGENCIES=$agencies SERVER_PORT=${ports[i - 1]} \
+  (cd "$cluster/$name" && AGENCIES=$agencies SERVER_PORT=${ports[i - 1]} ADMIN_ADDRESS=127.0.0.1:$((9090 + i - 1)) \
     NODE_NAME=$name CLUSTER_NODES=$cluster_nodes STORAGE_FILEPATH="$cluster/$name/bets.csv" \
     TLS_CERT="$pki/central-$name.crt" TLS_KEY="$pki/central-$name.key" TLS_CLIENT_CA="$pki/ca.crt" \
     exec "$root/bin/server") > >(tee "$work/$name.log" | sed -u "s/^/$name  | /") 2>&1 &

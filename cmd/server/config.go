@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"lottery/admin"
 	"lottery/central"
 	"lottery/config"
 	"lottery/pki"
@@ -34,6 +35,9 @@ type Config struct {
 	Node     string
 	Cluster  []replica.Node
 	Warnings []config.Warning // blank values, unknown keys: logged, not fatal
+	// Admin is where the admin listener listens (ADMIN_ADDRESS), "" when
+	// it is off.
+	Admin string
 }
 
 // TLSConfig says where the central's TLS material is. Secure by default:
@@ -81,6 +85,7 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 		Storage:         v.String("STORAGE_FILEPATH", "./bets.csv"),
 		NoSync:          v.Bool("STORAGE_NOSYNC", false),
 		ShutdownTimeout: v.Duration("SHUTDOWN_TIMEOUT", 800*time.Millisecond),
+		Admin:           v.String("ADMIN_ADDRESS", admin.DefaultAddress),
 		TLS: TLSConfig{
 			Enabled:  v.Bool("TLS", true),
 			Cert:     v.String("TLS_CERT", "./.pki/"+certFile),
@@ -106,6 +111,9 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 		c.Central.MaxUnauthenticated = central.UnauthenticatedLimit(c.Central.MaxConnections)
 	}
 	if err := c.checkCluster(clusterSpec); err != nil {
+		return c, err
+	}
+	if err := c.checkAdmin(); err != nil {
 		return c, err
 	}
 	switch {
@@ -186,4 +194,17 @@ func clusterLine(nodes []replica.Node) string {
 		parts[i] = n.Name + "=" + n.Addr
 	}
 	return strings.Join(parts, ",")
+}
+
+// checkAdmin reads ADMIN_ADDRESS: host:port, or off (Admin is then "").
+func (c *Config) checkAdmin() error {
+	addr, on, err := admin.ParseAddress(c.Admin)
+	if err != nil {
+		return err
+	}
+	if !on {
+		addr = ""
+	}
+	c.Admin = addr
+	return nil
 }

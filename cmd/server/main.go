@@ -38,7 +38,7 @@ func main() {
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
 }
 
-const usage = `usage: server [-check | -repair]
+const usage = `usage: server [-check | -repair | -health URL]
 
 Runs the central of the Lotería Nacional with ./config.ini ([DEFAULT];
 environment variables of the same names override it). With no flag it
@@ -50,9 +50,16 @@ serves agencies until SIGTERM or SIGINT.
   -repair   keep the longest verified prefix of both files, moving every
             byte removed to <file>.broken-<time>; adopt a bets file that
             has no journal (the course's Python format); then exit
+  -health URL
+            GET URL (a running central's admin listener, e.g.
+            http://127.0.0.1:9090/readyz) and exit 0 if it answers 200,
+            1 otherwise, 2 for a URL that is not http://host…: the
+            health check of an image with no curl
   -h        print this help
 
-docs/durability.md explains the journal, recovery and repair.
+docs/durability.md explains the journal, recovery and repair;
+docs/operations.md the admin listener (ADMIN_ADDRESS), its metrics,
+health checks and status page.
 `
 
 // dispatch runs the central, or the check or repair asked for by args.
@@ -61,6 +68,7 @@ func dispatch(args []string, stdout, stderr io.Writer, lookup func(string) (stri
 	fs.SetOutput(io.Discard)
 	check := fs.Bool("check", false, "")
 	repair := fs.Bool("repair", false, "")
+	health := fs.String("health", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -69,11 +77,13 @@ func dispatch(args []string, stdout, stderr io.Writer, lookup func(string) (stri
 		fmt.Fprintf(stderr, "server: %v\n%s", err, usage)
 		return exitConfig
 	}
-	if fs.NArg() > 0 || *check && *repair {
+	if fs.NArg() > 0 || *check && *repair || (*check || *repair) && flagSet(fs, "health") {
 		fmt.Fprintf(stderr, "server: unexpected arguments %q\n%s", args, usage)
 		return exitConfig
 	}
 	switch {
+	case flagSet(fs, "health"):
+		return probe(*health, stdout, stderr)
 	case *check:
 		return checkStore(stdout, lookup, false)
 	case *repair:
@@ -154,14 +164,16 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 		"idle_timeout", cfg.Central.IdleTimeout, "write_timeout", cfg.Central.WriteTimeout,
 		"handshake_timeout", cfg.Central.HandshakeTimeout, "max_inflight_bytes", cfg.Central.MaxInFlightBytes, "shutdown_timeout", cfg.ShutdownTimeout,
 		"tls", config.OnOff(cfg.TLS.Enabled), "tls_cert", cfg.TLS.Cert, "tls_key", cfg.TLS.Key, "tls_client_ca", cfg.TLS.ClientCA,
-		"tls_crl", cfg.TLS.CRL, "revocados", revoked.Current().Len(), "node_name", cfg.Node, "cluster_nodes", clusterLine(cfg.Cluster))
+		"tls_crl", cfg.TLS.CRL, "revocados", revoked.Current().Len(), "node_name", cfg.Node, "cluster_nodes", clusterLine(cfg.Cluster),
+		"admin_address", adminLine(cfg))
 	if !cfg.TLS.Enabled {
 		log.Warn(logline.TLS, logline.Progress, "tls", "off", "warning",
 			"TLS=off: the lottery is open to anyone: whoever reaches the port can act as any agency, store bets in its name and read its winners")
 	}
 	config.LogWarnings(log, cfg.Warnings)
+	o := newOps(&cfg, log)
 
-	store, rec, err := storage.Open(cfg.Storage, storage.Options{NoSync: cfg.NoSync})
+	store, rec, err := storage.Open(cfg.Storage, storageOptions(cfg))
 	switch {
 	case logDamage(log, err):
 		return exitFailed
@@ -172,13 +184,14 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	log.Info(logline.Recover, logline.OK, "apuestas", rec.Bets, "batches", rec.Batches, "agencias_finalizadas", rec.Finished,
 		"bytes_descartados", rec.CutBetsBytes, "journal_bytes_descartados", rec.CutJournal, "grupo_deshecho", rec.RolledBack,
 		"bytes_leidos", rec.ReadBytes)
-	code, store := serve(cfg, store, log, signals, revoked)
+	code, store := serve(cfg, store, log, signals, revoked, o)
 	if err := store.Close(); err != nil {
 		log.Error(logline.Shutdown, logline.Failed, "resource", "bets_file", "error", err)
 		code = exitFailed
 	} else {
 		log.Info(logline.Shutdown, logline.Progress, "resource", "bets_file", "path", cfg.Storage)
 	}
+	o.shutdown()
 	if code == exitOK {
 		log.Info(logline.Shutdown, logline.OK)
 	}
@@ -188,8 +201,8 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 // serve runs the central until a signal, a fatal storage failure or a
 // listener failure, then shuts it down. It returns the store to close: a
 // node of a group may have replaced its own with a snapshot.
-func serve(cfg Config, store *storage.Store, log *slog.Logger, signals <-chan os.Signal, revoked *pki.Revocations) (int, *storage.Store) {
-	sv := &server{cfg: cfg, log: log, store: store, revoked: revoked}
+func serve(cfg Config, store *storage.Store, log *slog.Logger, signals <-chan os.Signal, revoked *pki.Revocations, o *ops) (int, *storage.Store) {
+	sv := &server{cfg: cfg, log: log, store: store, revoked: revoked, ops: o}
 	if code, ok := sv.start(); !ok {
 		return code, store
 	}
@@ -209,6 +222,7 @@ type server struct {
 	node    *replica.Replica // nil: the single central
 	c       *central.Central
 	served  chan error // Serve's return
+	ops     *ops       // the admin listener and the instruments
 }
 
 // start builds the central over its ledger, listens, joins the group of a
@@ -216,6 +230,9 @@ type server struct {
 // exit code.
 func (sv *server) start() (int, bool) {
 	cfg, log := sv.cfg, sv.log
+	if err := sv.ops.start(sv.store); err != nil {
+		return exitFailed, false // logged by the admin listener
+	}
 	var ledger lottery.Ledger = sv.store
 	if cfg.Cluster != nil {
 		var err error
@@ -245,6 +262,7 @@ func (sv *server) start() (int, bool) {
 			return exitFailed, false
 		}
 		log.Info(logline.Replica, logline.OK, "nodo", cfg.Node, "raft_addr", sv.node.BindAddr(), "nodos", len(cfg.Cluster))
+		sv.ops.joined(sv.node)
 	}
 	sv.c, sv.served = c, make(chan error, 1)
 	go func() { sv.served <- c.Serve(ln) }()
@@ -363,7 +381,7 @@ func newNode(cfg Config, store *storage.Store, log *slog.Logger, revoked *pki.Re
 	return replica.New(replica.Config{
 		Name: cfg.Node, Nodes: cfg.Cluster, Agencies: cfg.Central.Agencies,
 		Dir: cfg.Storage + ".raft", BindAddr: bind, TLS: peerTLS, Revoked: revoked,
-		Storage: storage.Options{NoSync: cfg.NoSync}, Log: log,
+		Storage: storageOptions(cfg), Log: log, Metrics: cfg.Central.Metrics,
 	}, cfg.Storage, store)
 }
 

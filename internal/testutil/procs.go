@@ -40,9 +40,11 @@ type Proc struct {
 
 // baseEnv is the environment every process starts from: only what a program
 // needs to run, so no CLI_*, SERVER_* or NOMBRE… of the test's own
-// environment leaks in.
+// environment leaks in. A central's admin listener gets a port of its own
+// (ADMIN_ADDRESS=127.0.0.1:0) unless the test names one: the default
+// 127.0.0.1:9090 would let only one central of the test run at a time.
 func baseEnv() []string {
-	var env []string
+	env := []string{"ADMIN_ADDRESS=127.0.0.1:0"}
 	for _, k := range []string{"PATH", "HOME", "TMPDIR", "TZ", "LANG"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)

@@ -62,6 +62,9 @@ type Config struct {
 	// OnAck, if set, receives the round trip time of every acked batch
 	// (for benchmarks).
 	OnAck func(rtt time.Duration)
+	// Progress, if set, is told how the upload goes (cmd/client's
+	// terminal bar); the progreso log lines are written either way.
+	Progress Progress
 }
 
 // Defaults of Config.
@@ -98,6 +101,9 @@ func (c Config) withDefaults() Config {
 	def(&c.WriteTimeout, DefaultWriteTimeout)
 	def(&c.ReplyTimeout, DefaultReplyTimeout)
 	c.BackoffMax = max(c.BackoffMax, c.BackoffInitial)
+	if c.Progress == nil {
+		c.Progress = noProgress{}
+	}
 	return c
 }
 
@@ -173,6 +179,7 @@ func (a *Agency) Run(ctx context.Context) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	a.cfg.Progress.SetTotal(int64(src.Total()))
 	defer func() {
 		src.Close()
 		a.log.Info(logline.Shutdown, logline.Progress, "resource", "data_file", "client_id", a.cfg.ID)
@@ -188,6 +195,7 @@ func (a *Agency) Run(ctx context.Context) (Result, error) {
 	defer func() { src = up.src }() // a rewind reopens the file
 	for {
 		err = up.run(ctx)
+		a.cfg.Progress.Finish()
 		res.Sent, res.Batches, res.Rejected, res.Invalid = up.sent, up.acked, up.rejected, up.src.Invalid()
 		if err != nil {
 			return res, err

@@ -78,6 +78,7 @@ func (u *uploader) run(ctx context.Context) error {
 			if n := len(u.queue); n > 0 && u.queue[n-1].sentAt.IsZero() {
 				b := u.queue[n-1]
 				b.sentAt = now
+				u.a.cfg.Progress.Sent(b.count)
 				u.out = append(u.out, b.frame...)
 				if cfg.LoopPeriod > 0 {
 					nextSend = now.Add(cfg.LoopPeriod)
@@ -205,6 +206,7 @@ func (u *uploader) receive(ctx context.Context, in inbound) error {
 	u.win.Grant(int(ack.Window))
 	u.a.acked = head.seq
 	u.results = append(u.results, ackResult{count: int32(head.count), rejected: ack.Code != 0})
+	u.a.cfg.Progress.Acked(head.count)
 	switch {
 	case ack.Code != 0:
 		u.rejected += head.count

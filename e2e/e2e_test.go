@@ -81,7 +81,7 @@ func checkOutput(t *testing.T, p *testutil.Proc, noFail bool) []testutil.Line {
 	if err != nil {
 		t.Errorf("%s: %v", p.Name, err)
 	}
-	for _, bad := range []string{"panic:", "goroutine ", "DATA RACE", "fatal error:"} {
+	for _, bad := range []string{"panic:", "goroutine ", "DATA RACE", "fatal error:", "\r"} { // \r: a progress bar in piped output
 		if strings.Contains(out, bad) {
 			t.Errorf("%s printed %q", p.Name, bad)
 		}

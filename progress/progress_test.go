@@ -280,3 +280,34 @@ func TestDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestBar_SetTotal: a bar created before its upload's size is known
+// counts without cells, then draws them once told the total.
+func TestBar_SetTotal(t *testing.T) {
+	tests := []struct {
+		name  string
+		total int64
+		want  string
+	}{
+		{"OK", 200, "[##########..........]  100/200 bets acked"},
+		{"Unknown", 0, "100 bets acked"},
+		{"Negative", -5, "100 bets acked"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newClock()
+			var out bytes.Buffer
+			b := progress.New(&out, progress.Config{Now: c.Now})
+			b.Acked(100)
+			if got := last(out.String()); got != "100 bets acked" {
+				t.Fatalf("before the total: %q", got)
+			}
+			b.SetTotal(tt.total)
+			if got := last(out.String()); !strings.HasPrefix(got, tt.want) {
+				t.Errorf("after SetTotal(%d): %q, want %q", tt.total, got, tt.want)
+			}
+		})
+	}
+	var nilBar *progress.Bar
+	nilBar.SetTotal(10) // does nothing
+}

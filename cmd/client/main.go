@@ -25,6 +25,7 @@ import (
 	"lottery/config"
 	"lottery/logline"
 	"lottery/pki"
+	"lottery/progress"
 )
 
 const (
@@ -228,7 +229,8 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	level := new(slog.LevelVar)
-	log := logline.New(out, level)
+	bar := terminalBar(out)
+	log := logline.New(bar.Above(out), level)
 	all, err := loadConfig("config.yaml", lookup)
 	if err != nil {
 		log.Error(logline.Config, logline.Failed, "error", err)
@@ -252,6 +254,9 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 			"CLI_TLS=off: the lottery is open to anyone: this agency cannot tell the real central from an impostor, and its bets and winners travel in clear text")
 	}
 	config.LogWarnings(log, all.Warnings, "client_id", cfg.ID)
+	if bar != nil {
+		cfg.Progress = bar
+	}
 	a, err := agency.New(cfg, log)
 	if err != nil {
 		log.Error(logline.Config, logline.Failed, "error", err)
@@ -273,4 +278,15 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	}
 	log.Info(logline.Shutdown, logline.OK, "client_id", cfg.ID)
 	return exitOK
+}
+
+// terminalBar is the upload's progress bar when out is a terminal (a
+// person watching), else nil: piped or in Docker's logs, the output is the
+// contract's log lines and nothing else. Log lines go above the bar.
+func terminalBar(out io.Writer) *progress.Bar {
+	f, ok := out.(*os.File)
+	if !ok {
+		return nil
+	}
+	return progress.ForTerminal(f, progress.Config{})
 }

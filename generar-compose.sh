@@ -1,5 +1,5 @@
 #!/bin/sh
-# generar-compose.sh [-tls=false] [-keep] <output-file> <N> [<K>]: writes a
+# generar-compose.sh [-tls=false] [-keep] [-admin-port=P] <output-file> <N> [<K>]: writes a
 # Docker Compose file with the central ("server") and N agencies ("client1"
 # … "clientN"); the central's bets file and journal go on the named volume
 # lottery_central_data (down keeps it, down -v removes it). With K = 3 or 5
@@ -15,8 +15,12 @@
 # central.key (or each node's key) through an ACL entry, and mounts into
 # each container only its own key and certificate plus ca.crt. -keep leaves
 # an existing output file alone and still does the .pki/ part (make
-# docker-compose-up). Bad arguments (K other than 1, 3 or 5 included):
-# usage, exit 2, and the output file (and .pki/) are left as they were.
+# docker-compose-up). The central (each node) publishes its admin listener
+# (docs/operations.md) on the host's 127.0.0.1:9090 (node I: 9090+I-1;
+# -admin-port moves them) and Docker's healthcheck probes its /readyz with
+# the image's own binary (/server -health). Bad arguments (K other than 1,
+# 3 or 5 included): usage, exit 2, and the output file (and .pki/) are
+# left as they were.
 # POSIX sh, so `sh generar-compose.sh` works too.
 set -eu
 root=$(cd "$(dirname "$0")" && pwd)

@@ -101,6 +101,12 @@ type Options struct {
 	// the agencies) and mounts no PKI: only for the course's bare exercises.
 	// The zero value is the secure one: mutual TLS, keys mounted.
 	PlainText bool
+	// AdminHostPort is the port of the host's loopback the central's
+	// admin listener is published on (node i of a replicated central: the
+	// next ports, AdminHostPort+i-1). Zero: DefaultAdminHostPort;
+	// EphemeralAdminPort lets Docker pick free ones, for tests that must
+	// not collide with a deployment already running.
+	AdminHostPort int
 }
 
 // EnvVar is one environment variable, kept in order in the file.
@@ -122,6 +128,10 @@ type Service struct {
 	Networks      []string `yaml:"networks"`
 	Volumes       []string `yaml:"volumes"`
 	DependsOn     []string `yaml:"depends_on,omitempty"`
+	// Ports and Healthcheck are the central's (admin.go): its admin
+	// listener on the host's loopback, and Docker's probe of /readyz.
+	Ports       flowList     `yaml:"ports,omitempty"`
+	Healthcheck *Healthcheck `yaml:"healthcheck,omitempty"`
 }
 
 // Services keeps the services in order (server, client1, client2, …):
@@ -188,8 +198,9 @@ func New(opt Options) (File, error) {
 			nodes, addrs, members = append(nodes, name), append(addrs, addr), append(members, name+"="+addr)
 		}
 		clusterNodes := strings.Join(members, ",")
-		for _, name := range nodes {
+		for i, name := range nodes {
 			node := central(opt, network, name, nodeVolume(name))
+			node.Ports = adminPorts(opt, i)
 			node.Environment = append(node.Environment, env("NODE_NAME", name), env("CLUSTER_NODES", clusterNodes))
 			if opt.PlainText {
 				node.Environment = append(node.Environment, env("TLS", "off"))
@@ -204,6 +215,7 @@ func New(opt Options) (File, error) {
 		centrals, address = nodes, strings.Join(addrs, ",")
 	} else {
 		server := central(opt, network, ServerService, dataVolume)
+		server.Ports = adminPorts(opt, 0)
 		if opt.PlainText {
 			server.Environment = append(server.Environment, env("TLS", "off"))
 		} else {
@@ -260,6 +272,7 @@ func central(opt Options, network, name, volume string) Service {
 	// The bets file lives on the volume, whatever config.ini says: the
 	// rest of the image is not the central's to write.
 	svc.Environment = append(svc.Environment, env("STORAGE_FILEPATH", BetsFile))
+	withAdmin(&svc)
 	return svc
 }
 

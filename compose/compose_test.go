@@ -25,6 +25,14 @@ type parsed struct {
 		Networks      []string `yaml:"networks"`
 		Volumes       []string `yaml:"volumes"`
 		DependsOn     []string `yaml:"depends_on"`
+		Ports         []string `yaml:"ports"`
+		Healthcheck   *struct {
+			Test        []string `yaml:"test"`
+			Interval    string   `yaml:"interval"`
+			Timeout     string   `yaml:"timeout"`
+			Retries     int      `yaml:"retries"`
+			StartPeriod string   `yaml:"start_period"`
+		} `yaml:"healthcheck"`
 	} `yaml:"services"`
 	Networks map[string]map[string]string `yaml:"networks"`
 	Volumes  map[string]map[string]string `yaml:"volumes"`
@@ -60,7 +68,7 @@ func TestWrite_Services(t *testing.T) {
 			if server.ContainerName != "server" || server.Image != "server:latest" {
 				t.Errorf("server: container %q image %q", server.ContainerName, server.Image)
 			}
-			wantEnv := []string{"AGENCIES=" + strconv.Itoa(n), "STORAGE_FILEPATH=/data/bets.csv"}
+			wantEnv := []string{"AGENCIES=" + strconv.Itoa(n), "STORAGE_FILEPATH=/data/bets.csv", "ADMIN_ADDRESS=0.0.0.0:9090"}
 			if n == 0 {
 				wantEnv = wantEnv[1:] // AGENCIES=0 is not a valid central: it keeps config.ini's
 			}
@@ -415,7 +423,7 @@ func TestWrite_Cluster(t *testing.T) {
 				if svc.ContainerName != name || svc.Image != "server:latest" || len(svc.DependsOn) != 0 {
 					t.Errorf("%s: container %q image %q depends_on %q", name, svc.ContainerName, svc.Image, svc.DependsOn)
 				}
-				env := []string{"AGENCIES=" + strconv.Itoa(tt.agencies), "STORAGE_FILEPATH=/data/bets.csv",
+				env := []string{"AGENCIES=" + strconv.Itoa(tt.agencies), "STORAGE_FILEPATH=/data/bets.csv", "ADMIN_ADDRESS=0.0.0.0:9090",
 					"NODE_NAME=" + name, "CLUSTER_NODES=" + clusterNodes,
 					"TLS_CERT=/.pki/central-" + name + ".crt", "TLS_KEY=/.pki/central-" + name + ".key"}
 				if tt.agencies == 0 {

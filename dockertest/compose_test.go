@@ -65,6 +65,7 @@ func TestCompose_FiveAgencies(t *testing.T) {
 		}
 	}
 	stored := d.copyBets()
+	d.checkAdmin("server", len(stored))
 	if _, err := d.composeRun("stop", "-t", "10"); err != nil {
 		t.Fatal(err)
 	}

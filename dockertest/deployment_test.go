@@ -161,7 +161,7 @@ func newDeployment(t *testing.T, agencies int) *deployment {
 	if _, err := compose.ShareCentralKey(d.path(".pki")); err != nil {
 		t.Fatal(err)
 	}
-	f, err := compose.New(compose.Options{Agencies: agencies, NamePrefix: d.prefix})
+	f, err := compose.New(compose.Options{Agencies: agencies, NamePrefix: d.prefix, AdminHostPort: compose.EphemeralAdminPort})
 	if err != nil {
 		t.Fatal(err)
 	}

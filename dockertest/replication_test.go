@@ -100,7 +100,7 @@ func newReplCluster(t *testing.T) *replCluster {
 		}
 		c.nodes = append(c.nodes, name)
 	}
-	f, err := compose.New(compose.Options{Agencies: replAgencies, Centrals: replNodes, NamePrefix: d.prefix})
+	f, err := compose.New(compose.Options{Agencies: replAgencies, Centrals: replNodes, NamePrefix: d.prefix, AdminHostPort: compose.EphemeralAdminPort})
 	if err != nil {
 		t.Fatal(err)
 	}

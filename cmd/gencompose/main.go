@@ -37,6 +37,9 @@ const (
 	exitUsage  = 2 // bad arguments: nothing was written
 )
 
+// maxPort is the highest TCP port.
+const maxPort = 65535
+
 // pkiDir is where the PKI goes, relative to the output file's directory:
 // the file mounts ./.pki/… from there.
 const pkiDir = ".pki"
@@ -44,6 +47,7 @@ const pkiDir = ".pki"
 const usage = `usage: generar-compose.sh <output-file> <N> [<K>]
        generar-compose.sh -tls=false <output-file> <N> [<K>]
        generar-compose.sh -keep <output-file> <N> [<K>]
+       generar-compose.sh -admin-port=P <output-file> <N> [<K>]
   Writes a Docker Compose file with the central ("server") and N agencies
   ("client1" … "clientN"), N a whole number from 0 to %d.
   Write it at the repository root: its volumes are relative to it.
@@ -64,6 +68,10 @@ const usage = `usage: generar-compose.sh <output-file> <N> [<K>]
   mounted: only for the course's bare exercises.
   -keep: leave an existing output file as it is; .pki/ is still brought
   up to date for N agencies and K nodes (make docker-compose-up runs this).
+  -admin-port=P: publish the central's admin listener (metrics, health,
+  status page: docs/operations.md) on the host's 127.0.0.1:P, node I of
+  a replicated central on P+I-1 (default 9090); Docker's healthcheck
+  probes it from inside the container, with the image's own binary.
   examples: ./generar-compose.sh docker-compose-dev.yaml 5
             ./generar-compose.sh docker-compose-cluster.yaml 5 3
 `
@@ -105,6 +113,7 @@ func parseArgs(args []string) (request, error) {
 	fs.SetOutput(io.Discard) // run prints the usage
 	useTLS := fs.Bool("tls", true, "mutual TLS: issue and mount the PKI")
 	keep := fs.Bool("keep", false, "leave an existing output file as it is")
+	adminPort := fs.String("admin-port", strconv.Itoa(compose.DefaultAdminHostPort), "the host's loopback port of the central's admin listener")
 	if err := fs.Parse(args); err != nil {
 		return request{}, err
 	}
@@ -132,7 +141,14 @@ func parseArgs(args []string) (request, error) {
 			return request{}, fmt.Errorf("K, the central's nodes, must be 1, 3 or 5, got %q", args[2])
 		}
 	}
-	return request{out: out, keep: *keep, opt: compose.Options{Agencies: n, Centrals: k, PlainText: !*useTLS}}, nil
+	port, err := wholeNumber("-admin-port", *adminPort)
+	if err != nil {
+		return request{}, err
+	}
+	if port < 1 || port+k-1 > maxPort {
+		return request{}, fmt.Errorf("-admin-port must leave room for %d ports below %d, got %q", k, maxPort+1, *adminPort)
+	}
+	return request{out: out, keep: *keep, opt: compose.Options{Agencies: n, Centrals: k, PlainText: !*useTLS, AdminHostPort: port}}, nil
 }
 
 // wholeNumber reads the argument called name: digits only, so that no

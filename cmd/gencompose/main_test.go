@@ -197,6 +197,11 @@ func TestRun_ErrUsage(t *testing.T) {
 		{"CentralsHuge", []string{"OUT", "3", "99999999999999999999"}},
 		{"FourArgs", []string{"OUT", "3", "3", "1"}},
 		{"TLSAfterCentrals", []string{"OUT", "3", "3", "-tls=false"}},
+		{"AdminPortZero", []string{"-admin-port=0", "OUT", "3"}},
+		{"AdminPortNegative", []string{"-admin-port=-1", "OUT", "3"}},
+		{"AdminPortTooBig", []string{"-admin-port=65536", "OUT", "3"}},
+		{"AdminPortNoRoomForNodes", []string{"-admin-port=65534", "OUT", "3", "3"}},
+		{"AdminPortNotANumber", []string{"-admin-port=http", "OUT", "3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -301,5 +306,41 @@ func TestRun_Cluster(t *testing.T) {
 	}
 	if after := pkiFiles(t, dir); !slices.Equal(before, after) {
 		t.Errorf("-tls=false changed the PKI: %q, then %q", before, after)
+	}
+}
+
+// TestRun_AdminPort: -admin-port moves the central's published admin port
+// (each node's after it); without it the file is the default one.
+func TestRun_AdminPort(t *testing.T) {
+	tests := []struct {
+		name          string
+		flags, counts []string // before and after the output file
+		opt           compose.Options
+	}{
+		{"OK/Default", nil, []string{"3"}, compose.Options{Agencies: 3}},
+		{"OK/Single", []string{"-admin-port=19090"}, []string{"3"}, compose.Options{Agencies: 3, AdminHostPort: 19090}},
+		{"OK/Cluster", []string{"-admin-port=65533"}, []string{"1", "3"}, compose.Options{Agencies: 1, Centrals: 3, AdminHostPort: 65533}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "compose.yaml")
+			args := slices.Concat([]string{"-tls=false"}, tt.flags, []string{out}, tt.counts)
+			var stderr bytes.Buffer
+			if code := run(args, &stderr); code != exitOK {
+				t.Fatalf("run %q: exit %d\n%s", args, code, stderr.String())
+			}
+			got, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.opt.PlainText = true
+			var want bytes.Buffer
+			if err := compose.Write(&want, tt.opt); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want.Bytes()) {
+				t.Errorf("run %q wrote:\n%s\nwant:\n%s", args, got, want.Bytes())
+			}
+		})
 	}
 }

@@ -122,6 +122,10 @@ type Result struct {
 	Fsyncs        int64   `json:"fsyncs"`
 	StoredBets    int64   `json:"stored_bets"`
 	Winners       int     `json:"winners"`
+	// Admin: the central ran its admin listener, polled during the
+	// upload AdminPolls times (Variant.Admin).
+	Admin      bool  `json:"admin"`
+	AdminPolls int64 `json:"admin_polls"`
 }
 
 // Defaults of Scenario.
@@ -257,7 +261,12 @@ func (b *Bench) Run(ctx context.Context, run int) (Result, error) {
 // RunCentrals is Run with a central of k nodes: 1 (or 0), the single
 // central, or a group size up to the Centrals Prepare readied.
 func (b *Bench) RunCentrals(ctx context.Context, run, k int) (Result, error) {
-	sc := b.sc
+	return b.RunVariant(ctx, run, Variant{Centrals: k})
+}
+
+// RunVariant is Run with the central v describes.
+func (b *Bench) RunVariant(ctx context.Context, run int, v Variant) (Result, error) {
+	sc, k := b.sc, v.Centrals
 	if k > 1 && (k > sc.Centrals || pki.CheckCentrals(k) != nil) {
 		return Result{}, fmt.Errorf("bench: %d centrals: prepared for 1 to %d (3 or 5 nodes)", k, max(sc.Centrals, 1))
 	}
@@ -271,9 +280,12 @@ func (b *Bench) RunCentrals(ctx context.Context, run, k int) (Result, error) {
 	res := Result{
 		Agencies: sc.Agencies, BetsPerAgency: sc.Bets, TotalBets: int64(sc.Agencies) * int64(sc.Bets),
 		MaxAmount: orDefault(sc.MaxAmount, agency.DefaultMaxAmount), Window: orDefault(sc.Window, agency.DefaultWindow),
-		NoSync: sc.NoSync, TLS: sc.TLS, Centrals: max(k, 1), Preloaded: sc.Preload, Runs: 1,
+		NoSync: sc.NoSync, TLS: sc.TLS, Centrals: max(k, 1), Preloaded: sc.Preload, Runs: 1, Admin: v.Admin,
 	}
-	cut, err := b.startCentral(runDir, k, &res)
+	if v.Admin && k > 1 {
+		return res, errAdminCluster
+	}
+	cut, err := b.startCentral(runDir, k, v.Admin, &res)
 	if err != nil {
 		return res, fmt.Errorf("start the central: %w", err)
 	}
@@ -283,6 +295,7 @@ func (b *Bench) RunCentrals(ctx context.Context, run, k int) (Result, error) {
 		rtts    = make([][]time.Duration, sc.Agencies)
 	)
 	stopProgress := b.progress(run, &acked, cut)
+	poll := startPolling(cut)
 	start := time.Now()
 	results, errs := b.runAgencies(ctx, 0, sc.Agencies, cut.Addr(), func(i int, rtt time.Duration) {
 		rtts[i] = append(rtts[i], rtt) // called by agency i's goroutine only
@@ -293,6 +306,8 @@ func (b *Bench) RunCentrals(ctx context.Context, run, k int) (Result, error) {
 	})
 	end := time.Now()
 	stopProgress()
+	var pollErr error
+	res.AdminPolls, pollErr = poll.stop()
 	st, stopErr := cut.Stop()
 
 	res.E2ESeconds = end.Sub(start).Seconds()
@@ -309,13 +324,13 @@ func (b *Bench) RunCentrals(ctx context.Context, run, k int) (Result, error) {
 	for _, r := range results {
 		res.Winners += len(r.Winners)
 	}
-	return res, errors.Join(stopErr, b.verify(res, results, errs))
+	return res, errors.Join(stopErr, pollErr, b.verify(res, results, errs))
 }
 
 // startCentral starts the central a run measures in runDir, with k nodes
 // (1: the single one, in this process or as the server binary), and names
 // it in res.
-func (b *Bench) startCentral(runDir string, k int, res *Result) (centralUnderTest, error) {
+func (b *Bench) startCentral(runDir string, k int, admin bool, res *Result) (centralUnderTest, error) {
 	sc := b.sc
 	betsPath := filepath.Join(runDir, "bets.csv")
 	if b.preloaded != "" {
@@ -328,11 +343,11 @@ func (b *Bench) startCentral(runDir string, k int, res *Result) (centralUnderTes
 		res.Central = fmt.Sprintf("in-process, %d replicated nodes", k)
 		return startCluster(runDir, b.nodes[:k], sc.Agencies, res.Window, sc.NoSync, sc.HeartbeatTimeout, nil)
 	case sc.ServerBin != "":
-		res.Central = sc.ServerBin
-		return startChild(sc.ServerBin, runDir, betsPath, sc.Agencies, sc.NoSync, sc.ServerLogLevel, b.pkiDir)
+		res.Central = sc.ServerBin + adminLabel(admin)
+		return startChild(sc.ServerBin, runDir, betsPath, sc.Agencies, sc.NoSync, sc.ServerLogLevel, b.pkiDir, admin)
 	}
-	res.Central = "in-process"
-	return startInProcess(betsPath, sc.Agencies, res.Window, sc.NoSync, b.serverTLS)
+	res.Central = "in-process" + adminLabel(admin)
+	return startInProcess(betsPath, sc.Agencies, res.Window, sc.NoSync, b.serverTLS, admin)
 }
 
 // runAgencies runs agencies from+1..to against addr at once, to their end,

@@ -34,6 +34,7 @@ func Median(rs []Result) Result {
 	m.GoMappedPeak = i(func(r Result) int64 { return r.GoMappedPeak })
 	m.Fsyncs = i(func(r Result) int64 { return r.Fsyncs })
 	m.StoredBets = i(func(r Result) int64 { return r.StoredBets })
+	m.AdminPolls = i(func(r Result) int64 { return r.AdminPolls })
 	return m
 }
 
@@ -68,6 +69,9 @@ func (r Result) Report(w io.Writer) {
 		fmt.Fprintln(w, "fsyncs       n/a (the server binary does not report them)")
 	}
 	fmt.Fprintf(w, "verified     %d bets stored, %d winners answered\n", r.StoredBets, r.Winners)
+	if r.Admin {
+		fmt.Fprintf(w, "admin        on: /status.json and /metrics answered %d fetches during the upload\n", r.AdminPolls)
+	}
 }
 
 // groupShare is batches per group commit: every group makes two fsyncs

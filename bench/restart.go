@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"lottery/admin"
 	"lottery/agency"
 	"lottery/logline"
 	"lottery/protocol"
@@ -118,7 +119,7 @@ func fillCentral(ctx context.Context, bin, dir string, size int64) error {
 	if err != nil {
 		return err
 	}
-	c, err := startChild(bin, dir, filepath.Join(dir, "bets.csv"), restartAgencies, false, "WARNING", "")
+	c, err := startChild(bin, dir, filepath.Join(dir, "bets.csv"), restartAgencies, false, "WARNING", "", false)
 	if err != nil {
 		return err
 	}
@@ -163,7 +164,7 @@ func timeRestart(ctx context.Context, bin, dir string) (listenMs, welcomeMs floa
 	}
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Dir = dir
-	cmd.Env = childEnv(port, filepath.Join(dir, "bets.csv"), restartAgencies, false, "WARNING", "")
+	cmd.Env = childEnv(port, filepath.Join(dir, "bets.csv"), restartAgencies, false, "WARNING", "", admin.Off)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return 0, 0, err

@@ -28,6 +28,8 @@ type centralUnderTest interface {
 	StoredBets() int64
 	// Stop shuts the central down and returns what was measured of it.
 	Stop() (centralStats, error)
+	// AdminURL is the base URL of its admin listener, "" when off.
+	AdminURL() string
 }
 
 type centralStats struct {
@@ -47,6 +49,7 @@ const shutdownTimeout = 10 * time.Second
 // inProcess is the real central code (storage, central, TCP on loopback)
 // in this process, logs discarded.
 type inProcess struct {
+	admin  *inProcessAdmin // nil: the admin listener off, no metrics counted
 	store  *storage.Store
 	c      *central.Central
 	ln     net.Listener
@@ -54,14 +57,24 @@ type inProcess struct {
 	meter  processMeter
 }
 
-func startInProcess(betsPath string, agencies, window int, noSync bool, tlsConfig *tls.Config) (*inProcess, error) {
+func startInProcess(betsPath string, agencies, window int, noSync bool, tlsConfig *tls.Config, withAdmin bool) (*inProcess, error) {
 	p := &inProcess{meter: startProcessMeter()}
+	opt := storage.Options{NoSync: noSync}
+	if withAdmin {
+		p.admin = newInProcessAdmin(agencies)
+		opt = p.admin.storageOptions(opt)
+	}
 	var err error
-	if p.store, _, err = storage.Open(betsPath, storage.Options{NoSync: noSync}); err != nil {
+	if p.store, _, err = storage.Open(betsPath, opt); err != nil {
 		p.meter.mem.Stop()
 		return nil, err
 	}
-	cfg := central.Config{Agencies: agencies, Window: max(window, central.DefaultWindow), TLS: tlsConfig}
+	if err := p.startAdmin(); err != nil {
+		p.store.Close()
+		p.meter.mem.Stop()
+		return nil, err
+	}
+	cfg := central.Config{Agencies: agencies, Window: max(window, central.DefaultWindow), TLS: tlsConfig, Metrics: p.metrics()}
 	if p.c, err = central.New(cfg, p.store, logline.Discard()); err != nil {
 		p.store.Close()
 		p.meter.mem.Stop()
@@ -78,6 +91,7 @@ func startInProcess(betsPath string, agencies, window int, noSync bool, tlsConfi
 }
 
 func (p *inProcess) Addr() string      { return p.ln.Addr().String() }
+func (p *inProcess) AdminURL() string  { return p.adminURL() }
 func (p *inProcess) StoredBets() int64 { return p.store.Stats().Bets }
 
 func (p *inProcess) Stop() (centralStats, error) {
@@ -90,7 +104,7 @@ func (p *inProcess) Stop() (centralStats, error) {
 	}
 	stats := p.store.Stats()
 	st.Fsyncs, st.StoredBets = stats.Fsyncs, stats.Bets
-	return st, errors.Join(errShut, p.store.Close())
+	return st, errors.Join(errShut, p.store.Close(), p.stopAdmin())
 }
 
 // child is the real server binary run as a child process in dir (its
@@ -99,6 +113,7 @@ func (p *inProcess) Stop() (centralStats, error) {
 type child struct {
 	cmd      *exec.Cmd
 	addr     string
+	admin    string // the admin listener's base URL, "" when off
 	betsPath string
 	exited   chan struct{}
 }
@@ -106,8 +121,12 @@ type child struct {
 // childStartTimeout bounds how long the binary may take to listen.
 const childStartTimeout = 15 * time.Second
 
-func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, pkiDir string) (*child, error) {
+func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, pkiDir string, withAdmin bool) (*child, error) {
 	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	adminAddr, err := childAdmin(withAdmin)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +136,7 @@ func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, 
 	}
 	cmd := exec.Command(bin)
 	cmd.Dir = dir
-	cmd.Env = childEnv(port, betsPath, agencies, noSync, logLevel, pkiDir)
+	cmd.Env = childEnv(port, betsPath, agencies, noSync, logLevel, pkiDir, adminAddr)
 	log, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
 		return nil, err
@@ -128,6 +147,9 @@ func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, 
 		return nil, err
 	}
 	c := &child{cmd: cmd, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), betsPath: betsPath, exited: make(chan struct{})}
+	if withAdmin {
+		c.admin = "http://" + adminAddr
+	}
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(c.exited) }()
 	deadline := time.Now().Add(childStartTimeout)
@@ -150,8 +172,9 @@ func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, 
 }
 
 // childEnv is the server child's environment: its configuration, and this
-// process's environment but for the keys the server reads.
-func childEnv(port int, betsPath string, agencies int, noSync bool, logLevel, pkiDir string) []string {
+// process's environment but for the keys the server reads. adminAddr is
+// its ADMIN_ADDRESS (off, or a free loopback port).
+func childEnv(port int, betsPath string, agencies int, noSync bool, logLevel, pkiDir, adminAddr string) []string {
 	env := []string{
 		"SERVER_IP=127.0.0.1",
 		"SERVER_PORT=" + strconv.Itoa(port),
@@ -161,7 +184,7 @@ func childEnv(port int, betsPath string, agencies int, noSync bool, logLevel, pk
 		"STORAGE_NOSYNC=" + strconv.FormatBool(noSync),
 		"LOGGING_LEVEL=" + logLevel,
 		"TLS=off",
-		"ADMIN_ADDRESS=off",
+		"ADMIN_ADDRESS=" + adminAddr,
 	}
 	if pkiDir != "" {
 		env[len(env)-2] = "TLS=on"
@@ -189,6 +212,7 @@ func freePort() (int, error) {
 }
 
 func (c *child) Addr() string      { return c.addr }
+func (c *child) AdminURL() string  { return c.admin }
 func (c *child) StoredBets() int64 { return -1 }
 
 func (c *child) kill() {

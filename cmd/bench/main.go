@@ -9,6 +9,7 @@
 //
 //	bin/bench -agencies 64 -bets 100000 -runs 3 -json
 //	bin/bench -agencies 64 -bets 100000 -runs 3 -centrals 1,3
+//	bin/bench -agencies 64 -bets 100000 -runs 3 -admin off,on
 //	bin/bench -centrals 3 -failover 20 -agencies 4 -bets 100000
 //	bin/bench -draw-only -bets 10000000
 //	bin/bench -restart -server-bin bin/server,/tmp/old/server -sizes 10000,1000000,10000000
@@ -46,7 +47,8 @@ func main() {
 
 type options struct {
 	sc         bench.Scenario
-	centrals   []int // the central sizes compared, run after run
+	centrals   []int  // the central sizes compared, run after run
+	admin      []bool // the admin listener off and on, compared run after run
 	runs       int
 	drawOnly   bool
 	restart    bool
@@ -74,6 +76,11 @@ const usage = `usage: bench [flags]
   the single central and the group, run after run, and reports both.
   -failover N (with -centrals 3 or 5) kills the leader N times during
   uploads of -agencies agencies each and reports the failover times.
+
+  -admin on runs the single central with its admin listener (metrics
+  counted, the status page and /metrics polled every 100 ms during the
+  upload; with -server-bin, ADMIN_ADDRESS on a free port instead of off);
+  -admin off,on alternates the two, run after run, and reports both.
 
 `
 
@@ -105,6 +112,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (o options, err error) 
 	fs.StringVar(&o.sc.ServerBin, "server-bin", "", "run this server binary as a child process instead of the central in-process")
 	fs.StringVar(&o.sc.ServerLogLevel, "server-log-level", "INFO", "LOGGING_LEVEL of the -server-bin child (its log goes to a file in the run directory)")
 	centrals := fs.String("centrals", "1", "central sizes, comma-separated, alternated run after run: 1 (the single central), 3 or 5 (a replicated central of in-process nodes)")
+	adminModes := fs.String("admin", "off", "the central's admin listener: off, on, or off,on to alternate them run after run (a single central)")
 	fs.IntVar(&o.sc.Failover, "failover", 0, "kill the leader of a replicated central this many times during uploads (-agencies per kill) and report the failover times")
 	fs.DurationVar(&o.sc.HeartbeatTimeout, "heartbeat", 0, "Raft heartbeat timeout of a replicated central (0: the replica's default, 1s)")
 	fs.Int64Var(&o.sc.Preload, "preload", 0, "bets already stored when the central starts (to measure RSS against stored bets)")
@@ -131,6 +139,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (o options, err error) 
 	if o.centrals, err = parseCentrals(*centrals); err != nil {
 		return o, err
 	}
+	if o.admin, err = parseAdmin(*adminModes); err != nil {
+		return o, err
+	}
 	if o.restart {
 		if o.sizes, err = parseSizes(*sizes); err != nil {
 			return o, err
@@ -145,6 +156,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (o options, err error) 
 	}
 	if o.sc.Failover < 0 || (o.sc.Failover > 0 && (len(o.centrals) != 1 || o.sc.Centrals < 3)) {
 		return o, errors.New("-failover needs one replicated central: -centrals 3 or 5")
+	}
+	if slices.Contains(o.admin, true) && (o.sc.Centrals > 1 || o.drawOnly || o.restart || o.sc.Failover > 0) {
+		return o, errors.New("-admin on measures the single central's ingest: not with -centrals 3 or 5, -draw-only, -restart or -failover")
 	}
 	if !o.quiet {
 		o.sc.Progress = stderr
@@ -215,17 +229,18 @@ func runScenario(ctx context.Context, o options, stdout, stderr io.Writer) error
 		return err
 	}
 	defer b.Close()
-	results := make([][]bench.Result, len(o.centrals))
+	variants := o.variants()
+	results := make([][]bench.Result, len(variants))
 	err = profiled(o, func() error {
 		for i := 1; i <= o.runs; i++ {
-			for j, k := range o.centrals {
-				r, err := b.RunCentrals(ctx, i, k)
+			for j, v := range variants {
+				r, err := b.RunVariant(ctx, i, v)
 				if err != nil {
 					r.Report(stderr)
-					return fmt.Errorf("run %d (%d centrals): %w", i, k, err)
+					return fmt.Errorf("run %d (%s): %w", i, variantName(v), err)
 				}
-				if o.runs > 1 || len(o.centrals) > 1 {
-					fmt.Fprintf(stdout, "run %d: %s%.3f s end to end, %.0f bets/s, ack p99 %.2f ms\n", i, centralsLabel(o, k), r.E2ESeconds, r.BetsPerSecond, r.AckP99Ms)
+				if o.runs > 1 || len(variants) > 1 {
+					fmt.Fprintf(stdout, "run %d: %s%.3f s end to end, %.0f bets/s, ack p99 %.2f ms\n", i, variantLabel(variants, v), r.E2ESeconds, r.BetsPerSecond, r.AckP99Ms)
 				}
 				results[j] = append(results[j], r)
 			}
@@ -235,17 +250,18 @@ func runScenario(ctx context.Context, o options, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	medians := make([]bench.Result, len(o.centrals))
-	for j := range o.centrals {
+	medians := make([]bench.Result, len(variants))
+	for j := range variants {
 		medians[j] = bench.Median(results[j])
 		medians[j].Report(stdout)
 	}
-	if len(o.centrals) > 1 {
+	if len(variants) > 1 {
 		fmt.Fprintf(stdout, "side by side (medians of %d runs, alternated):\n", o.runs)
-		for j, k := range o.centrals {
+		for j, v := range variants {
 			m := medians[j]
-			fmt.Fprintf(stdout, "  %d central(s)  %10.0f bets/s  upload %.3f s  end to end %.3f s  ack p50 %.2f ms  p99 %.2f ms  (%+.1f %% vs %d)\n",
-				k, m.BetsPerSecond, m.UploadSeconds, m.E2ESeconds, m.AckP50Ms, m.AckP99Ms, 100*(m.BetsPerSecond/medians[0].BetsPerSecond-1), o.centrals[0])
+			fmt.Fprintf(stdout, "  %-22s %10.0f bets/s  upload %.3f s  end to end %.3f s  ack p50 %.2f ms  p99 %.2f ms  CPU %.2f s  (%+.1f %% vs %s)\n",
+				variantName(v), m.BetsPerSecond, m.UploadSeconds, m.E2ESeconds, m.AckP50Ms, m.AckP99Ms, m.CPUSeconds,
+				100*(m.BetsPerSecond/medians[0].BetsPerSecond-1), variantName(variants[0]))
 		}
 	}
 	if o.json {
@@ -257,12 +273,53 @@ func runScenario(ctx context.Context, o options, stdout, stderr io.Writer) error
 	return nil
 }
 
-// centralsLabel names the central of a run line when several are compared.
-func centralsLabel(o options, k int) string {
-	if len(o.centrals) == 1 {
+// variants are the runs compared: every central size with every admin
+// mode, in that order, alternated run after run.
+func (o options) variants() []bench.Variant {
+	var vs []bench.Variant
+	for _, k := range o.centrals {
+		for _, a := range o.admin {
+			vs = append(vs, bench.Variant{Centrals: k, Admin: a})
+		}
+	}
+	return vs
+}
+
+// variantName names a variant: "1 central(s), admin off".
+func variantName(v bench.Variant) string {
+	admin := "off"
+	if v.Admin {
+		admin = "on"
+	}
+	return fmt.Sprintf("%d central(s), admin %s", max(v.Centrals, 1), admin)
+}
+
+// variantLabel names the variant of a run line when several are compared.
+func variantLabel(vs []bench.Variant, v bench.Variant) string {
+	if len(vs) == 1 {
 		return ""
 	}
-	return fmt.Sprintf("%d central(s), ", k)
+	return variantName(v) + ", "
+}
+
+// parseAdmin reads -admin: off, on, or both, comma-separated, each once.
+func parseAdmin(s string) ([]bool, error) {
+	var modes []bool
+	for _, f := range strings.Split(s, ",") {
+		var on bool
+		switch strings.TrimSpace(f) {
+		case "off":
+		case "on":
+			on = true
+		default:
+			return nil, fmt.Errorf("-admin %q: off, on, or off,on", s)
+		}
+		if slices.Contains(modes, on) {
+			return nil, fmt.Errorf("-admin %q: each mode once", s)
+		}
+		modes = append(modes, on)
+	}
+	return modes, nil
 }
 
 func runFailover(ctx context.Context, o options, stdout, stderr io.Writer) error {

@@ -90,6 +90,10 @@ func TestRun_ErrUsage(t *testing.T) {
 		"CentralsBin":   {"-centrals", "3", "-server-bin", "bin/server"},
 		"FailoverOne":   {"-failover", "2"},
 		"FailoverBoth":  {"-failover", "2", "-centrals", "1,3"},
+		"AdminBad":      {"-admin", "maybe"},
+		"AdminTwice":    {"-admin", "on,on"},
+		"AdminCluster":  {"-admin", "off,on", "-centrals", "3"},
+		"AdminDrawOnly": {"-admin", "on", "-draw-only"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -159,5 +163,32 @@ func TestRun_Help(t *testing.T) {
 				t.Fatalf("stdout %q, stderr %q", stdout.String(), stderr.String())
 			}
 		})
+	}
+}
+
+// TestRun_AdminSideBySide: -admin off,on alternates the central without
+// and with its admin listener and reports both.
+func TestRun_AdminSideBySide(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"-json", "-quiet", "-dir", t.TempDir(), "-agencies", "2", "-bets", "300", "-runs", "2", "-admin", "off,on"}
+	if code := run(args, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"run 1: 1 central(s), admin off", "run 2: 1 central(s), admin on", "side by side", "vs 1 central(s), admin off"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	rs, _ := lastJSON(t, out)["results"].([]any)
+	if len(rs) != 2 {
+		t.Fatalf("results = %v, want two", rs)
+	}
+	for i, admin := range []bool{false, true} {
+		m, _ := rs[i].(map[string]any)
+		polls, _ := m["admin_polls"].(float64)
+		if m["admin"] != admin || m["stored_bets"] != 600.0 || (polls > 0) != admin {
+			t.Errorf("result %d: admin %v, polls %v, stored %v; want admin %v, polled only when on, 600", i, m["admin"], polls, m["stored_bets"], admin)
+		}
 	}
 }

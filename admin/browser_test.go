@@ -5,7 +5,6 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,8 +28,9 @@ import (
 //	            installs Debian's chromium)
 //	on          run, and fail when no Chromium is found
 //
-// LOTTERY_SCREENSHOT=path also writes its screenshot there (how
-// docs/operations-status.png is made).
+// Each saves a screenshot under its temp dir; LOTTERY_SCREENSHOT=path
+// also writes the real central's there (how docs/operations-status.png is
+// made: browser_central_test.go).
 
 // chromiumNames are the binaries tried, in order.
 var chromiumNames = []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}
@@ -251,28 +251,10 @@ func TestStatusPage_Browser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
 	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin),
-		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox cannot start
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(screenshotWidth, screenshotHeight),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("hide-scrollbars", true),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	if err := chromedp.Do(browser); err != nil { // starts the browser
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	console := collectConsole(browser)
+	browser, console := startBrowser(t, ctx, bin)
 
 	base := "http://" + srv.Addr().String()
-	if err := chromedp.Do(browser,
-		chromedp.EmulateViewport(screenshotWidth, screenshotHeight),
-		chromedp.Navigate(base+"/?per_page="+strconv.Itoa(browserPerPage)),
-	); err != nil {
+	if err := chromedp.Do(browser, chromedp.Navigate(base+"/?per_page="+strconv.Itoa(browserPerPage))); err != nil {
 		t.Fatal(err)
 	}
 
@@ -338,21 +320,7 @@ func TestStatusPage_Browser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, browser, "page 1", `document.querySelector('#agencies tbody tr').dataset.agency === '1'`)
-	shot, err := chromedp.Run(browser, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "operations-status.png")
-	if err := os.WriteFile(path, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s (%d bytes)", path, len(shot))
-	if out := os.Getenv("LOTTERY_SCREENSHOT"); out != "" {
-		if err := os.WriteFile(out, shot, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot written to %s", out)
-	}
+	saveScreenshot(t, browser, false)
 
 	for _, m := range console.Stop() {
 		t.Errorf("console: %s (%s:%d)", m, m.URL, m.Line)

@@ -259,9 +259,9 @@ func runScenario(ctx context.Context, o options, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "side by side (medians of %d runs, alternated):\n", o.runs)
 		for j, v := range variants {
 			m := medians[j]
-			fmt.Fprintf(stdout, "  %-22s %10.0f bets/s  upload %.3f s  end to end %.3f s  ack p50 %.2f ms  p99 %.2f ms  CPU %.2f s  (%+.1f %% vs %s)\n",
+			fmt.Fprintf(stdout, "  %-22s %10.0f bets/s  upload %.3f s  end to end %.3f s  ack p50 %.2f ms  p99 %.2f ms  CPU %.2f s  (%+.1f %% vs %s; run by run %+.1f %%)\n",
 				variantName(v), m.BetsPerSecond, m.UploadSeconds, m.E2ESeconds, m.AckP50Ms, m.AckP99Ms, m.CPUSeconds,
-				100*(m.BetsPerSecond/medians[0].BetsPerSecond-1), variantName(variants[0]))
+				100*(m.BetsPerSecond/medians[0].BetsPerSecond-1), variantName(variants[0]), 100*(pairedRatio(results[j], results[0])-1))
 		}
 	}
 	if o.json {
@@ -434,4 +434,26 @@ func logf(o options, w io.Writer, format string, args ...any) {
 	if !o.quiet {
 		fmt.Fprintf(w, format+"\n", args...)
 	}
+}
+
+// pairedRatio is the median, over the runs, of a variant's bets/s divided
+// by the first variant's in the same round: on a shared machine whose speed
+// drifts from minute to minute, runs made one after the other compare
+// better than the medians of each variant do.
+func pairedRatio(rs, base []bench.Result) float64 {
+	var ratios []float64
+	for i := range min(len(rs), len(base)) {
+		if base[i].BetsPerSecond > 0 {
+			ratios = append(ratios, rs[i].BetsPerSecond/base[i].BetsPerSecond)
+		}
+	}
+	if len(ratios) == 0 {
+		return 1
+	}
+	slices.Sort(ratios)
+	if n := len(ratios); n%2 == 1 {
+		return ratios[n/2]
+	}
+	n := len(ratios)
+	return (ratios[n/2-1] + ratios[n/2]) / 2
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"lottery/bench"
 )
 
 // lastJSON parses the last line of out as a JSON object.
@@ -190,5 +192,33 @@ func TestRun_AdminSideBySide(t *testing.T) {
 		if m["admin"] != admin || m["stored_bets"] != 600.0 || (polls > 0) != admin {
 			t.Errorf("result %d: admin %v, polls %v, stored %v; want admin %v, polled only when on, 600", i, m["admin"], polls, m["stored_bets"], admin)
 		}
+	}
+}
+
+func TestPairedRatio(t *testing.T) {
+	runs := func(rates ...float64) []bench.Result {
+		var rs []bench.Result
+		for _, r := range rates {
+			rs = append(rs, bench.Result{BetsPerSecond: r})
+		}
+		return rs
+	}
+	tests := []struct {
+		name     string
+		rs, base []bench.Result
+		want     float64
+	}{
+		{"OK/Odd", runs(90, 300, 100), runs(100, 200, 100), 1},           // 0.9, 1.5, 1
+		{"OK/Even", runs(90, 110, 120, 80), runs(100, 100, 100, 100), 1}, // 0.8 0.9 1.1 1.2
+		{"OK/Drift", runs(300, 150), runs(310, 140), (300.0/310 + 150.0/140) / 2},
+		{"OK/None", nil, nil, 1},
+		{"OK/ZeroBase", runs(5), runs(0), 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := pairedRatio(tt.rs, tt.base); got < tt.want-1e-9 || got > tt.want+1e-9 {
+				t.Errorf("pairedRatio = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

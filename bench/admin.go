@@ -20,13 +20,15 @@ import (
 // its instruments as cmd/server wires them (the central's, the store's
 // fsyncs), serves them on an admin listener of its own, and a poller plays
 // the operator while the agencies upload: a status page and a Prometheus
-// scraping, each far more often than they would (an upload of the whole
-// dataset lasts well under a second, and a real scrape comes every 5 s),
-// so that what the figures show is an upper bound of what watching costs.
+// scraping, each far more often than they would by default (an upload of
+// the whole dataset lasts well under a second, and a real scrape comes
+// every 5 s), so that what the figures show is an upper bound of what
+// watching costs. Scenario.AdminPoll 0 polls nothing: the instruments'
+// cost on the ingest path alone.
 
-// adminPollEvery is how often the poller fetches /status.json and
-// /metrics: ten times the page's own rate.
-const adminPollEvery = 100 * time.Millisecond
+// DefaultAdminPoll is how often the poller fetches /status.json and
+// /metrics by default: ten times the page's own rate.
+const DefaultAdminPoll = 100 * time.Millisecond
 
 // inProcessAdmin is the in-process central's admin side.
 type inProcessAdmin struct {
@@ -82,8 +84,8 @@ func (a *inProcessAdmin) stop() error {
 	return a.server.Shutdown(ctx)
 }
 
-// poller fetches a central's /status.json and /metrics every
-// adminPollEvery until stopped, and counts what it fetched.
+// poller fetches a central's /status.json and /metrics every interval
+// (the first at once) until stopped, and counts what it fetched.
 type poller struct {
 	base   string
 	client *http.Client
@@ -97,12 +99,12 @@ type poller struct {
 // errPoll is a fetch that did not answer 200.
 var errPoll = errors.New("bench: the admin listener did not answer 200")
 
-func startPoller(base string) *poller {
+func startPoller(base string, every time.Duration) *poller {
 	p := &poller{base: base, client: &http.Client{Timeout: shutdownTimeout}, done: make(chan struct{})}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		t := time.NewTicker(adminPollEvery)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			p.poll()
@@ -177,10 +179,11 @@ func adminLabel(on bool) string {
 	return ""
 }
 
-// startPolling starts polling cut's admin listener, if it has one.
-func startPolling(cut centralUnderTest) *poller {
-	if u := cut.AdminURL(); u != "" {
-		return startPoller(u)
+// startPolling starts polling cut's admin listener every interval, if it
+// has one and interval is above 0.
+func startPolling(cut centralUnderTest, every time.Duration) *poller {
+	if u := cut.AdminURL(); u != "" && every > 0 {
+		return startPoller(u, every)
 	}
 	return nil
 }

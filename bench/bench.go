@@ -91,6 +91,10 @@ type Scenario struct {
 	// Progress, if set, receives a progress line every ProgressEvery.
 	Progress      io.Writer
 	ProgressEvery time.Duration
+	// AdminPoll is how often a run with the admin listener on (Variant)
+	// fetches its /status.json and /metrics during the upload; 0: never,
+	// which measures what the instruments cost the ingest path alone.
+	AdminPoll time.Duration
 }
 
 // Result is what one run measured (or the medians of several runs).
@@ -295,7 +299,7 @@ func (b *Bench) RunVariant(ctx context.Context, run int, v Variant) (Result, err
 		rtts    = make([][]time.Duration, sc.Agencies)
 	)
 	stopProgress := b.progress(run, &acked, cut)
-	poll := startPolling(cut)
+	poll := startPolling(cut, sc.AdminPoll)
 	start := time.Now()
 	results, errs := b.runAgencies(ctx, 0, sc.Agencies, cut.Addr(), func(i int, rtt time.Duration) {
 		rtts[i] = append(rtts[i], rtt) // called by agency i's goroutine only

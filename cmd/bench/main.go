@@ -78,9 +78,10 @@ const usage = `usage: bench [flags]
   uploads of -agencies agencies each and reports the failover times.
 
   -admin on runs the single central with its admin listener (metrics
-  counted, the status page and /metrics polled every 100 ms during the
-  upload; with -server-bin, ADMIN_ADDRESS on a free port instead of off);
-  -admin off,on alternates the two, run after run, and reports both.
+  counted, the status page and /metrics polled every -admin-poll, 100 ms,
+  during the upload; with -server-bin, ADMIN_ADDRESS on a free port
+  instead of off); -admin off,on alternates the two, run after run, and
+  reports both.
 
 `
 
@@ -113,6 +114,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (o options, err error) 
 	fs.StringVar(&o.sc.ServerLogLevel, "server-log-level", "INFO", "LOGGING_LEVEL of the -server-bin child (its log goes to a file in the run directory)")
 	centrals := fs.String("centrals", "1", "central sizes, comma-separated, alternated run after run: 1 (the single central), 3 or 5 (a replicated central of in-process nodes)")
 	adminModes := fs.String("admin", "off", "the central's admin listener: off, on, or off,on to alternate them run after run (a single central)")
+	fs.DurationVar(&o.sc.AdminPoll, "admin-poll", bench.DefaultAdminPoll, "with -admin on: fetch /status.json and /metrics this often during the upload (0: never, the instruments alone)")
 	fs.IntVar(&o.sc.Failover, "failover", 0, "kill the leader of a replicated central this many times during uploads (-agencies per kill) and report the failover times")
 	fs.DurationVar(&o.sc.HeartbeatTimeout, "heartbeat", 0, "Raft heartbeat timeout of a replicated central (0: the replica's default, 1s)")
 	fs.Int64Var(&o.sc.Preload, "preload", 0, "bets already stored when the central starts (to measure RSS against stored bets)")

@@ -189,11 +189,11 @@ func (s *Server) Start() error {
 	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
-		s.log.Error("admin", logline.Failed, "addr", s.cfg.Addr, "error", err)
+		s.log.Error(logline.Admin, logline.Failed, "addr", s.cfg.Addr, "error", err)
 		return fmt.Errorf("admin: %w", err)
 	}
 	s.ln, s.started = ln, true
-	s.log.Info("admin", logline.OK, "addr", ln.Addr().String())
+	s.log.Info(logline.Admin, logline.OK, "addr", ln.Addr().String())
 	go func() {
 		defer close(s.served)
 		s.srv.Serve(ln) // ErrServerClosed after Shutdown: nothing to report
@@ -225,7 +225,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.shutOnce.Do(func() {
-		s.log.Info("shutdown", logline.Progress, "resource", "admin_listener")
+		s.log.Info(logline.Shutdown, logline.Progress, "resource", "admin_listener")
 		if err := s.srv.Shutdown(ctx); err != nil {
 			s.srv.Close()
 			s.shutErr = fmt.Errorf("admin: shutdown: %w", err)
@@ -241,7 +241,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 type httpErrors struct{ log *slog.Logger }
 
 func (e httpErrors) Write(p []byte) (int, error) {
-	e.log.Debug("admin_http", logline.Failed, "error", string(trimNewline(p)))
+	e.log.Debug(logline.AdminHTTP, logline.Failed, "error", string(trimNewline(p)))
 	return len(p), nil
 }
 
@@ -250,7 +250,7 @@ func (e httpErrors) Write(p []byte) (int, error) {
 type promErrors struct{ log *slog.Logger }
 
 func (e promErrors) Println(v ...any) {
-	e.log.Warn("metrics", logline.Failed, "error", fmt.Sprint(v...))
+	e.log.Warn(logline.Metrics, logline.Failed, "error", fmt.Sprint(v...))
 }
 
 func trimNewline(p []byte) []byte {

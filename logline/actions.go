@@ -11,6 +11,8 @@ const (
 	Shutdown         = "shutdown"           // one in_progress line per resource released, then success (or fail)
 	WinnersQuery     = "consulta_ganadores" // the agency: winners received; the central: a query that ended before the draw
 	Admin            = "admin"              // the central's admin listener (metrics, health, status page) listens, or cannot
+	AdminHTTP        = "admin_http"         // DEBUG: a request the admin listener's HTTP server refused (malformed, too large)
+	Metrics          = "metrics"            // WARNING: a collector failed during a scrape of /metrics (it reads atomics: never seen)
 	ReceiptCheck     = "verificar_recibo"   // the agency checked a receipt of the audit log (fail: it stops trusting the central)
 	DrawStatementChk = "verificar_sorteo"   // the agency checked the signed draw statement
 

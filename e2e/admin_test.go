@@ -144,3 +144,51 @@ func runHealth(t *testing.T, url string) (int, string) {
 	}
 	return cmd.ProcessState.ExitCode(), string(out)
 }
+
+// nodeView is a node as /status.json lists it.
+type nodeView struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+// checkAdmin reads every node's admin listener once the group has settled
+// with lead leading: each is ready with the four checks of a node, only
+// the leader says it leads, and each lists the three nodes with the leader
+// among them.
+func (c *cluster) checkAdmin(lead int) {
+	t := c.t
+	t.Helper()
+	for i, p := range c.procs {
+		l, ok := testutil.FindOne(p.Lines(), "admin", "success")
+		if !ok {
+			t.Errorf("%s: no admin line", c.names[i])
+			continue
+		}
+		base := "http://" + l.Get("addr")
+		testutil.WaitFor(t, runTimeout, c.names[i]+" ready", func() bool {
+			code, _ := httpGet(t, base+"/readyz")
+			return code == http.StatusOK
+		})
+		if _, body := httpGet(t, base+"/readyz?verbose"); body != "[+]recovery ok\n[+]store ok\n[+]leader ok\n[+]applied ok\nreadyz check passed\n" {
+			t.Errorf("%s /readyz?verbose:\n%s", c.names[i], body)
+		}
+		want := "lottery_raft_is_leader 0\n"
+		if i == lead {
+			want = "lottery_raft_is_leader 1\n"
+		}
+		if _, metrics := httpGet(t, base+"/metrics"); !strings.Contains(metrics, want) || !strings.Contains(metrics, "lottery_raft_applied_index ") {
+			t.Errorf("%s /metrics without %q or the applied index", c.names[i], want)
+		}
+		testutil.WaitFor(t, runTimeout, c.names[i]+"'s view of the group", func() bool {
+			_, status := httpGet(t, base+"/status.json")
+			var st struct {
+				Nodes []nodeView `json:"nodes"`
+			}
+			if err := json.Unmarshal([]byte(status), &st); err != nil {
+				t.Fatal(err)
+			}
+			leads := func(n nodeView) bool { return n.Name == c.names[lead] && n.Role == "leader" }
+			return len(st.Nodes) == 3 && slices.ContainsFunc(st.Nodes, leads)
+		})
+	}
+}

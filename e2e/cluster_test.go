@@ -164,6 +164,7 @@ func TestE2E_ClusterLeaderKilled(t *testing.T) {
 			t.Errorf("%s: %s, want ganadores: %d", c.names[i], draws[0].Raw, total)
 		}
 	}
+	c.checkAdmin(newLead)
 	for _, p := range c.procs {
 		p.Signal(syscall.SIGTERM)
 		p.Wait(t, runTimeout)

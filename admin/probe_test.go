@@ -79,13 +79,19 @@ func TestProbe_Bounded(t *testing.T) {
 		close(accepted)
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
+	held := make(chan net.Conn, 1)
 	go func() {
 		if c, ok := <-accepted; ok {
-			cancel() // the probe is waiting for an answer that never comes
-			defer c.Close()
+			held <- c // open until the probe has returned: its end must be the context's
+			cancel()  // the probe is waiting for an answer that never comes
 		}
 	}()
 	err = admin.Probe(ctx, "http://"+ln.Addr().String()+"/readyz")
+	select {
+	case c := <-held:
+		c.Close()
+	default:
+	}
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Probe: %v, want context.Canceled", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -260,7 +261,7 @@ func (c *raw) readWinners() []string {
 func (c *raw) finish(agency uint32, lastSeq uint64) {
 	c.t.Helper()
 	c.send(protocol.Finished{Agency: agency, LastSeq: lastSeq})
-	if m := c.recv(); m != (protocol.FinishedAck{}) {
+	if m := c.recv(); !reflect.DeepEqual(m, protocol.FinishedAck{}) {
 		c.t.Fatalf("finished: got %#v, want FinishedAck", m)
 	}
 }

@@ -77,6 +77,10 @@ func digestOf(rows []byte) digest {
 	return digest(sum[:digestSize])
 }
 
+// truncate is the digest a record keeps of a full SHA-256 (the audit
+// log's leaf has the whole).
+func truncate(full [sha256.Size]byte) digest { return digest(full[:digestSize]) }
+
 // rowHasher digests the rows records cover, read from the bets file as a
 // stream: recovery, the journal upgrade and adoption all hash with it.
 type rowHasher struct {
@@ -88,9 +92,16 @@ func newRowHasher() *rowHasher { return &rowHasher{h: sha256.New()} }
 
 // next digests the next n bytes of r and returns how many it could read.
 func (rh *rowHasher) next(r io.Reader, n int64) (digest, int64, error) {
+	full, got, err := rh.nextFull(r, n)
+	return truncate(full), got, err
+}
+
+// nextFull is next with the whole SHA-256.
+func (rh *rowHasher) nextFull(r io.Reader, n int64) ([sha256.Size]byte, int64, error) {
 	rh.h.Reset()
 	got, err := io.CopyN(rh.h, r, n)
-	return digest(rh.h.Sum(rh.sum[:0])[:digestSize]), got, err
+	rh.h.Sum(rh.sum[:0])
+	return rh.sum, got, err
 }
 
 // prefix is what the store keeps in memory of a batch's digest.
@@ -106,6 +117,10 @@ type record struct {
 	count  uint32
 	digest digest
 	chain  digest // set by append and parseRecord
+	// full is the whole SHA-256 of the rows, for the audit log's leaf:
+	// known to the writer and to a scan that reads the rows, never stored
+	// in the journal.
+	full [sha256.Size]byte
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

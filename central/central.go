@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"lottery"
+	"lottery/internal/fsutil"
 	"lottery/logline"
 	"lottery/protocol"
 )
@@ -60,6 +61,12 @@ type Config struct {
 	// MaxInFlightBytes caps the batch bytes read from all agencies but not
 	// answered yet (see budget). Zero: DefaultMaxInFlightBytes.
 	MaxInFlightBytes int64
+	// Log, when set, is the audit log's signer: acks carry receipts to the
+	// agencies that ask for them, and the draw is a signed statement
+	// (docs/audit.md), written to StatementFile if it is set. Nil: no
+	// receipts, no statement.
+	Log           *Log
+	StatementFile string
 }
 
 // Cluster is a ledger that is one node of a replicated group (package
@@ -234,16 +241,36 @@ func (c *Central) holdDraw(action string) {
 			// The stored file cannot be read back: there is no honest answer,
 			// so queries get an error rather than a wrong list.
 			c.log.Error(action, logline.Failed, "error", err)
-			err = lottery.Errorf(lottery.EInternal, "the draw failed: %v", err)
-		} else {
-			total := 0
-			for _, w := range winners {
-				total += len(w)
-			}
-			c.log.Info(action, logline.OK, "ganadores", total)
+			c.draw.Publish(nil, nil, 0, lottery.Errorf(lottery.EInternal, "the draw failed: %v", err))
+			return
 		}
-		c.draw.Publish(winners, err)
+		total := 0
+		for _, w := range winners {
+			total += len(w)
+		}
+		size, root := c.ledger.Tree()
+		statement := c.signDraw(winners)
+		c.log.Info(action, logline.OK, "ganadores", total, "arbol", size, "raiz", root.String())
+		c.draw.Publish(winners, statement, size, nil)
 	})
+}
+
+// signDraw signs the draw statement, and writes it to Config.StatementFile,
+// when the central has a log; nil otherwise, or if it could not (said in
+// a log line: agencies that check the audit log will refuse the draw).
+func (c *Central) signDraw(winners map[uint32][]string) []byte {
+	if c.cfg.Log == nil {
+		return nil
+	}
+	msg, _, err := c.drawStatement(winners)
+	if err == nil && c.cfg.StatementFile != "" {
+		err = fsutil.WriteFileSynced(c.cfg.StatementFile, msg, 0o644)
+	}
+	if err != nil {
+		c.log.Error(logline.Draw, logline.Failed, "error", fmt.Errorf("the draw statement: %w", err))
+		return nil
+	}
+	return msg
 }
 
 // grant is how many batches each uploading agency may have in flight: its

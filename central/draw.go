@@ -14,10 +14,14 @@ import (
 type Draw struct {
 	agencies int
 
-	mu       sync.Mutex      // guards finished and winners
+	mu       sync.Mutex      // guards finished, winners and the statement
 	finished map[uint32]bool // agencies that said they are done
 	winners  map[uint32][]string
 	err      error // why the draw has no result, if it failed
+	// statement is the signed draw statement (nil without a log) and the
+	// size of the tree it names.
+	statement     []byte
+	statementSize uint64
 
 	ready chan struct{} // closed once, when winners is final
 }
@@ -59,12 +63,22 @@ func (d *Draw) Pending() int {
 }
 
 // Publish makes the draw's outcome final and wakes every waiting query: the
-// winners, or the error that made the draw impossible.
-func (d *Draw) Publish(winners map[uint32][]string, err error) {
+// winners and the signed statement (nil: none), or the error that made the
+// draw impossible.
+func (d *Draw) Publish(winners map[uint32][]string, statement []byte, size uint64, err error) {
 	d.mu.Lock()
 	d.winners, d.err = winners, err
+	d.statement, d.statementSize = statement, size
 	d.mu.Unlock()
 	close(d.ready)
+}
+
+// Statement returns the signed draw statement and the size of the tree it
+// names, once Ready is closed; false when there is none.
+func (d *Draw) Statement() ([]byte, uint64, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.statement, d.statementSize, d.statement != nil
 }
 
 // Ready is closed once the draw has been published.

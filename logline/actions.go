@@ -40,6 +40,7 @@ const (
 	BadMessage      = "recibir_mensaje"     // not the echo: a malformed, oversize, unexpected or idle connection
 	SendFailed      = "enviar_mensaje"      // an answer could not be written: the peer is gone
 	ConnectionEnded = "conexion_cerrada"    // DEBUG: a connection ended
+	Receipt         = "recibo"              // fail: an ack's receipt could not be built (the agency will not count the ack)
 
 	// The agency.
 

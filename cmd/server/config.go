@@ -29,6 +29,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	TLS             TLSConfig
 	Central         central.Config
+	// LogKey is the audit log's signing key (LOG_KEY, .pki/log.key):
+	// absent by default, set explicitly it must be there.
+	LogKey         string
+	logKeyExplicit bool
 	// Node and Cluster make this central one node of a replicated group:
 	// NODE_NAME and CLUSTER_NODES (empty: the single central).
 	Node     string
@@ -88,6 +92,7 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 			ClientCA: v.String("TLS_CLIENT_CA", "./.pki/"+pki.CAFile),
 			CRL:      v.String("TLS_CRL", ""),
 		},
+		LogKey: v.String("LOG_KEY", "./.pki/"+pki.LogKeyFile),
 		Central: central.Config{
 			Agencies:           v.Int("AGENCIES", 5, 1, math.MaxInt32),
 			MaxConnections:     v.Int("MAX_CONNECTIONS", central.DefaultMaxConnections, 1, 1<<20),
@@ -99,6 +104,8 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 		},
 	}
 	c.Warnings = v.Warnings()
+	_, c.logKeyExplicit = v.Raw("LOG_KEY")
+	c.Central.StatementFile = c.Storage + ".sorteo"
 	if err := v.Err(); err != nil {
 		return c, err
 	}
@@ -186,4 +193,20 @@ func clusterLine(nodes []replica.Node) string {
 		parts[i] = n.Name + "=" + n.Addr
 	}
 	return strings.Join(parts, ",")
+}
+
+// loadLog reads the audit log's signing key. The default one may be absent
+// (no receipts and no signed draw then, and a warning says so); a key
+// named explicitly must be there. Every node of a replicated central signs
+// with the same key, so that its checkpoints and its statement are the
+// same bytes on every node.
+func (c Config) loadLog() (*central.Log, error) {
+	if _, err := os.Stat(c.LogKey); err != nil && !c.logKeyExplicit {
+		return nil, nil
+	}
+	signer, err := pki.ReadLogSigner(c.LogKey)
+	if err != nil {
+		return nil, fmt.Errorf("LOG_KEY: %w (issue it with `bin/pki -out .pki`)", err)
+	}
+	return central.NewLog(signer), nil
 }

@@ -46,25 +46,26 @@ func (e *errDistrust) Error() string { return "the central cannot be trusted: " 
 func (e *errDistrust) Unwrap() error { return e.err }
 
 // openAudit starts the agency's audit log: a new receipts file (one left
-// by an earlier run is kept beside it, as <file>.prev). Nil without a key.
+// by an earlier run is kept beside it, as <file>.prev-<time>: bin/audit
+// reads them all). Nil without a key.
 func openAudit(cfg Config) (*auditLog, error) {
 	if cfg.LogKey == nil {
 		return nil, nil
 	}
 	l := &auditLog{key: cfg.LogKey, path: cfg.Receipts, id: uint32(cfg.ID)}
-	return l, l.start("")
+	return l, l.start(".prev")
 }
 
 // start begins a new receipts file and a new verifier. An earlier file is
-// moved aside first, to <file><aside> (".prev" when empty): nothing the
-// agency was shown is ever deleted.
+// moved aside first, to <file><aside>-<time> (aside ".prev" or
+// ".forgotten"; the time to the nanosecond, so that a crash loop's runs
+// never take each other's name): nothing the agency was shown is ever
+// deleted.
 func (l *auditLog) start(aside string) error {
 	if l.w != nil {
 		l.w.Close()
 	}
-	if aside == "" {
-		aside = ".prev"
-	}
+	aside += "-" + time.Now().UTC().Format("20060102T150405.000000000Z")
 	if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
 		return fmt.Errorf("receipts: %w", err)
 	}
@@ -93,7 +94,7 @@ func (l *auditLog) start(aside string) error {
 func (l *auditLog) forgotten(keep int) error {
 	l.digests = l.digests[:min(keep, len(l.digests))]
 	kept := l.digests
-	err := l.start(".forgotten-" + time.Now().UTC().Format("20060102T150405Z"))
+	err := l.start(".forgotten")
 	l.digests = append(l.digests, kept...)
 	return err
 }

@@ -232,7 +232,7 @@ gracefully on SIGTERM or SIGINT.
                                               receipts are not checked)
   audit.receipts      CLI_AUDIT_RECEIPTS      ./.data/agency-<ID>.receipts
                                               (an earlier one is kept as
-                                              <file>.prev)
+                                              <file>.prev-<time>)
 
 Without an agency file, NOMBRE, APELLIDO, DOCUMENTO, NACIMIENTO and NUMERO
 give a single bet. Exit codes: 0 done (or stopped by a signal), 1 the

@@ -1,6 +1,7 @@
 package agency
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -12,8 +13,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"lottery"
 	"lottery/audit"
+	"lottery/csvrow"
 	"lottery/logline"
 	"lottery/protocol"
 )
@@ -76,7 +77,7 @@ func (l *auditLog) start(aside string) error {
 	if err != nil {
 		return fmt.Errorf("receipts: %w", err)
 	}
-	if l.w, err = audit.NewReceiptWriter(f, l.key.Name(), l.id); err != nil {
+	if l.w, err = audit.NewReceiptWriter(newReceiptsFile(f), l.key.Name(), l.id); err != nil {
 		f.Close()
 		return fmt.Errorf("receipts: %w", err)
 	}
@@ -85,6 +86,32 @@ func (l *auditLog) start(aside string) error {
 	}
 	l.digests = l.digests[:0]
 	return nil
+}
+
+// receiptsFile is the receipts file behind a 64 KiB buffer: a line per
+// ack would be a write per batch. What a crash loses of it (never synced
+// before the agency finishes) the agency collects again: the central acks
+// a resent batch with its receipt.
+type receiptsFile struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+func newReceiptsFile(f *os.File) *receiptsFile {
+	return &receiptsFile{f: f, w: bufio.NewWriterSize(f, 64<<10)}
+}
+
+func (r *receiptsFile) Write(p []byte) (int, error) { return r.w.Write(p) }
+
+func (r *receiptsFile) Sync() error {
+	if err := r.w.Flush(); err != nil {
+		return err
+	}
+	return r.f.Sync()
+}
+
+func (r *receiptsFile) Close() error {
+	return errors.Join(r.w.Flush(), r.f.Close())
 }
 
 // forgotten starts over after a central that forgot acknowledged batches
@@ -107,18 +134,22 @@ func (l *auditLog) treeSize() uint64 {
 	return l.v.Size()
 }
 
-// rowsDigest is the SHA-256 of the rows the central stores for a batch
-// frame: the same encoding of the same bets (lottery.Rows).
-func rowsDigest(frame []byte) [32]byte {
+// rowsDigester computes the SHA-256 of the rows the central stores for a
+// batch frame: the same encoding of the same bets (lottery.Rows, through
+// csvrow.AppendBetRow), in a buffer kept from one batch to the next.
+type rowsDigester struct{ buf []byte }
+
+func (r *rowsDigester) digest(frame []byte) [32]byte {
 	d, err := protocol.DecodeBatch(frame[protocol.HeaderSize:])
 	if err != nil {
 		return [32]byte{}
 	}
-	var rows lottery.Rows
+	buf := r.buf[:0]
 	for b := range d.Bets() {
-		rows.Add(int(d.Agency), b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
+		buf = csvrow.AppendBetRow(buf, int(d.Agency), b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
 	}
-	return sha256.Sum256(rows.Bytes())
+	r.buf = buf
+	return sha256.Sum256(buf)
 }
 
 // acceptBatch checks the receipt of batch seq, of count bets whose rows

@@ -23,10 +23,11 @@ type uploader struct {
 	win window
 
 	b        protocol.BatchBuilder
-	out      []byte      // frames packed together, sent with one write
-	queue    []*inflight // sent, not acked, oldest first
-	free     [][]byte    // frame buffers to reuse
-	seq      uint64      // last batch sequence packed
+	rows     rowsDigester // with an audit log: each batch's rows digest
+	out      []byte       // frames packed together, sent with one write
+	queue    []*inflight  // sent, not acked, oldest first
+	free     [][]byte     // frame buffers to reuse
+	seq      uint64       // last batch sequence packed
 	eof      bool
 	sent     int // bets acked
 	acked    int // batches acked
@@ -154,7 +155,7 @@ func (u *uploader) pack() error {
 	}
 	b := &inflight{seq: u.seq, frame: append(buf, u.b.Frame()...), count: u.b.Len()}
 	if u.a.audit != nil {
-		b.digest = rowsDigest(b.frame)
+		b.digest = u.rows.digest(b.frame)
 	}
 	u.queue = append(u.queue, b)
 	return nil

@@ -118,7 +118,7 @@ func fillCentral(ctx context.Context, bin, dir string, size int64) error {
 	if err != nil {
 		return err
 	}
-	c, err := startChild(bin, dir, filepath.Join(dir, "bets.csv"), restartAgencies, false, "WARNING", "")
+	c, err := startChild(bin, dir, filepath.Join(dir, "bets.csv"), restartAgencies, false, "WARNING", "", false)
 	if err != nil {
 		return err
 	}
@@ -163,7 +163,7 @@ func timeRestart(ctx context.Context, bin, dir string) (listenMs, welcomeMs floa
 	}
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Dir = dir
-	cmd.Env = childEnv(port, filepath.Join(dir, "bets.csv"), restartAgencies, false, "WARNING", "")
+	cmd.Env = childEnv(port, filepath.Join(dir, "bets.csv"), restartAgencies, false, "WARNING", "", false)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return 0, 0, err

@@ -54,14 +54,14 @@ type inProcess struct {
 	meter  processMeter
 }
 
-func startInProcess(betsPath string, agencies, window int, noSync bool, tlsConfig *tls.Config) (*inProcess, error) {
+func startInProcess(betsPath string, agencies, window int, noSync bool, tlsConfig *tls.Config, log *central.Log) (*inProcess, error) {
 	p := &inProcess{meter: startProcessMeter()}
 	var err error
 	if p.store, _, err = storage.Open(betsPath, storage.Options{NoSync: noSync}); err != nil {
 		p.meter.mem.Stop()
 		return nil, err
 	}
-	cfg := central.Config{Agencies: agencies, Window: max(window, central.DefaultWindow), TLS: tlsConfig}
+	cfg := central.Config{Agencies: agencies, Window: max(window, central.DefaultWindow), TLS: tlsConfig, Log: log}
 	if p.c, err = central.New(cfg, p.store, logline.Discard()); err != nil {
 		p.store.Close()
 		p.meter.mem.Stop()
@@ -106,7 +106,7 @@ type child struct {
 // childStartTimeout bounds how long the binary may take to listen.
 const childStartTimeout = 15 * time.Second
 
-func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, pkiDir string) (*child, error) {
+func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, pkiDir string, audit bool) (*child, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -117,7 +117,7 @@ func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, 
 	}
 	cmd := exec.Command(bin)
 	cmd.Dir = dir
-	cmd.Env = childEnv(port, betsPath, agencies, noSync, logLevel, pkiDir)
+	cmd.Env = childEnv(port, betsPath, agencies, noSync, logLevel, pkiDir, audit)
 	log, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
 		return nil, err
@@ -151,7 +151,7 @@ func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, 
 
 // childEnv is the server child's environment: its configuration, and this
 // process's environment but for the keys the server reads.
-func childEnv(port int, betsPath string, agencies int, noSync bool, logLevel, pkiDir string) []string {
+func childEnv(port int, betsPath string, agencies int, noSync bool, logLevel, pkiDir string, audit bool) []string {
 	env := []string{
 		"SERVER_IP=127.0.0.1",
 		"SERVER_PORT=" + strconv.Itoa(port),
@@ -168,9 +168,12 @@ func childEnv(port int, betsPath string, agencies int, noSync bool, logLevel, pk
 		env = append(env, "TLS_CERT="+filepath.Join(pkiDir, pki.CentralCertFile),
 			"TLS_KEY="+filepath.Join(pkiDir, pki.CentralKeyFile), "TLS_CLIENT_CA="+filepath.Join(pkiDir, pki.CAFile))
 	}
+	if audit {
+		env = append(env, "LOG_KEY="+filepath.Join(pkiDir, pki.LogKeyFile))
+	}
 	for _, kv := range os.Environ() { // keep PATH and the like, not our keys
 		if !strings.HasPrefix(kv, "SERVER_") && !strings.HasPrefix(kv, "STORAGE_") && !strings.HasPrefix(kv, "TLS") &&
-			!strings.HasPrefix(kv, "AGENCIES=") && !strings.HasPrefix(kv, "LOGGING_LEVEL=") && !strings.HasPrefix(kv, "ADMIN_") {
+			!strings.HasPrefix(kv, "AGENCIES=") && !strings.HasPrefix(kv, "LOGGING_LEVEL=") && !strings.HasPrefix(kv, "ADMIN_") && !strings.HasPrefix(kv, "LOG_KEY=") {
 			env = append(env, kv)
 		}
 	}

@@ -30,8 +30,8 @@ const tlogSuffix = ".tlog"
 // hashSize is the size of a stored hash.
 const hashSize = tlog.HashSize
 
-// Bounds of what a tree keeps in memory: the newest recentHashes stored
-// hashes (the right edge, which appends and the proofs of new batches
+// Bounds of what a tree keeps in memory: the newest recentHashes (to
+// twice as many) stored hashes (the right edge, which appends and the proofs of new batches
 // read) and cachedHashes older ones read back from the file (the left
 // subtrees every recent proof shares).
 const (
@@ -176,9 +176,16 @@ func (t *tree) publish(pending []tlog.Hash) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.n += int64(len(pending))
+	// Appended in place: a reader holds a shorter slice of the same array
+	// and never reads past its end. The window is trimmed once it holds
+	// twice its size, to a new array (readers keep the old one), so each
+	// hash is copied once more at most: trimming at every group copied the
+	// whole window each time, 512 KiB per group commit.
 	recent := append(t.recent, pending...)
-	if len(recent) > recentHashes {
-		recent = append([]tlog.Hash(nil), recent[len(recent)-recentHashes:]...)
+	if len(recent) > 2*recentHashes {
+		trimmed := make([]tlog.Hash, recentHashes, 2*recentHashes+len(pending))
+		copy(trimmed, recent[len(recent)-recentHashes:])
+		recent = trimmed
 	}
 	t.recent = recent
 }

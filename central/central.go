@@ -252,25 +252,36 @@ func (c *Central) holdDraw(action string) {
 		statement := c.signDraw(winners)
 		c.log.Info(action, logline.OK, "ganadores", total, "arbol", size, "raiz", root.String())
 		c.draw.Publish(winners, statement, size, nil)
+		c.keepStatement(statement)
 	})
 }
 
-// signDraw signs the draw statement, and writes it to Config.StatementFile,
-// when the central has a log; nil otherwise, or if it could not (said in
-// a log line: agencies that check the audit log will refuse the draw).
+// signDraw signs the draw statement when the central has a log; nil
+// otherwise, or if it could not (said in a log line: agencies that check
+// the audit log will refuse the draw).
 func (c *Central) signDraw(winners map[uint32][]string) []byte {
 	if c.cfg.Log == nil {
 		return nil
 	}
 	msg, _, err := c.drawStatement(winners)
-	if err == nil && c.cfg.StatementFile != "" {
-		err = fsutil.WriteFileSynced(c.cfg.StatementFile, msg, 0o644)
-	}
 	if err != nil {
 		c.log.Error(logline.Draw, logline.Failed, "error", fmt.Errorf("the draw statement: %w", err))
 		return nil
 	}
 	return msg
+}
+
+// keepStatement writes the signed statement to Config.StatementFile, for
+// auditors, once the agencies can have it: the file is not what they
+// wait for, and a central that stops before it is written signs the same
+// statement again at its next start (recuperar_sorteo).
+func (c *Central) keepStatement(msg []byte) {
+	if msg == nil || c.cfg.StatementFile == "" {
+		return
+	}
+	if err := fsutil.WriteFileSynced(c.cfg.StatementFile, msg, 0o644); err != nil {
+		c.log.Error(logline.Draw, logline.Failed, "error", fmt.Errorf("the draw statement file: %w", err))
+	}
 }
 
 // grant is how many batches each uploading agency may have in flight: its

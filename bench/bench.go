@@ -371,7 +371,7 @@ func (b *Bench) startCentral(runDir string, k int, res *Result) (centralUnderTes
 	switch {
 	case k > 1:
 		res.Central = fmt.Sprintf("in-process, %d replicated nodes", k)
-		return startCluster(runDir, b.nodes[:k], sc.Agencies, res.Window, sc.NoSync, sc.HeartbeatTimeout, nil)
+		return startCluster(runDir, b.nodes[:k], sc.Agencies, res.Window, sc.NoSync, sc.HeartbeatTimeout, nil, b.logSigner)
 	case sc.ServerBin != "":
 		res.Central = sc.ServerBin
 		return startChild(sc.ServerBin, runDir, betsPath, sc.Agencies, sc.NoSync, sc.ServerLogLevel, b.pkiDir, b.logSigner != nil)

@@ -49,7 +49,7 @@ func (s *Store) prepare() error {
 	}
 	s.batches = st.batches
 	s.mu.Lock()
-	s.lastSeq, s.finished, s.agencyBets = st.lastSeq, st.finished, st.bets
+	s.lastSeq, s.finished, s.agencyBets, s.commitment = st.lastSeq, st.finished, st.bets, st.commitment
 	s.mu.Unlock()
 	finishTree := s.finishTree
 	if s.tail.rebuildTree {

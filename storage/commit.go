@@ -12,17 +12,18 @@ import (
 // groupWriter is the writer goroutine's state: buffers reused from group
 // to group, so committing allocates nothing in the steady state.
 type groupWriter struct {
-	s       *Store
-	group   []*request
-	rows    []byte
-	journal []byte
-	records []record          // the group's journal records, encoded once the group is known
-	pending map[uint32]uint64 // last sequence per agency accepted in this group
-	fin     map[uint32]int64  // agencies finishing in this group, with their record's leaf
-	outcome []outcome
-	leaves  []tlog.Hash // the group's leaf hashes
-	hashes  []tlog.Hash // the stored hashes they add to the tree
-	tlogBuf []byte
+	s          *Store
+	group      []*request
+	rows       []byte
+	journal    []byte
+	records    []record          // the group's journal records, encoded once the group is known
+	pending    map[uint32]uint64 // last sequence per agency accepted in this group
+	fin        map[uint32]int64  // agencies finishing in this group, with their record's leaf
+	outcome    []outcome
+	commitment *[32]byte   // the commitment stored by this group, if any
+	leaves     []tlog.Hash // the group's leaf hashes
+	hashes     []tlog.Hash // the stored hashes they add to the tree
+	tlogBuf    []byte
 }
 
 // outcome is what happens to one commit of the group once it is durable.
@@ -62,6 +63,7 @@ func (w *groupWriter) reset() {
 	clear(w.fin)
 	w.rows, w.journal, w.records, w.outcome = w.rows[:0], w.journal[:0], w.records[:0], w.outcome[:0]
 	w.leaves, w.hashes = w.leaves[:0], w.hashes[:0]
+	w.commitment = nil
 }
 
 // decide settles one commit of the group against the committed state and
@@ -81,6 +83,9 @@ func (w *groupWriter) decide(c *request, end *int64) outcome {
 	refuse := func(code lottery.Code, format string, args ...any) outcome {
 		c.err = lottery.Errorf(code, format, args...)
 		return refused
+	}
+	if c.kind == kindCommit {
+		return w.decideCommitment(c, *end, nextLeaf)
 	}
 	if c.kind == kindBatch {
 		switch {
@@ -131,6 +136,28 @@ func (w *groupWriter) decide(c *request, end *int64) outcome {
 	return stored
 }
 
+// decideCommitment settles the committed mode's commitment: record 1, so
+// only a journal that holds its base record and nothing else takes it; the
+// same commitment again is a duplicate, another one a conflict.
+func (w *groupWriter) decideCommitment(c *request, end, nextLeaf int64) outcome {
+	s := w.s
+	switch {
+	case s.commitment != nil && *s.commitment == c.full:
+		c.leaf = 1
+		return dupDurable
+	case s.commitment != nil:
+		c.err = lottery.Errorf(lottery.EConflict, "the journal already holds another commitment")
+		return refused
+	case nextLeaf != 1:
+		c.err = lottery.Errorf(lottery.ESequence, "a commitment is record 1, before any batch; the journal has %d records", nextLeaf)
+		return refused
+	}
+	w.records = append(w.records, commitRecord(c.full, end))
+	c.leaf = nextLeaf
+	w.commitment = &c.full
+	return stored
+}
+
 // finishing reports whether the agency finishes in this group.
 func (w *groupWriter) finishing(agency uint32) bool {
 	_, ok := w.fin[agency]
@@ -160,7 +187,7 @@ func (w *groupWriter) write(end int64) (header, error) {
 		case c.kind == kindBatch:
 			next.betCount += int64(c.count)
 			next.batches++
-		default:
+		case c.kind == kindFinished:
 			next.finished++
 		}
 	}
@@ -205,6 +232,9 @@ func (w *groupWriter) publish(h header) {
 			s.agencyBets[c.agency] += int64(c.count)
 			s.digests[c.agency] = append(s.digests[c.agency], c.full)
 		}
+	}
+	if w.commitment != nil {
+		s.commitment = w.commitment
 	}
 	s.committed, s.gen, s.chain, s.root = h.after, h.gen, h.chain, h.root
 	s.tree.publish(w.hashes)

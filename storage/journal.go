@@ -3,6 +3,7 @@ package storage
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"hash"
 	"hash/crc32"
 	"io"
@@ -63,7 +64,49 @@ const (
 	kindBatch    recordKind = 1
 	kindFinished recordKind = 2
 	kindBase     recordKind = 3
+	// kindCommit is the committed mode's commitment to the draw's secret
+	// (docs/audit.md): record 1, right after the base, before any batch.
+	// It covers no rows and has no agency, sequence or count, so those
+	// fields and its digest carry the commitment's 32 bytes (commitRecord).
+	kindCommit recordKind = 4
 )
+
+// commitRecord is the record of a commitment c, at end of the bets file:
+// its bytes 0-15 in the digest, 16-19 the agency, 20-27 the sequence and
+// 28-31 the count.
+func commitRecord(c [sha256.Size]byte, end int64) record {
+	r := record{kind: kindCommit, end: end, agency: binary.BigEndian.Uint32(c[16:20]),
+		seq: binary.BigEndian.Uint64(c[20:28]), count: binary.BigEndian.Uint32(c[28:32])}
+	copy(r.digest[:], c[:digestSize])
+	return r
+}
+
+// commitment is the commitment a kindCommit record carries.
+func (r record) commitment() [sha256.Size]byte {
+	var c [sha256.Size]byte
+	copy(c[:digestSize], r.digest[:])
+	binary.BigEndian.PutUint32(c[16:20], r.agency)
+	binary.BigEndian.PutUint64(c[20:28], r.seq)
+	binary.BigEndian.PutUint32(c[28:32], r.count)
+	return c
+}
+
+func (k recordKind) String() string {
+	switch k {
+	case kindBatch:
+		return "batch"
+	case kindFinished:
+		return "finished"
+	case kindBase:
+		return "base"
+	case kindCommit:
+		return "commitment"
+	}
+	return fmt.Sprintf("kind %d", uint8(k))
+}
+
+// coversRows reports whether the record covers bytes of the bets file.
+func (r record) coversRows() bool { return r.kind == kindBatch || r.kind == kindBase }
 
 // flagGroupEnd marks the last record of a group commit.
 const flagGroupEnd = 1
@@ -196,7 +239,7 @@ func parseFields(b []byte) (record, bool) {
 		count:  binary.BigEndian.Uint32(b[24:28]),
 	}
 	switch r.kind {
-	case kindBatch, kindFinished, kindBase:
+	case kindBatch, kindFinished, kindBase, kindCommit:
 		return r, r.end >= 0
 	}
 	return record{}, false

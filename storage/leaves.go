@@ -76,7 +76,7 @@ func (l *Leaves) Leaves() ([]audit.LocatedLeaf, error) {
 			return out, fmt.Errorf("%s, offset %d: record %d covers bytes %d to %d of a bets file of %d", jpath, off, len(out), prevEnd, r.end, betsSize)
 		}
 		var full [sha256.Size]byte
-		if r.kind != kindFinished {
+		if r.coversRows() {
 			if full, _, err = hasher.nextFull(br, r.end-prevEnd); err != nil {
 				return out, fmt.Errorf("%s, byte %d: %w", l.path, prevEnd, err)
 			}
@@ -89,6 +89,8 @@ func (l *Leaves) Leaves() ([]audit.LocatedLeaf, error) {
 			leaf.Kind, leaf.Digest = audit.KindFinished, [sha256.Size]byte{}
 		case kindBase:
 			leaf.Kind = audit.KindBase
+		case kindCommit:
+			leaf = audit.CommitLeaf(r.commitment())
 		}
 		out = append(out, audit.LocatedLeaf{Leaf: leaf, JournalOffset: off, BetsStart: prevEnd, BetsEnd: r.end})
 		prevEnd = r.end

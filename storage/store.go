@@ -130,6 +130,8 @@ type Store struct {
 	// whole), before the others stored since.
 	digests map[uint32][][32]byte
 	root    tlog.Hash // the audit log's root after the last group
+	// commitment is the committed mode's record 1, nil without one.
+	commitment *[32]byte
 
 	// batches holds, per agency, what tells a resend from a conflict and
 	// its leaf (index seq-1). Writer-owned.
@@ -402,6 +404,30 @@ func (s *Store) Append(agency uint32, seq uint64, rows *lottery.Rows) *lottery.C
 	// and the single writer only compares.
 	r.full = sha256.Sum256(r.rows)
 	return s.submit(r)
+}
+
+// Commit durably stores the committed mode's commitment to the draw's
+// secret (audit.Commitment) as record 1, the audit log's leaf 1: only on a
+// journal that holds nothing but its base record, and before any batch
+// (lottery.ErrSequence otherwise). The same commitment again succeeds as
+// a duplicate.
+func (s *Store) Commit(commitment [32]byte) *lottery.Commit {
+	return s.submit(&request{kind: kindCommit, full: commitment})
+}
+
+// Commitment returns the commitment record 1 holds, once the store is
+// Ready; ok is false when there is none (or the store failed or closed
+// first).
+func (s *Store) Commitment() (c [32]byte, ok bool) {
+	if !s.await(s.ready) {
+		return c, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.commitment == nil {
+		return c, false
+	}
+	return *s.commitment, true
 }
 
 // MarkFinished durably marks the agency finished after its batch lastSeq

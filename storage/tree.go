@@ -201,6 +201,8 @@ func leafHash(r record, rows [32]byte) tlog.Hash {
 		l.Kind = audit.KindFinished
 	case kindBase:
 		l.Kind, l.Digest = audit.KindBase, rows
+	case kindCommit:
+		l = audit.CommitLeaf(r.commitment())
 	}
 	return l.Hash()
 }

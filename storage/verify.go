@@ -53,6 +53,8 @@ type journalState struct {
 	batches  map[uint32][]batch // per agency, batch seq at index seq-1
 	finished map[uint32]finish  // agencies finished
 	bets     map[uint32]int64   // bets stored per agency
+	// commitment is the committed mode's record 1 (nil: none).
+	commitment *[32]byte
 }
 
 // batch is what the store keeps in memory of a stored batch: enough of its
@@ -171,7 +173,7 @@ func (sc *scanner) scanTo(end int64) *DamageError {
 		if err != nil {
 			return err
 		}
-		if sc.rows && r.kind != kindFinished {
+		if sc.rows && r.coversRows() {
 			if err := sc.checkRows(&r); err != nil {
 				return err
 			}
@@ -204,8 +206,10 @@ func (sc *scanner) check(b []byte) (record, *DamageError) {
 		return r, damagef(sc.jpath, sc.off, "record %d is in group %d, expected group %d", sc.index, r.group, sc.expect)
 	case r.end < sc.prevEnd:
 		return r, damagef(sc.jpath, sc.off, "record %d ends at %d, before the previous record's end %d", sc.index, r.end, sc.prevEnd)
-	case r.kind == kindFinished && r.end != sc.prevEnd:
-		return r, damagef(sc.jpath, sc.off, "record %d: a finished record covers bytes %d to %d", sc.index, sc.prevEnd, r.end)
+	case !r.coversRows() && r.end != sc.prevEnd:
+		return r, damagef(sc.jpath, sc.off, "record %d: a %s record covers bytes %d to %d", sc.index, r.kind, sc.prevEnd, r.end)
+	case (r.kind == kindCommit) && sc.index != 1:
+		return r, damagef(sc.jpath, sc.off, "record %d: a commitment is record 1, right after the base, or nowhere", sc.index)
 	case len(sc.group) >= maxGroupCommits+1:
 		return r, damagef(sc.jpath, sc.off, "record %d: a group of more than %d records", sc.index, maxGroupCommits+1)
 	}
@@ -269,6 +273,9 @@ func (sc *scanner) apply(r record) {
 			st.bets[r.agency] += int64(r.count)
 		case kindFinished:
 			st.finished[r.agency] = finish{seq: r.seq, leaf: sc.index}
+		case kindCommit:
+			c := r.commitment()
+			st.commitment = &c
 		}
 	}
 	sc.group = append(sc.group, undo{r: r, prevSeq: prevSeq})
@@ -304,6 +311,8 @@ func (sc *scanner) rollback() {
 				st.bets[u.r.agency] -= int64(u.r.count)
 			case kindFinished:
 				delete(st.finished, u.r.agency)
+			case kindCommit:
+				st.commitment = nil
 			}
 		}
 	}

@@ -218,6 +218,7 @@ func Prepare(sc Scenario) (*Bench, error) {
 		}
 	}
 	if sc.Audit {
+		b.receipts = filepath.Join(b.dir, "receipts") // each run's own, for Run
 		if err := b.prepareLogKey(); err != nil {
 			b.Close()
 			return nil, fmt.Errorf("issue the log key: %w", err)

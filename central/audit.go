@@ -2,6 +2,7 @@ package central
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -93,13 +94,16 @@ func (s *session) receipt(c *lottery.Commit, seq uint64) []byte {
 // winners' count and their hash under the agency's salt (the digests of
 // its batches' rows, which only it and an auditor holding the files know:
 // docs/audit.md).
-func (c *Central) drawStatement(winners map[uint32][]string) (msg []byte, size uint64, err error) {
+func (c *Central) drawStatement(winners map[uint32][]string, number int) (msg []byte, size uint64, err error) {
 	size, _ = c.ledger.Tree()
 	cp, err := c.cfg.Log.checkpoint(c.ledger, size)
 	if err != nil {
 		return nil, 0, err
 	}
-	st := audit.Statement{Checkpoint: cp.Checkpoint, Number: lottery.WinningNumber}
+	st := audit.Statement{Checkpoint: cp.Checkpoint, Number: number}
+	if s := c.cfg.Secret; s != nil {
+		st.Reveal = &audit.Reveal{Commitment: audit.Commitment(s), Secret: s}
+	}
 	for a := uint32(1); int64(a) <= int64(c.cfg.Agencies); a++ {
 		bets, digests := c.ledger.Agency(a)
 		docs := winners[a]
@@ -108,6 +112,30 @@ func (c *Central) drawStatement(winners map[uint32][]string) (msg []byte, size u
 	}
 	msg, err = audit.SignStatement(st, c.cfg.Log.signer)
 	return msg, size, err
+}
+
+// Committer is a ledger that can hold the committed mode's commitment
+// (storage.Store; not a replicated central's node yet).
+type Committer interface {
+	Commit(commitment [32]byte) *lottery.Commit
+	Commitment() ([32]byte, bool)
+}
+
+// drawNumber is the number of the draw: the course's 7574, or in committed
+// mode (Config.Secret) the one derived from the secret and the root of the
+// final tree (audit.DrawNumber), which holds every bet. A journal that
+// commits to a secret this central was not given cannot be drawn honestly.
+func (c *Central) drawNumber() (int, error) {
+	if c.cfg.Secret == nil {
+		if cm, ok := c.ledger.(Committer); ok {
+			if _, committed := cm.Commitment(); committed {
+				return 0, errors.New("the journal commits to a secret (DRAW_NUMBER=committed), and this central was not given it")
+			}
+		}
+		return lottery.WinningNumber, nil
+	}
+	_, root := c.ledger.Tree()
+	return audit.DrawNumber(c.cfg.Secret, root), nil
 }
 
 // statementFrames appends the Statement messages that carry the draw's

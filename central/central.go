@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"lottery"
+	"lottery/audit"
 	"lottery/internal/fsutil"
 	"lottery/logline"
 	"lottery/protocol"
@@ -67,6 +68,12 @@ type Config struct {
 	// receipts, no statement.
 	Log           *Log
 	StatementFile string
+	// Secret, when set, is the committed mode's secret (docs/audit.md):
+	// its commitment is leaf 1 of the ledger's audit log (the caller
+	// stores it before serving: Committer), and the draw's number is
+	// audit.DrawNumber(Secret, the final root) instead of the course's,
+	// revealed in the statement.
+	Secret []byte
 }
 
 // Cluster is a ledger that is one node of a replicated group (package
@@ -185,6 +192,17 @@ func New(cfg Config, ledger lottery.Ledger, log *slog.Logger) (*Central, error) 
 	if cfg.Agencies < 1 {
 		return nil, fmt.Errorf("central: agencies must be at least 1, got %d", cfg.Agencies)
 	}
+	if s := cfg.Secret; s != nil {
+		_, commits := ledger.(Committer)
+		switch {
+		case cfg.Log == nil:
+			return nil, errors.New("central: the committed mode reveals its secret in the signed statement: it needs the audit log's key")
+		case !commits:
+			return nil, errors.New("central: the committed mode is not offered by a replicated central")
+		case len(s) < audit.MinSecretSize || len(s) > audit.MaxSecretSize:
+			return nil, fmt.Errorf("central: a secret of %d bytes (%d to %d)", len(s), audit.MinSecretSize, audit.MaxSecretSize)
+		}
+	}
 	c := &Central{
 		cfg: cfg.withDefaults(), ledger: ledger, log: log,
 		inFlight:    newBudget(cfg.withDefaults().MaxInFlightBytes),
@@ -236,7 +254,11 @@ func (c *Central) holdDraw(action string) {
 		case <-c.quit:
 			return
 		}
-		winners, err := FindWinners(c.ledger)
+		number, err := c.drawNumber()
+		var winners map[uint32][]string
+		if err == nil {
+			winners, err = FindWinnersOf(c.ledger, number)
+		}
 		if err != nil {
 			// The stored file cannot be read back: there is no honest answer,
 			// so queries get an error rather than a wrong list.
@@ -249,8 +271,8 @@ func (c *Central) holdDraw(action string) {
 			total += len(w)
 		}
 		size, root := c.ledger.Tree()
-		statement := c.signDraw(winners)
-		c.log.Info(action, logline.OK, "ganadores", total, "arbol", size, "raiz", root.String())
+		statement := c.signDraw(winners, number)
+		c.log.Info(action, logline.OK, "ganadores", total, "arbol", size, "raiz", root.String(), "numero", number)
 		c.draw.Publish(winners, statement, size, nil)
 		c.keepStatement(statement)
 	})
@@ -259,11 +281,11 @@ func (c *Central) holdDraw(action string) {
 // signDraw signs the draw statement when the central has a log; nil
 // otherwise, or if it could not (said in a log line: agencies that check
 // the audit log will refuse the draw).
-func (c *Central) signDraw(winners map[uint32][]string) []byte {
+func (c *Central) signDraw(winners map[uint32][]string, number int) []byte {
 	if c.cfg.Log == nil {
 		return nil
 	}
-	msg, _, err := c.drawStatement(winners)
+	msg, _, err := c.drawStatement(winners, number)
 	if err != nil {
 		c.log.Error(logline.Draw, logline.Failed, "error", fmt.Errorf("the draw statement: %w", err))
 		return nil

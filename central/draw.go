@@ -99,11 +99,19 @@ func (d *Draw) Winners(agency uint32) ([]string, error) {
 // FindWinners streams the stored bets once (load_bets + has_won) and groups the
 // winners' documents by agency. Memory grows with the winners, not with the
 // bets.
-func FindWinners(store interface {
+func FindWinners(store scanner) (map[uint32][]string, error) {
+	return FindWinnersOf(store, lottery.WinningNumber)
+}
+
+type scanner interface {
 	ScanWhere(keep func(agency, number int) bool, fn func(lottery.Row) error) error
-}) (map[uint32][]string, error) {
+}
+
+// FindWinnersOf is FindWinners for a number other than the course's: the
+// committed mode's, drawn from the secret and the final tree.
+func FindWinnersOf(store scanner, drawn int) (map[uint32][]string, error) {
 	winners := make(map[uint32][]string)
-	wins := func(_, number int) bool { return lottery.Wins(number) }
+	wins := func(_, number int) bool { return number == drawn }
 	err := store.ScanWhere(wins, func(r lottery.Row) error {
 		winners[uint32(r.Agency)] = append(winners[uint32(r.Agency)], string(r.Document))
 		return nil

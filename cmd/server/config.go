@@ -31,7 +31,9 @@ type Config struct {
 	Central         central.Config
 	// LogKey is the audit log's signing key (LOG_KEY, .pki/log.key):
 	// absent by default, set explicitly it must be there.
-	LogKey         string
+	LogKey string
+	// DrawNumber is DRAW_NUMBER: "course" (7574) or "committed".
+	DrawNumber     string
 	logKeyExplicit bool
 	// Node and Cluster make this central one node of a replicated group:
 	// NODE_NAME and CLUSTER_NODES (empty: the single central).
@@ -92,7 +94,8 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 			ClientCA: v.String("TLS_CLIENT_CA", "./.pki/"+pki.CAFile),
 			CRL:      v.String("TLS_CRL", ""),
 		},
-		LogKey: v.String("LOG_KEY", "./.pki/"+pki.LogKeyFile),
+		LogKey:     v.String("LOG_KEY", "./.pki/"+pki.LogKeyFile),
+		DrawNumber: v.String("DRAW_NUMBER", drawCourse),
 		Central: central.Config{
 			Agencies:           v.Int("AGENCIES", 5, 1, math.MaxInt32),
 			MaxConnections:     v.Int("MAX_CONNECTIONS", central.DefaultMaxConnections, 1, 1<<20),
@@ -114,6 +117,12 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 	}
 	if err := c.checkCluster(clusterSpec); err != nil {
 		return c, err
+	}
+	switch {
+	case c.DrawNumber != drawCourse && c.DrawNumber != drawCommitted:
+		return c, fmt.Errorf("DRAW_NUMBER: %q, want %s (the course's 7574) or %s (drawn from a secret committed to before any bet)", c.DrawNumber, drawCourse, drawCommitted)
+	case c.DrawNumber == drawCommitted && c.Cluster != nil:
+		return c, errors.New("DRAW_NUMBER=committed: not offered by a replicated central (CLUSTER_NODES) yet")
 	}
 	switch {
 	case c.Central.IdleTimeout < minIdleTimeout:

@@ -159,12 +159,17 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 		"handshake_timeout", cfg.Central.HandshakeTimeout, "max_inflight_bytes", cfg.Central.MaxInFlightBytes, "shutdown_timeout", cfg.ShutdownTimeout,
 		"tls", config.OnOff(cfg.TLS.Enabled), "tls_cert", cfg.TLS.Cert, "tls_key", cfg.TLS.Key, "tls_client_ca", cfg.TLS.ClientCA,
 		"tls_crl", cfg.TLS.CRL, "revocados", revoked.Current().Len(), "node_name", cfg.Node, "cluster_nodes", clusterLine(cfg.Cluster),
-		"audit", config.OnOff(cfg.Central.Log != nil), "log_key", cfg.LogKey, "log_origin", logOrigin(cfg.Central.Log))
+		"audit", config.OnOff(cfg.Central.Log != nil), "log_key", cfg.LogKey, "log_origin", logOrigin(cfg.Central.Log),
+		"draw_number", cfg.DrawNumber)
 	if !cfg.TLS.Enabled {
 		log.Warn(logline.TLS, logline.Progress, "tls", "off", "warning",
 			"TLS=off: the lottery is open to anyone: whoever reaches the port can act as any agency, store bets in its name and read its winners")
 	}
 	config.LogWarnings(log, cfg.Warnings)
+	if cfg.DrawNumber == drawCommitted && cfg.Central.Log == nil {
+		log.Error(logline.Config, logline.Failed, "error", "DRAW_NUMBER=committed reveals its secret in the signed statement: it needs LOG_KEY")
+		return exitConfig
+	}
 	if cfg.Central.Log == nil && cfg.TLS.Enabled {
 		log.Warn(logline.Config, logline.Progress, "key", "LOG_KEY", "env", "LOG_KEY", "warning",
 			"no audit log key at "+cfg.LogKey+": acks carry no receipts and the draw is not signed, so no agency can check them")
@@ -181,6 +186,13 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	log.Info(logline.Recover, logline.OK, "apuestas", rec.Bets, "batches", rec.Batches, "agencias_finalizadas", rec.Finished,
 		"bytes_descartados", rec.CutBetsBytes, "journal_bytes_descartados", rec.CutJournal, "grupo_deshecho", rec.RolledBack,
 		"bytes_leidos", rec.ReadBytes)
+	if cfg.DrawNumber == drawCommitted {
+		if cfg.Central.Secret, err = commitDraw(cfg.Storage, store, log); err != nil {
+			log.Error(logline.Commitment, logline.Failed, "storage_filepath", cfg.Storage, "error", err)
+			store.Close()
+			return exitFailed
+		}
+	}
 	code, store := serve(cfg, store, log, signals, revoked)
 	if err := store.Close(); err != nil {
 		log.Error(logline.Shutdown, logline.Failed, "resource", "bets_file", "error", err)

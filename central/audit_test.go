@@ -2,19 +2,24 @@ package central_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"lottery"
+	"lottery/agency"
 	"lottery/audit"
 	"lottery/central"
 	"lottery/gendata"
@@ -507,4 +512,38 @@ func rowsOf(bets ...lottery.Bet) []byte {
 		rows.AddBet(b)
 	}
 	return rows.Bytes()
+}
+
+// TestCentral_NoStatement: a central that could not sign or keep its draw
+// statement (here: its STORAGE_FILEPATH.sorteo cannot be written) still
+// answers the winners, and an agency that checks the audit log refuses the
+// draw at once: verificar_sorteo fails, naming the missing statement, and
+// Run ends with an error. It does not ask again and again for a statement
+// that will never come.
+func TestCentral_NoStatement(t *testing.T) {
+	signer, key := logKeys(t, 5)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bets.csv")
+	srv := startServer(t, central.Config{Agencies: 1, Log: central.NewLog(signer), StatementFile: filepath.Join(dir, "missing", "bets.csv.sorteo")}, path)
+	d := genData(t, 1, 50, func(int) int { return 2 })
+	r := startAgency(t, context.Background(), agency.Config{ID: 1, ServerAddress: srv.addr, DataFile: d.file(1), MaxAmount: 20,
+		LogKey: key, Receipts: filepath.Join(dir, "agency-1.receipts"), ReplyTimeout: 2 * time.Second})
+	_, err := r.wait(t)
+	if err == nil {
+		t.Fatal("Run succeeded on a draw without a statement")
+	}
+	lines, perr := testutil.ParseAll(r.log.String())
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	l, ok := testutil.FindOne(lines, "verificar_sorteo", "fail")
+	if !ok || l.Level != "ERROR" || !strings.Contains(l.Get("error"), "without the signed draw statement") {
+		t.Errorf("verificar_sorteo line %q, want one ERROR naming the missing statement", l.Raw)
+	}
+	if n := srv.log.String(); !strings.Contains(n, "the draw statement") {
+		t.Errorf("the central did not say its statement failed:\n%s", n)
+	}
+	if errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v: it had to be stopped", err)
+	}
 }

@@ -547,3 +547,87 @@ func TestCentral_NoStatement(t *testing.T) {
 		t.Errorf("Run = %v: it had to be stopped", err)
 	}
 }
+
+// TestCentral_AuditedAgencies: agencies that check the audit log upload
+// together to a real central, pipelining, so that receipts of one group
+// share a checkpoint: every receipt and the statement verify, each agency
+// logs verificar_sorteo success with the central's tree and root and the
+// whole draw's bets, and keeps one receipt per batch, its finished and the
+// statement the central wrote. Run again after the draw (a restart), an
+// agency is acked its batches as resends, with receipts from no tree,
+// verifies the same statement, and keeps its first receipts aside.
+func TestCentral_AuditedAgencies(t *testing.T) {
+	signer, key := logKeys(t, 6)
+	const agencies, bets = 3, 600
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bets.csv")
+	srv := startServer(t, central.Config{Agencies: agencies, Log: central.NewLog(signer), StatementFile: path + ".sorteo"}, path)
+	d := genData(t, agencies, bets, realWinners)
+	receipts := func(id int) string { return filepath.Join(dir, "agency-"+strconv.Itoa(id)+".receipts") }
+	audited := func(cfg *agency.Config) { cfg.LogKey, cfg.Receipts = key, receipts(cfg.ID) }
+	runs := runAgencies(t, srv.addr, d, []int{1, 2, 3}, audited)
+	checkWinners(t, d, runs)
+
+	statement, err := os.ReadFile(path + ".sorteo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	draw, ok := testutil.FindOne(srv.log.Lines(t), "sorteo", "success")
+	if !ok {
+		t.Fatal("no sorteo line")
+	}
+	// check checks an agency's verificar_sorteo line and its receipts file
+	// at path.
+	check := func(t *testing.T, r *run, path string) {
+		t.Helper()
+		lines, err := testutil.ParseAll(r.log.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, ok := testutil.FindOne(lines, "verificar_sorteo", "success")
+		want := map[string]string{"raiz": draw.Get("raiz"), "arbol": draw.Get("arbol"), "apuestas": strconv.Itoa(agencies * bets),
+			"agency": strconv.Itoa(r.id), "apuestas_agencia": strconv.Itoa(bets), "ganadores_agencia": strconv.Itoa(len(d.winners(r.id)))}
+		for k, v := range want {
+			if !ok || l.Get(k) != v {
+				t.Errorf("agency %d verificar_sorteo line %q: %s is %q, want %q", r.id, l.Raw, k, l.Get(k), v)
+			}
+		}
+		text, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rf, err := audit.ReadReceipts(bytes.NewReader(text))
+		if err != nil {
+			t.Fatalf("agency %d's receipts: %v", r.id, err)
+		}
+		batches := (bets + 36) / 37 // MaxAmount 37
+		if n := len(rf.Records); n != batches+1 || rf.Records[n-1].Kind != audit.KindFinished {
+			t.Errorf("agency %d keeps %d receipts, want one per batch (%d) and its finished", r.id, n, batches)
+		}
+		if len(rf.Checkpoints) == 0 || len(rf.Checkpoints) > len(rf.Records) {
+			t.Errorf("agency %d keeps %d checkpoints for %d receipts", r.id, len(rf.Checkpoints), len(rf.Records))
+		}
+		if !bytes.Equal(rf.Statement, statement) {
+			t.Errorf("agency %d keeps another statement than the central's", r.id)
+		}
+	}
+	for _, r := range runs {
+		t.Run("agency "+strconv.Itoa(r.id), func(t *testing.T) { check(t, r, receipts(r.id)) })
+	}
+	t.Run("restart after the draw", func(t *testing.T) {
+		first, err := os.ReadFile(receipts(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs := runAgencies(t, srv.addr, d, []int{1}, audited)
+		checkWinners(t, d, runs)
+		check(t, runs[0], receipts(1))
+		prev, _ := filepath.Glob(receipts(1) + ".prev-*")
+		if len(prev) != 1 {
+			t.Fatalf("files %v, want the first run's receipts in one .prev-<time>", prev)
+		}
+		if b, err := os.ReadFile(prev[0]); err != nil || !bytes.Equal(b, first) {
+			t.Errorf("%s is not the first run's receipts file (%v)", prev[0], err)
+		}
+	})
+}

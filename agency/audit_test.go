@@ -45,7 +45,7 @@ func logKeys(t testing.TB, seed byte) (note.Signer, note.Verifier) {
 	return signer, verifier
 }
 
-// auditedBets is what the audit tests upload: 4 batches of 10.
+// auditedBatches of auditedPerBatch bets are what the audit tests upload.
 const auditedBatches, auditedPerBatch = 4, 10
 
 // TestAgency_Distrust: a receipt or a statement that does not check out

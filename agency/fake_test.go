@@ -31,7 +31,7 @@ const (
 // test needs: it stores batches in sequence (acking a repeated one as the
 // real central does), can drop a connection once, can hold back the
 // winners, can act as a node of a replicated central that does not lead,
-// and can delay its acks.
+// can delay its acks, and can keep an audit log (fakeLog) that lies.
 type fakeCentral struct {
 	t    testing.TB
 	ln   net.Listener

@@ -246,3 +246,81 @@ func TestAgency_Receipts(t *testing.T) {
 		})
 	}
 }
+
+// TestAgency_ReceiptsCentralForgot: after a central that forgot acked
+// batches (central_olvido), during the upload or after the agency
+// finished, the receipts it gave are kept in <file>.forgotten-<time>, and
+// its new history is checked from no tree in a new file: a receipt for
+// every batch sent again and for the finished, then the statement, which
+// verifies with the rows of the batches the central kept.
+func TestAgency_ReceiptsCentralForgot(t *testing.T) {
+	signer, key := logKeys(t, 4)
+	tests := []struct {
+		name string
+		fake func(f *fakeCentral)
+		ack  uint64 // the highest batch acked when the central forgets
+	}{
+		{"DuringUpload", func(f *fakeCentral) { f.forgetAt, f.forgetTo = 40, 12 }, 40},
+		{"AfterFinish", func(f *fakeCentral) { f.forgetAfterFinish, f.forgetTo = true, 5 }, 60},
+		{"Everything", func(f *fakeCentral) { f.forgetAt, f.forgetTo = 30, 0 }, 30},
+	}
+	data := writeBets(t, gendata.Bets(1, 600, 2, seed))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "agency-1.receipts")
+			f := newFake(t, func(f *fakeCentral) {
+				tt.fake(f)
+				f.log, f.winners = &fakeLog{signer: signer}, []string{"x"}
+			})
+			res, err, logs := runAgency(t, context.Background(), agency.Config{ID: 1, ServerAddress: f.addr, DataFile: data,
+				MaxAmount: 10, Window: 1, BackoffInitial: 1, BackoffMax: 1, LogKey: key, Receipts: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Batches != 60 {
+				t.Errorf("%d batches, want 60", res.Batches)
+			}
+			if _, ok := testutil.FindOne(logs.Lines(t), "verificar_sorteo", "success"); !ok {
+				t.Error("no verificar_sorteo success line")
+			}
+			forgotten, err := filepath.Glob(path + ".forgotten-*")
+			if err != nil || len(forgotten) != 1 {
+				t.Fatalf("files %v (%v), want the receipts of the forgotten history in one .forgotten-<time>", forgotten, err)
+			}
+			for _, file := range []struct {
+				path  string
+				first uint64 // the first batch with a receipt in it
+				last  uint64
+				draw  bool // ends with the finished and the statement
+			}{
+				{path: forgotten[0], first: 1, last: tt.ack, draw: tt.ack == 60},
+				{path: path, first: f.forgetTo + 1, last: 60, draw: true},
+			} {
+				text, err := os.ReadFile(file.path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rf, err := audit.ReadReceipts(bytes.NewReader(text))
+				if err != nil {
+					t.Fatalf("%s: %v", filepath.Base(file.path), err)
+				}
+				var want, got []string
+				for seq := file.first; seq <= file.last; seq++ {
+					want = append(want, "batch "+strconv.FormatUint(seq, 10))
+				}
+				if file.draw {
+					want = append(want, "finished 60")
+				}
+				for _, r := range rf.Records {
+					got = append(got, r.Kind.String()+" "+strconv.FormatUint(r.Seq, 10))
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("%s holds receipts for %v, want %v", filepath.Base(file.path), got, want)
+				}
+				if file.path == path && rf.Statement == nil {
+					t.Errorf("%s holds no statement", filepath.Base(file.path))
+				}
+			}
+		})
+	}
+}

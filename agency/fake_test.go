@@ -394,6 +394,9 @@ func (f *fakeCentral) forget() bool {
 	defer f.mu.Unlock()
 	f.forgotten = true
 	f.batches = slices.DeleteFunc(f.batches, func(b fakeBatch) bool { return b.seq > f.forgetTo })
+	if f.log != nil {
+		f.log.cut(f.batches)
+	}
 	return true
 }
 
@@ -555,6 +558,22 @@ func (l *fakeLog) rewrite() {
 	for _, leaf := range leaves {
 		l.append(leaf)
 	}
+}
+
+// cut cuts the tree back after the last of the batches kept, as a central
+// whose files were cut and repaired holds it: the finished and every later
+// batch are gone.
+func (l *fakeLog) cut(kept []fakeBatch) {
+	n, bets := uint64(1), uint64(0)
+	for _, b := range kept {
+		n, bets = b.leaf+1, bets+uint64(len(b.bets))
+	}
+	leaves := l.leaves[:n]
+	l.tree, l.leaves = audit.Tree{}, nil
+	for _, leaf := range leaves {
+		l.append(leaf)
+	}
+	l.digests, l.bets, l.finishAt = l.digests[:len(kept)], bets, 0
 }
 
 // finished stores the agency's finished leaf, once, and returns the

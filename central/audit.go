@@ -139,13 +139,19 @@ func (c *Central) drawNumber() (int, error) {
 }
 
 // statementFrames appends the Statement messages that carry the draw's
-// statement to an agency whose last tree had oldSize leaves: the signed
-// note, then the consistency proof from its tree to the statement's, cut
-// into pieces that fit a frame.
+// statement to an agency that asked for receipts: the signed note, then
+// the consistency proof from the last tree it was shown to the
+// statement's, cut into pieces that fit a frame. A central whose statement
+// could not be signed or kept sends one empty final piece instead: the
+// agency refuses the draw at once (verificar_sorteo), rather than wait
+// for a statement that will never come and ask again.
 func (s *session) statementFrames(buf []byte) []byte {
-	msg, size, ok := s.c.draw.Statement()
-	if !ok || !s.receipts {
+	if !s.receipts {
 		return buf
+	}
+	msg, size, ok := s.c.draw.Statement()
+	if !ok {
+		return appendFrame(buf, protocol.Statement{Final: true})
 	}
 	var proof []tlog.Hash
 	if s.treeSize > 0 && s.treeSize <= size {

@@ -514,37 +514,64 @@ func rowsOf(bets ...lottery.Bet) []byte {
 	return rows.Bytes()
 }
 
-// TestCentral_NoStatement: a central that could not sign or keep its draw
-// statement (here: its STORAGE_FILEPATH.sorteo cannot be written) still
-// answers the winners, and an agency that checks the audit log refuses the
-// draw at once: verificar_sorteo fails, naming the missing statement, and
-// Run ends with an error. It does not ask again and again for a statement
-// that will never come.
+// unsignedStatements signs checkpoints but fails on a draw statement.
+type unsignedStatements struct{ note.Signer }
+
+func (s unsignedStatements) Sign(msg []byte) ([]byte, error) {
+	if bytes.Contains(msg, []byte("\nsorteo v1\n")) {
+		return nil, errors.New("the signer is gone")
+	}
+	return s.Signer.Sign(msg)
+}
+
+// TestCentral_NoStatement: a central that could not sign its draw
+// statement still answers the winners, and an agency that checks the audit
+// log refuses the draw at once: verificar_sorteo fails, naming the missing
+// statement, and Run ends with an error. It does not ask again and again
+// for a statement that will never come. A statement that was signed but
+// cannot be kept in STORAGE_FILEPATH.sorteo still reaches the agencies:
+// the central says the file failed, the agency verifies the draw.
 func TestCentral_NoStatement(t *testing.T) {
-	signer, key := logKeys(t, 5)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "bets.csv")
-	srv := startServer(t, central.Config{Agencies: 1, Log: central.NewLog(signer), StatementFile: filepath.Join(dir, "missing", "bets.csv.sorteo")}, path)
-	d := genData(t, 1, 50, func(int) int { return 2 })
-	r := startAgency(t, context.Background(), agency.Config{ID: 1, ServerAddress: srv.addr, DataFile: d.file(1), MaxAmount: 20,
-		LogKey: key, Receipts: filepath.Join(dir, "agency-1.receipts"), ReplyTimeout: 2 * time.Second})
-	_, err := r.wait(t)
-	if err == nil {
-		t.Fatal("Run succeeded on a draw without a statement")
-	}
-	lines, perr := testutil.ParseAll(r.log.String())
-	if perr != nil {
-		t.Fatal(perr)
-	}
-	l, ok := testutil.FindOne(lines, "verificar_sorteo", "fail")
-	if !ok || l.Level != "ERROR" || !strings.Contains(l.Get("error"), "without the signed draw statement") {
-		t.Errorf("verificar_sorteo line %q, want one ERROR naming the missing statement", l.Raw)
-	}
-	if n := srv.log.String(); !strings.Contains(n, "the draw statement") {
-		t.Errorf("the central did not say its statement failed:\n%s", n)
-	}
-	if errors.Is(err, context.Canceled) {
-		t.Errorf("Run = %v: it had to be stopped", err)
+	for _, tt := range []struct {
+		name     string
+		unsigned bool
+	}{{"Unsigned", true}, {"FileNotWritten", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			signer, key := logKeys(t, 5)
+			dir := t.TempDir()
+			path := filepath.Join(dir, "bets.csv")
+			if tt.unsigned {
+				signer = unsignedStatements{signer}
+			}
+			srv := startServer(t, central.Config{Agencies: 1, Log: central.NewLog(signer), StatementFile: filepath.Join(dir, "missing", "bets.csv.sorteo")}, path)
+			d := genData(t, 1, 50, func(int) int { return 2 })
+			r := startAgency(t, context.Background(), agency.Config{ID: 1, ServerAddress: srv.addr, DataFile: d.file(1), MaxAmount: 20,
+				LogKey: key, Receipts: filepath.Join(dir, "agency-1.receipts"), ReplyTimeout: 2 * time.Second})
+			_, err := r.wait(t)
+			lines, perr := testutil.ParseAll(r.log.String())
+			if perr != nil {
+				t.Fatal(perr)
+			}
+			if n := srv.log.String(); !strings.Contains(n, "the draw statement") {
+				t.Errorf("the central did not say its statement failed:\n%s", n)
+			}
+			if !tt.unsigned {
+				if _, ok := testutil.FindOne(lines, "verificar_sorteo", "success"); err != nil || !ok {
+					t.Errorf("Run = %v; want the draw verified though the file was not written:\n%s", err, r.log.String())
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Run succeeded on a draw without a statement")
+			}
+			l, ok := testutil.FindOne(lines, "verificar_sorteo", "fail")
+			if !ok || l.Level != "ERROR" || !strings.Contains(l.Get("error"), "without the signed draw statement") {
+				t.Errorf("verificar_sorteo line %q, want one ERROR naming the missing statement", l.Raw)
+			}
+			if errors.Is(err, context.Canceled) {
+				t.Errorf("Run = %v: it had to be stopped", err)
+			}
+		})
 	}
 }
 

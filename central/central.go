@@ -156,8 +156,11 @@ type Central struct {
 	// quit is closed by Shutdown (or Close): no new work is taken, and
 	// every wait that is not bounded by itself (the draw, a takeover,
 	// accept back-off) watches it.
-	quit     chan struct{}
-	quitOnce sync.Once
+	quit chan struct{}
+	// recovered is closed once the agencies the ledger held as finished
+	// at start are counted: a Hello waits for it.
+	recovered chan struct{}
+	quitOnce  sync.Once
 	// kill is closed by Close, the hard stop: the waits that are bounded
 	// only by the disk (a commit) watch it, so a hung disk cannot hold a
 	// session.
@@ -208,6 +211,7 @@ func New(cfg Config, ledger lottery.Ledger, log *slog.Logger) (*Central, error) 
 		inFlight:    newBudget(cfg.withDefaults().MaxInFlightBytes),
 		draw:        NewDraw(cfg.Agencies),
 		quit:        make(chan struct{}),
+		recovered:   make(chan struct{}),
 		kill:        make(chan struct{}),
 		listeners:   make(map[net.Listener]struct{}),
 		sessions:    make(map[*session]struct{}),
@@ -236,7 +240,12 @@ func (c *Central) recoverFinished() {
 	for _, a := range c.ledger.Finished() {
 		c.draw.Arrive(a)
 	}
-	if c.draw.Complete() {
+	complete := c.draw.Complete()
+	// Only now may an agency say Hello: one that finished first would be
+	// counted among those the ledger held, and the first draw logged as a
+	// recovered one.
+	close(c.recovered)
+	if complete {
 		c.holdDraw(logline.RecoverDraw)
 	}
 }

@@ -344,7 +344,7 @@ func (s *session) handleHello(m protocol.Hello) bool {
 		}
 	}
 	select {
-	case <-s.c.ledger.Ready(): // a central just started learns what it holds
+	case <-s.c.recovered: // a central just started learns what it holds
 	case <-s.c.quit:
 		return false
 	}

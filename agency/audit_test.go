@@ -30,19 +30,7 @@ import (
 // seed: two seeds give two keys of the same name.
 func logKeys(t testing.TB, seed byte) (note.Signer, note.Verifier) {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{seed}, 32)), pki.DefaultLogOrigin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := note.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signer, verifier
+	return testutil.LogKeys(t, pki.DefaultLogOrigin, seed)
 }
 
 // auditedBatches of auditedPerBatch bets are what the audit tests upload.

@@ -35,22 +35,10 @@ import (
 // signed draw statement after the winners.
 
 // logKeys returns a log key pair named as bin/pki names it, drawn from
-// seed: the same key every run.
+// seed: two seeds give two keys of the same name.
 func logKeys(t testing.TB, seed byte) (note.Signer, note.Verifier) {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{seed}, 32)), pki.DefaultLogOrigin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := note.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signer, verifier
+	return testutil.LogKeys(t, pki.DefaultLogOrigin, seed)
 }
 
 func newVerifier(t testing.TB, key note.Verifier, agency uint32) *audit.Verifier {

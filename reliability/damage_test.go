@@ -323,12 +323,7 @@ func (f *dmgFiles) withHeader(h dmgHeader) { copy(f.journal[dmgSlot(h.gen):], h.
 // newest commit header describes exactly the records and rows on disk.
 func uploadAcked(t *testing.T, dataDir string) *ackedState {
 	t.Helper()
-	d := dataset{dir: dataDir, agencies: dmgAgencies}
-	for a := 1; a <= dmgAgencies; a++ {
-		if _, err := gendata.WriteFile(d.dir, a, dmgPerAgency, dmgWinners[a-1], 2025, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := writeDataset(t, dataDir, dmgAgencies, dmgPerAgency)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "bets.csv")
 	srv := testutil.StartServer(t, dir, dmgServerEnv(path))
@@ -382,6 +377,18 @@ func uploadAcked(t *testing.T, dataDir string) *ackedState {
 	t.Logf("acked state: bets.csv %d bytes, journal %d bytes, %d records in %d group commits; the newest (generation %d) is records %d–%d",
 		len(s.bets), len(s.journal), len(s.recs), n, s.head.gen, s.groups[n-1].first, s.groups[n-1].last)
 	return s
+}
+
+// writeDataset writes the generated files of agencies 1..n, perAgency bets
+// each with dmgWinners[a-1] winners, into dir.
+func writeDataset(t *testing.T, dir string, n, perAgency int) dataset {
+	t.Helper()
+	for a := 1; a <= n; a++ {
+		if _, err := gendata.WriteFile(dir, a, perAgency, dmgWinners[a-1], 2025, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dataset{dir: dir, agencies: n}
 }
 
 func dmgServerEnv(path string) map[string]string {

@@ -22,7 +22,6 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"lottery/audit"
-	"lottery/gendata"
 	"lottery/internal/testutil"
 	"lottery/pki"
 )
@@ -99,12 +98,7 @@ func tmpReceiptsName(agency int) string { return fmt.Sprintf("agency-%d.receipts
 // Then it stops the central with SIGTERM and reads every file.
 func uploadWithReceipts(t *testing.T) *tamperRun {
 	t.Helper()
-	d := dataset{dir: t.TempDir(), agencies: tmpAgencies}
-	for a := 1; a <= tmpAgencies; a++ {
-		if _, err := gendata.WriteFile(d.dir, a, tmpPerAgency, dmgWinners[a-1], 2025, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := writeDataset(t, t.TempDir(), tmpAgencies, tmpPerAgency)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "bets.csv")
 	srv := testutil.StartServer(t, dir, dmgServerEnv(path))

@@ -114,7 +114,7 @@ bin/busybox:
 # central's user), so a key that is new since the last up works too.
 docker-compose-up: docker-image pki ## build the images and .pki/ (central.key readable by the central's user), write docker-compose-dev.yaml (5 agencies) if missing, start it
 	@./generar-compose.sh -keep $(COMPOSE_DEV) 5
-	@mkdir -p .data
+	@mkdir -p .data .receipts
 	$(DOCKER_COMPOSE) -f $(COMPOSE_DEV) up -d
 
 docker-compose-down: ## stop (1 s grace) and remove the containers and network; the bets volume is kept

@@ -1,6 +1,10 @@
 package lottery
 
-import "lottery/csvrow"
+import (
+	"golang.org/x/mod/sumdb/tlog"
+
+	"lottery/csvrow"
+)
 
 // Ledger is where the central's bets go: the local store (package
 // storage), or a node of a replicated central (package replica), which
@@ -32,6 +36,16 @@ type Ledger interface {
 	// ScanWhere streams the stored rows whose agency and number satisfy
 	// keep (nil: every row) to fn, in the order they were stored.
 	ScanWhere(keep func(agency, number int) bool, fn func(Row) error) error
+
+	// The audit log (docs/audit.md): a Merkle tree whose leaf i is the
+	// ledger's record i, in golang.org/x/mod/sumdb/tlog's layout.
+	// ReadHashes reads its stored hashes (tlog.HashReader); Tree is its
+	// size and root now; Agency is what it holds of an agency, once
+	// Verified is closed: its bets and the SHA-256 of each batch's rows,
+	// in sequence order (the draw statement's salt).
+	ReadHashes(indexes []int64) ([]tlog.Hash, error)
+	Tree() (size uint64, root tlog.Hash)
+	Agency(agency uint32) (bets int64, digests [][32]byte)
 }
 
 // Commit is a batch or a "finished" mark on its way to a ledger: a future
@@ -44,6 +58,11 @@ type Commit struct {
 	// Duplicate is set when the batch (or finish) was already stored: it
 	// was acknowledged before and is not stored again.
 	Duplicate bool
+	// Leaf is the commit's record in the audit log (its leaf's index: the
+	// same for a duplicate as for the batch first stored), and TreeSize
+	// the log's size once it was durable: the tree a receipt proves it in.
+	// Both are set, before Done closes, for a commit that succeeded.
+	Leaf, TreeSize uint64
 }
 
 // NewCommit returns a commit its ledger completes with Settle.

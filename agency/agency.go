@@ -8,13 +8,17 @@ package agency
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"lottery"
+	"lottery/audit"
 	"lottery/logline"
 	"lottery/protocol"
 )
@@ -62,6 +66,13 @@ type Config struct {
 	// OnAck, if set, receives the round trip time of every acked batch
 	// (for benchmarks).
 	OnAck func(rtt time.Duration)
+	// LogKey, when set, is the audit log's public key (pki.ReadLogVerifier
+	// of .pki/log.pub): the agency asks for receipts, checks every one
+	// before it counts a batch as acked, keeps them in the file Receipts,
+	// and checks the signed draw statement (docs/audit.md). Nil: it asks
+	// for none.
+	LogKey   note.Verifier
+	Receipts string
 	// Progress, if set, is told how the upload goes (cmd/client's
 	// terminal bar); the progreso log lines are written either way.
 	Progress Progress
@@ -139,6 +150,8 @@ type Agency struct {
 	// files were repaired, or replaced), and they are sent again.
 	welcomed uint64
 	acked    uint64
+	// audit is the agency's side of the audit log (nil without LogKey).
+	audit *auditLog
 }
 
 // errForgotten is a central that welcomed the agency with fewer batches
@@ -168,6 +181,9 @@ func New(cfg Config, log *slog.Logger) (*Agency, error) {
 	if cfg.LoopAmount < 0 || cfg.LoopPeriod < 0 || cfg.MaxAmount < 0 {
 		return nil, errors.New("agency: loop amount, loop period and batch size must not be negative")
 	}
+	if cfg.LogKey != nil && cfg.Receipts == "" {
+		return nil, errors.New("agency: checking the audit log needs a receipts file")
+	}
 	return &Agency{cfg: cfg.withDefaults(), log: log, addrs: addrs}, nil
 }
 
@@ -183,6 +199,15 @@ func (a *Agency) Run(ctx context.Context) (Result, error) {
 	defer func() {
 		src.Close()
 		a.log.Info(logline.Shutdown, logline.Progress, "resource", "data_file", "client_id", a.cfg.ID)
+	}()
+	if a.audit, err = openAudit(a.cfg); err != nil {
+		return res, err
+	}
+	defer func() {
+		if a.audit != nil {
+			a.audit.close()
+			a.log.Info(logline.Shutdown, logline.Progress, "resource", "receipts", "client_id", a.cfg.ID, "path", a.cfg.Receipts)
+		}
 	}()
 	if a.cur, err = a.dial(ctx); err != nil {
 		return res, err
@@ -203,8 +228,12 @@ func (a *Agency) Run(ctx context.Context) (Result, error) {
 		a.log.Info(logline.LoopFinished, logline.OK, "client_id", a.cfg.ID, "apuestas", res.Sent, "batches", up.seq,
 			"rechazadas", res.Rejected, "invalidas", res.Invalid)
 		err = a.sendFinished(ctx, up.seq)
+		var statement []byte
 		if err == nil {
-			res.Winners, err = a.winners(ctx)
+			res.Winners, statement, err = a.winners(ctx)
+		}
+		if err == nil && a.audit != nil {
+			err = a.checkDraw(statement, up.seq, up.sent, res.Winners)
 		}
 		if !errors.Is(err, errForgotten) {
 			break
@@ -239,6 +268,26 @@ func (a *Agency) openSource() (source, error) {
 	}
 	a.log.Warn(logline.ReadBets, logline.OK, "client_id", a.cfg.ID, "archivo", "none", "modo", "sin_apuestas")
 	return emptySource{}, nil
+}
+
+// restartAudit follows a central that forgot acknowledged batches: the
+// receipts it gave are kept aside as the evidence, and the agency checks
+// its new history from no tree, over a new connection (its Hello said the
+// tree it held).
+func (a *Agency) restartAudit(ctx context.Context) error {
+	if a.audit == nil {
+		return nil
+	}
+	if err := a.audit.forgotten(int(a.welcomed)); err != nil {
+		return err
+	}
+	a.cur.close()
+	nl, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	a.cur = nl
+	return nil
 }
 
 // reopenSource opens the agency's bets again from the start, for a
@@ -285,7 +334,7 @@ func (a *Agency) reconnect(ctx context.Context, cause error) error {
 // anything but a central that refuses the request itself.
 func retryable(err error) bool {
 	var e *lottery.Error
-	if errors.As(err, new(*refusedError)) {
+	if errors.As(err, new(*refusedError)) || errors.As(err, new(*errDistrust)) {
 		return false
 	}
 	return !errors.As(err, &e) || e.Code.Retryable()
@@ -294,7 +343,7 @@ func retryable(err error) bool {
 // sendFinished tells the central the agency has sent its last batch
 // (Finished), until the central acknowledges it.
 func (a *Agency) sendFinished(ctx context.Context, lastSeq uint64) error {
-	return a.retry(ctx, "finalizar", func() error {
+	return a.retry(ctx, logline.Finish, func() error {
 		if err := a.cur.send(protocol.Finished{Agency: uint32(a.cfg.ID), LastSeq: lastSeq}, a.cfg.WriteTimeout); err != nil {
 			return err
 		}
@@ -302,8 +351,15 @@ func (a *Agency) sendFinished(ctx context.Context, lastSeq uint64) error {
 		if err != nil {
 			return err
 		}
-		if _, ok := m.(protocol.FinishedAck); !ok {
+		ack, ok := m.(protocol.FinishedAck)
+		if !ok {
 			return unexpected(m)
+		}
+		if a.audit != nil {
+			if err := a.audit.acceptFinished(ack.Receipt, lastSeq); err != nil {
+				a.logDistrust(logline.ReceiptCheck, err, "batch", lastSeq, "recibo", "finished")
+				return err
+			}
 		}
 		a.madeProgress()
 		return nil
@@ -312,13 +368,34 @@ func (a *Agency) sendFinished(ctx context.Context, lastSeq uint64) error {
 
 // winners asks for the agency's winners and waits, without a time limit,
 // for the draw: the central answers as soon as every agency has finished.
-func (a *Agency) winners(ctx context.Context) ([]string, error) {
+func (a *Agency) winners(ctx context.Context) ([]string, []byte, error) {
 	var docs []string
-	err := a.retry(ctx, "consulta_ganadores", func() (err error) {
-		docs, err = a.queryWinners(ctx, a.cur)
+	var statement []byte
+	err := a.retry(ctx, logline.WinnersQuery, func() (err error) {
+		if docs, err = a.queryWinners(ctx, a.cur); err != nil || a.audit == nil {
+			return err
+		}
+		statement, err = a.queryStatement(ctx, a.cur)
 		return err
 	})
-	return docs, err
+	return docs, statement, err
+}
+
+// checkDraw checks the signed draw statement against what the agency sent
+// and was answered, and says so (verificar_sorteo).
+func (a *Agency) checkDraw(statement []byte, lastSeq uint64, bets int, winners []string) error {
+	st, err := a.audit.statement(statement, lastSeq, bets, winners)
+	if err != nil {
+		a.logDistrust(logline.DrawStatementChk, err)
+		return err
+	}
+	total := uint64(0)
+	for _, r := range st.Agencies {
+		total += r.Bets
+	}
+	a.log.Info(logline.DrawStatementChk, logline.OK, "raiz", base64.StdEncoding.EncodeToString(st.Checkpoint.Root[:]), "apuestas", total,
+		"arbol", st.Checkpoint.Size, "numero", st.Number, "agency", a.cfg.ID, "apuestas_agencia", bets, "ganadores_agencia", len(winners))
+	return nil
 }
 
 // retry runs an exchange with the central until it succeeds, reconnecting
@@ -340,6 +417,9 @@ func (a *Agency) retry(ctx context.Context, action string, exchange func() error
 			return err
 		}
 		if a.forgot() {
+			if err := a.restartAudit(ctx); err != nil {
+				return err
+			}
 			return errForgotten
 		}
 	}
@@ -362,6 +442,28 @@ func (a *Agency) queryWinners(ctx context.Context, l *link) ([]string, error) {
 		docs = append(docs, w.Documents...)
 		if w.Final {
 			return docs, nil
+		}
+	}
+}
+
+// queryStatement reads the pieces of the signed draw statement that follow
+// the winners, to an agency that asked for receipts.
+func (a *Agency) queryStatement(ctx context.Context, l *link) ([]byte, error) {
+	var blob []byte
+	for {
+		m, err := l.await(ctx, a.cfg.ReplyTimeout)
+		if err != nil {
+			return nil, err
+		}
+		st, ok := m.(protocol.Statement)
+		if !ok {
+			return nil, unexpected(m)
+		}
+		if blob = append(blob, st.Data...); len(blob) > audit.MaxStatementSize+1<<16 {
+			return nil, &errDistrust{errors.New("a draw statement larger than any")}
+		}
+		if st.Final {
+			return blob, nil
 		}
 	}
 }

@@ -2,9 +2,9 @@ package agency_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"log/slog"
-	"lottery/internal/testutil"
 	"net"
 	"slices"
 	"sync"
@@ -12,8 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"lottery"
 	"lottery/agency"
+	"lottery/audit"
+	"lottery/internal/testutil"
 	"lottery/logline"
 	"lottery/protocol"
 )
@@ -27,7 +31,7 @@ const (
 // test needs: it stores batches in sequence (acking a repeated one as the
 // real central does), can drop a connection once, can hold back the
 // winners, can act as a node of a replicated central that does not lead,
-// and can delay its acks.
+// can delay its acks, and can keep an audit log (fakeLog) that lies.
 type fakeCentral struct {
 	t    testing.TB
 	ln   net.Listener
@@ -60,6 +64,11 @@ type fakeCentral struct {
 	hangUps int
 	// winners is the answer to a WinnersQuery.
 	winners []string
+	// log, when set, is the fake's audit log: an agency whose Hello asks
+	// for receipts gets them, and the signed draw statement after its
+	// winners (see fakeLog). Nil: a central without a log, whose acks
+	// carry no receipt whatever the Hello asks.
+	log *fakeLog
 
 	mu sync.Mutex
 	// follower: a node of a replicated central that does not lead: it
@@ -85,6 +94,7 @@ type fakeCentral struct {
 type fakeBatch struct {
 	seq  uint64
 	bets []lottery.Bet
+	leaf uint64 // its leaf in the audit log, with one
 }
 
 func newFake(t testing.TB, configure func(*fakeCentral)) *fakeCentral {
@@ -102,6 +112,9 @@ func newFakeAt(t testing.TB, addr string, configure func(*fakeCentral)) *fakeCen
 	f := &fakeCentral{t: t, ln: ln, addr: ln.Addr().String(), conns: map[net.Conn]bool{}, queried: make(chan struct{})}
 	if configure != nil {
 		configure(f)
+	}
+	if f.log != nil {
+		f.log.start(t)
 	}
 	f.wg.Add(1)
 	go f.accept()
@@ -197,6 +210,7 @@ func (f *fakeCentral) serve(conn net.Conn) {
 		return err == nil
 	}
 	var inFlight atomic.Int64
+	var au connAudit // what this connection was shown of the audit log
 	if f.ackDelay > 0 {
 		acks := make(chan delayedAck, 4096)
 		quit, sent := make(chan struct{}), make(chan struct{})
@@ -257,7 +271,7 @@ func (f *fakeCentral) serve(conn net.Conn) {
 				f.maxInFlight = max(f.maxInFlight, int(n))
 				f.mu.Unlock()
 			}
-			if !f.batch(conn, fr, send) {
+			if !f.batch(conn, fr, send, &au) {
 				return
 			}
 			continue
@@ -273,22 +287,36 @@ func (f *fakeCentral) serve(conn net.Conn) {
 			f.mu.Lock()
 			last, hangUp := f.lastSeq(), f.hangUps > 0
 			f.hangUps--
+			if f.log != nil && m.Receipts {
+				au = f.log.hello(m.TreeSize)
+			}
 			f.mu.Unlock()
 			ok = !hangUp && send(protocol.Welcome{LastSeq: last})
 		case protocol.Finished:
 			f.mu.Lock()
 			f.finished = append(f.finished, m)
 			forget := f.forgetAfterFinish && !f.forgotten
+			var receipt []byte
+			if au.receipts {
+				receipt = f.log.finished(&au, m.Agency, m.LastSeq)
+			}
 			f.mu.Unlock()
-			ok = send(protocol.FinishedAck{}) && !(forget && f.forget())
+			ok = send(protocol.FinishedAck{Receipt: receipt}) && !(forget && f.forget())
 		case protocol.WinnersQuery:
 			f.mu.Lock()
 			if f.queries == 0 {
 				close(f.queried)
 			}
 			f.queries++
+			var statement []protocol.Statement
+			if au.receipts && !f.holdWinners {
+				statement = f.log.statementFrames(&au, f.lastSeq(), f.winners)
+			}
 			f.mu.Unlock()
 			ok = f.holdWinners || send(protocol.Winners{Final: true, Documents: f.winners})
+			for _, st := range statement {
+				ok = ok && send(st)
+			}
 		case protocol.Echo:
 			ok = send(m)
 		default:
@@ -302,7 +330,7 @@ func (f *fakeCentral) serve(conn net.Conn) {
 
 // batch stores a batch in sequence and acks it; it reports whether to keep
 // the connection.
-func (f *fakeCentral) batch(conn net.Conn, fr protocol.Frame, send func(protocol.Message) bool) bool {
+func (f *fakeCentral) batch(conn net.Conn, fr protocol.Frame, send func(protocol.Message) bool, au *connAudit) bool {
 	v, err := protocol.ParseBatch(fr.Payload)
 	if err != nil {
 		f.t.Errorf("fake central: %v", err)
@@ -320,14 +348,25 @@ func (f *fakeCentral) batch(conn net.Conn, fr protocol.Frame, send func(protocol
 		return send(protocol.BatchAck{Seq: v.Seq, Code: lottery.EStorage, Count: uint16(v.Count)})
 	}
 	code := lottery.NoError
+	var leaf uint64
 	switch last := f.lastSeq(); {
 	case v.Seq <= last:
 		f.duplicates++
+		if i := slices.IndexFunc(f.batches, func(b fakeBatch) bool { return b.seq == v.Seq }); i >= 0 {
+			leaf = f.batches[i].leaf
+		}
 	case v.Seq == last+1:
-		f.batches = append(f.batches, fakeBatch{seq: v.Seq, bets: bets})
+		if f.log != nil {
+			leaf = f.log.batch(v.Agency, v.Seq, bets)
+		}
+		f.batches = append(f.batches, fakeBatch{seq: v.Seq, bets: bets, leaf: leaf})
 	default:
 		code = lottery.ESequence
 		f.t.Errorf("fake central: batch %d after %d", v.Seq, last)
+	}
+	var receipt []byte
+	if code == lottery.NoError && au.receipts {
+		receipt = f.log.receipt(au, v.Seq, leaf)
 	}
 	drop := f.dropAt == v.Seq && !f.dropped
 	if drop {
@@ -335,8 +374,9 @@ func (f *fakeCentral) batch(conn net.Conn, fr protocol.Frame, send func(protocol
 	}
 	forget := f.forgetAt == v.Seq && !f.forgotten && !f.forgetAfterFinish
 	f.mu.Unlock()
+	ack := protocol.BatchAck{Seq: v.Seq, Code: code, Count: uint16(v.Count), Receipt: receipt}
 	if forget {
-		return send(protocol.BatchAck{Seq: v.Seq, Code: code, Count: uint16(v.Count)}) && !f.forget()
+		return send(ack) && !f.forget()
 	}
 	if drop {
 		if f.onDrop != nil {
@@ -344,7 +384,7 @@ func (f *fakeCentral) batch(conn net.Conn, fr protocol.Frame, send func(protocol
 		}
 		return false
 	}
-	return send(protocol.BatchAck{Seq: v.Seq, Code: code, Count: uint16(v.Count)})
+	return send(ack)
 }
 
 // forget drops every batch after forgetTo, once; the caller then closes
@@ -354,6 +394,9 @@ func (f *fakeCentral) forget() bool {
 	defer f.mu.Unlock()
 	f.forgotten = true
 	f.batches = slices.DeleteFunc(f.batches, func(b fakeBatch) bool { return b.seq > f.forgetTo })
+	if f.log != nil {
+		f.log.cut(f.batches)
+	}
 	return true
 }
 
@@ -420,4 +463,205 @@ func runAgency(t testing.TB, ctx context.Context, cfg agency.Config) (agency.Res
 		}
 	})
 	return res, err, logs
+}
+
+// fakeLog is the fake central's audit log, built as the central builds it
+// (docs/audit.md): a tree whose leaf 0 is the base record and then one leaf
+// per batch stored and per finished, a checkpoint signed for every
+// receipt, receipts proven from the last tree shown on the connection, and
+// the signed draw statement. Its knobs make it lie in the ways the
+// agency must catch.
+type fakeLog struct {
+	// signer signs the checkpoints; statementSigner the statement (nil:
+	// signer).
+	signer, statementSigner note.Signer
+	// The lies, each told in the ack of one batch (0: never):
+	otherRows uint64 // its leaf hashes other rows than the agency sent: the central stored others
+	omit      uint64 // its ack carries no receipt
+	fork      uint64 // it is stored in another history: leaf 0 was rewritten
+	shrink    uint64 // its receipt shows a tree smaller than the one shown before
+	// omitFinished: the FinishedAck carries no receipt.
+	omitFinished bool
+	// statement changes the draw statement before it is signed;
+	// noStatement sends one empty final piece instead of it, as a central
+	// that has none does.
+	statement   func(*audit.Statement)
+	noStatement bool
+
+	// Guarded by fakeCentral.mu.
+	t        testing.TB
+	leaves   []audit.Leaf
+	tree     audit.Tree
+	bets     uint64
+	digests  [][32]byte // the rows digests of the agency's batches: the statement's salt
+	finishAt uint64     // the finished's leaf, once stored (0: not yet)
+	// signed is every statement signed, in order.
+	signed [][]byte
+}
+
+// connAudit is what one connection of the fake knows of the audit log:
+// whether its agency asked for receipts, and the size of the last tree
+// shown to it.
+type connAudit struct {
+	receipts bool
+	shown    uint64
+}
+
+func (l *fakeLog) start(t testing.TB) {
+	l.t = t
+	l.append(audit.BaseLeaf(0, nil))
+}
+
+func (l *fakeLog) append(leaf audit.Leaf) uint64 {
+	i := l.tree.Size()
+	if err := l.tree.AppendLeaf(leaf); err != nil {
+		l.t.Errorf("fake central: %v", err)
+	}
+	l.leaves = append(l.leaves, leaf)
+	return i
+}
+
+// hello is a connection's state after a Hello that asks for receipts: a
+// tree the fake does not hold counts as none, as the central does.
+func (l *fakeLog) hello(size uint64) connAudit {
+	if size > l.tree.Size() {
+		size = 0
+	}
+	return connAudit{receipts: true, shown: size}
+}
+
+// batch stores the leaf of a new batch and returns its index.
+func (l *fakeLog) batch(agency uint32, seq uint64, bets []lottery.Bet) uint64 {
+	var rows lottery.Rows
+	for _, b := range bets {
+		rows.AddBet(b)
+	}
+	stored := rows.Bytes()
+	if seq == l.otherRows {
+		stored = append(slices.Clone(stored), "1,Otra,Persona,1,2000-01-01,7574\r\n"...)
+	}
+	if seq == l.fork {
+		l.rewrite()
+	}
+	leaf := audit.BatchLeaf(agency, seq, uint32(len(bets)), stored)
+	l.bets += uint64(len(bets))
+	l.digests = append(l.digests, leaf.Digest)
+	return l.append(leaf)
+}
+
+// rewrite replaces the history: the same leaves, but leaf 0 says the bets
+// file held a row before the journal.
+func (l *fakeLog) rewrite() {
+	leaves := slices.Clone(l.leaves)
+	leaves[0] = audit.BaseLeaf(1, []byte("1,Otra,Historia,1,2000-01-01,7574\r\n"))
+	l.tree, l.leaves = audit.Tree{}, nil
+	for _, leaf := range leaves {
+		l.append(leaf)
+	}
+}
+
+// cut cuts the tree back after the last of the batches kept, as a central
+// whose files were cut and repaired holds it: the finished and every later
+// batch are gone.
+func (l *fakeLog) cut(kept []fakeBatch) {
+	n, bets := uint64(1), uint64(0)
+	for _, b := range kept {
+		n, bets = b.leaf+1, bets+uint64(len(b.bets))
+	}
+	leaves := l.leaves[:n]
+	l.tree, l.leaves = audit.Tree{}, nil
+	for _, leaf := range leaves {
+		l.append(leaf)
+	}
+	l.digests, l.bets, l.finishAt = l.digests[:len(kept)], bets, 0
+}
+
+// finished stores the agency's finished leaf, once, and returns the
+// FinishedAck's receipt.
+func (l *fakeLog) finished(au *connAudit, agency uint32, lastSeq uint64) []byte {
+	if l.finishAt == 0 {
+		l.finishAt = l.append(audit.FinishedLeaf(agency, lastSeq))
+	}
+	if l.omitFinished {
+		return nil
+	}
+	return l.receipt(au, lastSeq, l.finishAt)
+}
+
+// checkpoint signs the checkpoint of the tree of size leaves.
+func (l *fakeLog) checkpoint(size uint64) audit.SignedCheckpoint {
+	cp, err := audit.NewSignedCheckpoint(&l.tree, l.signer.Name(), size, l.signer)
+	if err != nil {
+		l.t.Errorf("fake central: %v", err)
+	}
+	return cp
+}
+
+// receipt proves leaf in the whole tree, from the tree last shown on the
+// connection, and tells the lie due at batch seq, if any.
+func (l *fakeLog) receipt(au *connAudit, seq, leaf uint64) []byte {
+	var r audit.Receipt
+	switch {
+	case seq == l.omit:
+		return nil
+	case seq == l.shrink && au.shown > 1:
+		cp := l.checkpoint(au.shown - 1)
+		r = audit.Receipt{Seq: seq, Leaf: leaf, Checkpoint: cp.Note, OldSize: au.shown}
+		au.shown = cp.Size
+	default:
+		cp := l.checkpoint(l.tree.Size())
+		var err error
+		if r, err = audit.NewReceipt(&l.tree, seq, leaf, cp, au.shown); err != nil {
+			l.t.Errorf("fake central: %v", err)
+			return nil
+		}
+		au.shown = cp.Size
+	}
+	b, err := r.Encode()
+	if err != nil {
+		l.t.Errorf("fake central: %v", err)
+	}
+	return b
+}
+
+// statementFrames signs the draw statement over the whole tree, for
+// agencies 1 to the one asking (only the last line is checked by it), and
+// cuts it, with the consistency proof from the tree shown, into Statement
+// frames.
+func (l *fakeLog) statementFrames(au *connAudit, lastSeq uint64, winners []string) []protocol.Statement {
+	if l.noStatement {
+		return []protocol.Statement{{Final: true}}
+	}
+	cp := l.checkpoint(l.tree.Size())
+	st := audit.Statement{Checkpoint: cp.Checkpoint, Number: lottery.WinningNumber, Agencies: []audit.AgencyResult{{Agency: 1,
+		Batches: lastSeq, Bets: l.bets, Winners: uint64(len(winners)), WinnersHash: audit.WinnersHash(audit.AgencySalt(l.digests), winners)}}}
+	if l.statement != nil {
+		l.statement(&st)
+	}
+	signer := l.statementSigner
+	if signer == nil {
+		signer = l.signer
+	}
+	msg, err := audit.SignStatement(st, signer)
+	if err != nil {
+		l.t.Errorf("fake central: %v", err)
+	}
+	l.signed = append(l.signed, msg)
+	proof, err := audit.ProveConsistency(&l.tree, au.shown, cp.Size)
+	if err != nil {
+		l.t.Errorf("fake central: %v", err)
+	}
+	blob := binary.BigEndian.AppendUint32(nil, uint32(len(msg)))
+	blob = append(blob, msg...)
+	blob = append(blob, byte(len(proof)))
+	for _, h := range proof {
+		blob = append(blob, h[:]...)
+	}
+	var frames []protocol.Statement
+	for len(blob) > 0 {
+		n := min(len(blob), protocol.MaxPayloadSize-3)
+		frames = append(frames, protocol.Statement{Final: n == len(blob), Data: blob[:n]})
+		blob = blob[n:]
+	}
+	return frames
 }

@@ -285,7 +285,7 @@ func (a *Agency) tryDial(ctx context.Context, addr string) (*link, uint64, error
 	l := &link{conn: conn, raw: raw, unwatch: context.AfterFunc(ctx, func() { raw.Close() }),
 		in: make(chan inbound, 64), stopped: make(chan struct{})}
 	go l.receive()
-	if err := l.send(protocol.Hello{Agency: uint32(a.cfg.ID)}, a.cfg.WriteTimeout); err != nil {
+	if err := l.send(protocol.Hello{Agency: uint32(a.cfg.ID), Receipts: a.audit != nil, TreeSize: a.audit.treeSize()}, a.cfg.WriteTimeout); err != nil {
 		l.close()
 		return nil, 0, err
 	}

@@ -23,10 +23,11 @@ type uploader struct {
 	win window
 
 	b        protocol.BatchBuilder
-	out      []byte      // frames packed together, sent with one write
-	queue    []*inflight // sent, not acked, oldest first
-	free     [][]byte    // frame buffers to reuse
-	seq      uint64      // last batch sequence packed
+	rows     rowsDigester // with an audit log: each batch's rows digest
+	out      []byte       // frames packed together, sent with one write
+	queue    []*inflight  // sent, not acked, oldest first
+	free     [][]byte     // frame buffers to reuse
+	seq      uint64       // last batch sequence packed
 	eof      bool
 	sent     int // bets acked
 	acked    int // batches acked
@@ -50,6 +51,7 @@ type inflight struct {
 	seq    uint64
 	frame  []byte
 	count  int
+	digest [32]byte // the SHA-256 of its rows, with an audit log
 	sentAt time.Time
 	// resent: sent again after a reconnection. Its ack's latency is not
 	// the central's (it may be acked as a duplicate, without any fsync),
@@ -152,7 +154,11 @@ func (u *uploader) pack() error {
 	if n := len(u.free); n > 0 {
 		buf, u.free = u.free[n-1][:0], u.free[:n-1]
 	}
-	u.queue = append(u.queue, &inflight{seq: u.seq, frame: append(buf, u.b.Frame()...), count: u.b.Len()})
+	b := &inflight{seq: u.seq, frame: append(buf, u.b.Frame()...), count: u.b.Len()}
+	if u.a.audit != nil {
+		b.digest = u.rows.digest(b.frame)
+	}
+	u.queue = append(u.queue, b)
 	return nil
 }
 
@@ -204,6 +210,9 @@ func (u *uploader) receive(ctx context.Context, in inbound) error {
 		u.win.Observe(rtt)
 	}
 	u.win.Grant(int(ack.Window))
+	if err := u.audited(ack, head); err != nil {
+		return err
+	}
 	u.a.acked = head.seq
 	u.results = append(u.results, ackResult{count: int32(head.count), rejected: ack.Code != 0})
 	u.a.cfg.Progress.Acked(head.count)
@@ -241,6 +250,26 @@ func (u *uploader) logAck(head *inflight) {
 	}
 }
 
+// audited checks the receipt of an ack with the audit log, if any: a batch
+// stored only counts once its receipt checks out.
+func (u *uploader) audited(ack protocol.BatchAck, head *inflight) error {
+	l := u.a.audit
+	switch {
+	case l == nil:
+		return nil
+	case ack.Code == lottery.EInvalidBet:
+		l.refusedBatch() // stored empty, its number used up
+		return nil
+	case ack.Code != lottery.NoError:
+		return nil
+	}
+	if err := l.acceptBatch(ack.Receipt, head.seq, head.count, head.digest); err != nil {
+		u.a.logDistrust(logline.ReceiptCheck, err, "batch", head.seq)
+		return err
+	}
+	return nil
+}
+
 // recover replaces a lost connection and resends every unacked batch,
 // from the first: the central (the new leader, for a replicated central)
 // acks again those it already has, up to its Welcome's last_seq, and
@@ -254,7 +283,10 @@ func (u *uploader) recover(ctx context.Context, cause error) error {
 		if u.a.forgot() {
 			// Everything after what the central still holds is packed
 			// again from the file and sent by the main loop.
-			return u.rewind(u.a.welcomed)
+			if err := u.rewind(u.a.welcomed); err != nil {
+				return err
+			}
+			return u.a.restartAudit(ctx)
 		}
 		cause = nil
 		u.win = newWindow(u.a.cfg.Window)

@@ -585,7 +585,13 @@ func (a *auditor) checkRecord(name string, agency uint32, r FileRecord, cited bo
 	if h, _ := a.tree.LeafHash(at); h == r.Hash {
 		return failf(ErrMismatch, what, where, "%s, but the log has it at %s: leaves were inserted or removed before it", acked, a.leafWhere(at))
 	}
-	return failf(ErrMismatch, what, where, "%s, but the log's %s at %s is not the one acked: altered", acked, l, a.leafWhere(at))
+	// Name the log's leaf as the log has it: a finished moved to another
+	// batch says which.
+	got := l
+	if at < uint64(len(a.in.Leaves)) {
+		got = a.in.Leaves[at].Leaf
+	}
+	return failf(ErrMismatch, what, where, "%s, but the log's %s at %s is not the one acked: altered", acked, got, a.leafWhere(at))
 }
 
 // checkFileStatement checks that the statement a receipts file holds, if

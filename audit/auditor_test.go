@@ -242,7 +242,9 @@ func TestAudit_Tampered(t *testing.T) {
 			},
 			want: []failure{
 				{audit.ErrMissing, []string{fmt.Sprintf("batch %d of agency 2", smallDraw.batches+1), "agency-2.receipts", "dropped"}},
-				{audit.ErrMismatch, []string{"agency 2's finished", "agency-2.receipts", "altered"}},
+				// The log's finished is named as the log has it.
+				{audit.ErrMismatch, []string{fmt.Sprintf("agency 2's finished after batch %d at agency-2.receipts", smallDraw.batches+1),
+					fmt.Sprintf("the log's agency 2's finished after batch %d at leaf", smallDraw.batches), "altered"}},
 				{audit.ErrFork, []string{"a fork or a rewritten log", "agency-3.receipts"}},
 				{audit.ErrFork, []string{"the central signed another draw"}},
 			},

@@ -7,29 +7,18 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"lottery/internal/testutil"
 )
 
 // testOrigin is the log's name in every test.
 const testOrigin = "loteria.nacional/apuestas"
 
 // testKey returns a key pair named origin drawn from seed: the same bytes
-// every run, so signed notes (Ed25519 signatures are deterministic) can be
-// pinned by golden files.
+// every run, so signed notes can be pinned by golden files.
 func testKey(t testing.TB, origin string, seed byte) (note.Signer, note.Verifier) {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{seed}, 32)), origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := note.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signer, verifier
+	return testutil.LogKeys(t, origin, seed)
 }
 
 // memSink is a receipts file in memory.

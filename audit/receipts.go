@@ -305,8 +305,7 @@ type ReceiptSink interface {
 
 // ReceiptWriter appends an agency's receipts to its file, each accepted
 // receipt in one Write (its checkpoint line, if new, and its batch or
-// finished line), and syncs when the agency finishes, at the statement and
-// on Close: a crash may lose the last receipts written before a sync, which
+// finished line), and syncs at the statement and on Close: a crash may lose the last receipts written before a sync, which
 // the agency can ask for again, never garble earlier ones. The first write
 // error sticks. It is not safe for concurrent use.
 type ReceiptWriter struct {
@@ -334,7 +333,8 @@ func NewReceiptWriter(w ReceiptSink, origin string, agency uint32) (*ReceiptWrit
 // its end.
 func AppendReceipts(w ReceiptSink) *ReceiptWriter { return &ReceiptWriter{w: w} }
 
-// Record appends what Verifier.Accept returned; a finished line is synced.
+// Record appends what Verifier.Accept returned (synced with the statement
+// or on Close).
 func (rw *ReceiptWriter) Record(s Stored) error {
 	rw.buf = rw.buf[:0]
 	if s.Checkpoint != nil {
@@ -352,10 +352,7 @@ func (rw *ReceiptWriter) Record(s Stored) error {
 	}
 	rw.buf = base64.StdEncoding.AppendEncode(rw.buf, s.LeafHash[:])
 	rw.buf = append(rw.buf, '\n')
-	if err := rw.flush(); err != nil || s.Kind != KindFinished {
-		return err
-	}
-	return rw.Sync()
+	return rw.flush()
 }
 
 // Statement appends the signed draw statement the agency verified, and

@@ -48,7 +48,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"lottery/agency"
+	"lottery/central"
 	"lottery/logline"
 	"lottery/pki"
 )
@@ -64,6 +67,11 @@ type Scenario struct {
 	// TLS runs every connection over mutual TLS with a PKI issued for the
 	// run (not measured), as the programs do by default.
 	TLS bool
+	// Audit signs checkpoints with a log key issued for the run and has
+	// every agency ask for, verify and keep receipts, as the programs do
+	// by default with a PKI (docs/audit.md). The tree itself is always
+	// kept: a build before the audit log is the baseline of its cost.
+	Audit bool
 	// ServerBin, if set, is the server binary to run as a child process;
 	// otherwise the central runs in this process.
 	ServerBin      string
@@ -126,6 +134,13 @@ type Result struct {
 	Fsyncs        int64   `json:"fsyncs"`
 	StoredBets    int64   `json:"stored_bets"`
 	Winners       int     `json:"winners"`
+	// What the run left on disk (the single central's files; 0 when a
+	// file is not there, as bets.csv.tlog before the audit log).
+	Audit         bool  `json:"audit"`
+	BetsBytes     int64 `json:"bets_bytes"`
+	JournalBytes  int64 `json:"journal_bytes"`
+	TreeBytes     int64 `json:"tree_bytes"`
+	ReceiptsBytes int64 `json:"receipts_bytes"`
 	// Admin: the central ran its admin listener, polled during the
 	// upload AdminPolls times (Variant.Admin).
 	Admin      bool  `json:"admin"`
@@ -155,6 +170,11 @@ type Bench struct {
 	serverTLS *tls.Config
 	agencyTLS []*tls.Config
 	nodes     []nodeTLS // server1 … serverK, with Centrals K > 1
+	// With Audit: the log's keys, and where this run's agencies keep
+	// their receipts.
+	logSigner note.Signer
+	logKey    note.Verifier
+	receipts  string
 }
 
 // Prepare checks the scenario and generates its data. None of this is
@@ -203,6 +223,13 @@ func Prepare(sc Scenario) (*Bench, error) {
 		if err := b.preparePKI(); err != nil {
 			b.Close()
 			return nil, fmt.Errorf("issue the PKI: %w", err)
+		}
+	}
+	if sc.Audit {
+		b.receipts = filepath.Join(b.dir, "receipts") // each run's own, for Run
+		if err := b.prepareLogKey(); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("issue the log key: %w", err)
 		}
 	}
 	if sc.Preload > 0 {
@@ -255,6 +282,23 @@ func (b *Bench) Close() error {
 	return nil
 }
 
+// prepareLogKey issues the audit log's key (pki.IssueLogKey, as bin/pki
+// does) and loads both halves.
+func (b *Bench) prepareLogKey() error {
+	if b.pkiDir == "" {
+		b.pkiDir = filepath.Join(b.dir, ".pki")
+	}
+	if _, err := pki.IssueLogKey(b.pkiDir, pki.DefaultLogOrigin); err != nil {
+		return err
+	}
+	var err error
+	if b.logSigner, err = pki.ReadLogSigner(filepath.Join(b.pkiDir, pki.LogKeyFile)); err != nil {
+		return err
+	}
+	b.logKey, err = pki.ReadLogVerifier(filepath.Join(b.pkiDir, pki.LogPubFile))
+	return err
+}
+
 // Run runs the scenario once (run numbers runs for progress lines and the
 // store's directory). It returns the result even when the verification
 // failed, with an error saying what was wrong.
@@ -284,8 +328,9 @@ func (b *Bench) RunVariant(ctx context.Context, run int, v Variant) (Result, err
 	res := Result{
 		Agencies: sc.Agencies, BetsPerAgency: sc.Bets, TotalBets: int64(sc.Agencies) * int64(sc.Bets),
 		MaxAmount: orDefault(sc.MaxAmount, agency.DefaultMaxAmount), Window: orDefault(sc.Window, agency.DefaultWindow),
-		NoSync: sc.NoSync, TLS: sc.TLS, Centrals: max(k, 1), Preloaded: sc.Preload, Runs: 1, Admin: v.Admin,
+		NoSync: sc.NoSync, TLS: sc.TLS, Centrals: max(k, 1), Preloaded: sc.Preload, Runs: 1, Audit: sc.Audit, Admin: v.Admin,
 	}
+	b.receipts = filepath.Join(runDir, "receipts")
 	if v.Admin && k > 1 {
 		return res, errAdminCluster
 	}
@@ -328,6 +373,7 @@ func (b *Bench) RunVariant(ctx context.Context, run int, v Variant) (Result, err
 	for _, r := range results {
 		res.Winners += len(r.Winners)
 	}
+	res.measureFiles(runDir)
 	return res, errors.Join(stopErr, pollErr, b.verify(res, results, errs))
 }
 
@@ -345,13 +391,17 @@ func (b *Bench) startCentral(runDir string, k int, admin bool, res *Result) (cen
 	switch {
 	case k > 1:
 		res.Central = fmt.Sprintf("in-process, %d replicated nodes", k)
-		return startCluster(runDir, b.nodes[:k], sc.Agencies, res.Window, sc.NoSync, sc.HeartbeatTimeout, nil)
+		return startCluster(runDir, b.nodes[:k], sc.Agencies, res.Window, sc.NoSync, sc.HeartbeatTimeout, nil, b.logSigner)
 	case sc.ServerBin != "":
 		res.Central = sc.ServerBin + adminLabel(admin)
-		return startChild(sc.ServerBin, runDir, betsPath, sc.Agencies, sc.NoSync, sc.ServerLogLevel, b.pkiDir, admin)
+		return startChild(sc.ServerBin, runDir, betsPath, sc.Agencies, sc.NoSync, sc.ServerLogLevel, b.pkiDir, b.logSigner != nil, admin)
 	}
 	res.Central = "in-process" + adminLabel(admin)
-	return startInProcess(betsPath, sc.Agencies, res.Window, sc.NoSync, b.serverTLS, admin)
+	var log *central.Log
+	if b.logSigner != nil {
+		log = central.NewLog(b.logSigner)
+	}
+	return startInProcess(betsPath, sc.Agencies, res.Window, sc.NoSync, b.serverTLS, log, admin)
 }
 
 // runAgencies runs agencies from+1..to against addr at once, to their end,
@@ -372,6 +422,9 @@ func (b *Bench) startAgencies(ctx context.Context, from, to int, addr string, on
 	for i := from; i < to; i++ {
 		cfg := agency.Config{ID: i + 1, ServerAddress: addr, DataFile: b.files[i].path,
 			MaxAmount: sc.MaxAmount, Window: sc.Window, TLS: b.agencyTLSFor(i)}
+		if b.logKey != nil {
+			cfg.LogKey, cfg.Receipts = b.logKey, filepath.Join(b.receipts, fmt.Sprintf("agency-%d.receipts", i+1))
+		}
 		if onAck != nil {
 			cfg.OnAck = func(rtt time.Duration) { onAck(i, rtt) }
 		}
@@ -384,6 +437,25 @@ func (b *Bench) startAgencies(ctx context.Context, from, to int, addr string, on
 			}
 			errs[i] = err
 		}()
+	}
+}
+
+// measureFiles notes the sizes of the files a run left in runDir.
+func (r *Result) measureFiles(runDir string) {
+	size := func(path string) int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	bets := filepath.Join(runDir, "bets.csv")
+	r.BetsBytes, r.JournalBytes, r.TreeBytes = size(bets), size(bets+".journal"), size(bets+".tlog")
+	r.ReceiptsBytes = 0
+	if entries, err := os.ReadDir(filepath.Join(runDir, "receipts")); err == nil {
+		for _, e := range entries {
+			r.ReceiptsBytes += size(filepath.Join(runDir, "receipts", e.Name()))
+		}
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"lottery/central"
 	"lottery/logline"
 	"lottery/pki"
@@ -60,6 +62,7 @@ type cluster struct {
 	heartbeat        time.Duration
 	spec             []replica.Node
 	probe            *failoverProbe // nil except in failover runs
+	signer           note.Signer    // the audit log's key, every node's (nil: no audit log)
 
 	mu    sync.Mutex // guards the nodes' running parts
 	nodes []*clusterNode
@@ -71,8 +74,8 @@ type cluster struct {
 // become identical at the end of a run.
 const leaderTimeout = 30 * time.Second
 
-func startCluster(runDir string, nodes []nodeTLS, agencies, window int, noSync bool, heartbeat time.Duration, probe *failoverProbe) (*cluster, error) {
-	cl := &cluster{agencies: agencies, window: window, noSync: noSync, heartbeat: heartbeat, probe: probe}
+func startCluster(runDir string, nodes []nodeTLS, agencies, window int, noSync bool, heartbeat time.Duration, probe *failoverProbe, signer note.Signer) (*cluster, error) {
+	cl := &cluster{agencies: agencies, window: window, noSync: noSync, heartbeat: heartbeat, probe: probe, signer: signer}
 	var spec []string
 	for _, t := range nodes {
 		port, err := nodePort()
@@ -163,6 +166,9 @@ func (cl *cluster) start(n *clusterNode) error {
 		ledger = probedLedger{Cluster: rep, probe: cl.probe, node: n}
 	}
 	cfg := central.Config{Agencies: cl.agencies, Window: max(cl.window, central.DefaultWindow), TLS: n.tls.server}
+	if cl.signer != nil {
+		cfg.Log = central.NewLog(cl.signer)
+	}
 	c, err := central.New(cfg, ledger, logline.Discard())
 	if err != nil {
 		store.Close()

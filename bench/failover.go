@@ -92,7 +92,7 @@ func (b *Bench) RunFailover(ctx context.Context) (FailoverResult, error) {
 	}
 	defer os.RemoveAll(runDir)
 	probe := new(failoverProbe)
-	cl, err := startCluster(runDir, b.nodes[:sc.Centrals], total, orDefault(sc.Window, agency.DefaultWindow), sc.NoSync, sc.HeartbeatTimeout, probe)
+	cl, err := startCluster(runDir, b.nodes[:sc.Centrals], total, orDefault(sc.Window, agency.DefaultWindow), sc.NoSync, sc.HeartbeatTimeout, probe, b.logSigner)
 	if err != nil {
 		return res, fmt.Errorf("start the central: %w", err)
 	}

@@ -34,6 +34,10 @@ func Median(rs []Result) Result {
 	m.GoMappedPeak = i(func(r Result) int64 { return r.GoMappedPeak })
 	m.Fsyncs = i(func(r Result) int64 { return r.Fsyncs })
 	m.StoredBets = i(func(r Result) int64 { return r.StoredBets })
+	m.BetsBytes = i(func(r Result) int64 { return r.BetsBytes })
+	m.JournalBytes = i(func(r Result) int64 { return r.JournalBytes })
+	m.TreeBytes = i(func(r Result) int64 { return r.TreeBytes })
+	m.ReceiptsBytes = i(func(r Result) int64 { return r.ReceiptsBytes })
 	m.AdminPolls = i(func(r Result) int64 { return r.AdminPolls })
 	return m
 }
@@ -69,18 +73,27 @@ func (r Result) Report(w io.Writer) {
 		fmt.Fprintln(w, "fsyncs       n/a (the server binary does not report them)")
 	}
 	fmt.Fprintf(w, "verified     %d bets stored, %d winners answered\n", r.StoredBets, r.Winners)
+	if r.BetsBytes > 0 {
+		audit := "audit log off"
+		if r.Audit {
+			audit = "audit log on"
+		}
+		fmt.Fprintf(w, "on disk      bets.csv %s, journal %s, tree %s (%.1f %% of bets.csv), receipts %s (%s)\n",
+			fmtBytes(r.BetsBytes), fmtBytes(r.JournalBytes), fmtBytes(r.TreeBytes),
+			100*float64(r.TreeBytes)/float64(r.BetsBytes), fmtBytes(r.ReceiptsBytes), audit)
+	}
 	if r.Admin {
 		fmt.Fprintf(w, "admin        on: /status.json and /metrics answered %d fetches during the upload\n", r.AdminPolls)
 	}
 }
 
-// groupShare is batches per group commit: every group makes two fsyncs
-// (bets file and journal), plus a few for Finished marks; a replicated
-// central's fsyncs are summed over its nodes, each storing every batch
-// (Raft's own log fsyncs are not counted).
+// groupShare is batches per group commit: every group makes three fsyncs
+// (bets file, journal and the audit log's tree, in parallel), plus a few
+// for Finished marks; a replicated central's fsyncs are summed over its
+// nodes, each storing every batch (Raft's own log fsyncs are not counted).
 func groupShare(r Result) float64 {
-	if r.Fsyncs < 2 {
+	if r.Fsyncs < 3 {
 		return 0
 	}
-	return float64(r.Batches) / (float64(r.Fsyncs) / 2 / float64(max(r.Centrals, 1)))
+	return float64(r.Batches) / (float64(r.Fsyncs) / 3 / float64(max(r.Centrals, 1)))
 }

@@ -119,7 +119,7 @@ func fillCentral(ctx context.Context, bin, dir string, size int64) error {
 	if err != nil {
 		return err
 	}
-	c, err := startChild(bin, dir, filepath.Join(dir, "bets.csv"), restartAgencies, false, "WARNING", "", false)
+	c, err := startChild(bin, dir, filepath.Join(dir, "bets.csv"), restartAgencies, false, "WARNING", "", false, false)
 	if err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func timeRestart(ctx context.Context, bin, dir string) (listenMs, welcomeMs floa
 	}
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Dir = dir
-	cmd.Env = childEnv(port, filepath.Join(dir, "bets.csv"), restartAgencies, false, "WARNING", "", admin.Off)
+	cmd.Env = childEnv(port, filepath.Join(dir, "bets.csv"), restartAgencies, false, "WARNING", "", false, admin.Off)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return 0, 0, err

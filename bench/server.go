@@ -57,7 +57,7 @@ type inProcess struct {
 	meter  processMeter
 }
 
-func startInProcess(betsPath string, agencies, window int, noSync bool, tlsConfig *tls.Config, withAdmin bool) (*inProcess, error) {
+func startInProcess(betsPath string, agencies, window int, noSync bool, tlsConfig *tls.Config, log *central.Log, withAdmin bool) (*inProcess, error) {
 	p := &inProcess{meter: startProcessMeter()}
 	opt := storage.Options{NoSync: noSync}
 	if withAdmin {
@@ -74,7 +74,7 @@ func startInProcess(betsPath string, agencies, window int, noSync bool, tlsConfi
 		p.meter.mem.Stop()
 		return nil, err
 	}
-	cfg := central.Config{Agencies: agencies, Window: max(window, central.DefaultWindow), TLS: tlsConfig, Metrics: p.metrics()}
+	cfg := central.Config{Agencies: agencies, Window: max(window, central.DefaultWindow), TLS: tlsConfig, Log: log, Metrics: p.metrics()}
 	if p.c, err = central.New(cfg, p.store, logline.Discard()); err != nil {
 		p.store.Close()
 		p.meter.mem.Stop()
@@ -121,7 +121,7 @@ type child struct {
 // childStartTimeout bounds how long the binary may take to listen.
 const childStartTimeout = 15 * time.Second
 
-func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, pkiDir string, withAdmin bool) (*child, error) {
+func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, pkiDir string, audit, withAdmin bool) (*child, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -136,7 +136,7 @@ func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, 
 	}
 	cmd := exec.Command(bin)
 	cmd.Dir = dir
-	cmd.Env = childEnv(port, betsPath, agencies, noSync, logLevel, pkiDir, adminAddr)
+	cmd.Env = childEnv(port, betsPath, agencies, noSync, logLevel, pkiDir, audit, adminAddr)
 	log, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
 		return nil, err
@@ -174,7 +174,7 @@ func startChild(bin, dir, betsPath string, agencies int, noSync bool, logLevel, 
 // childEnv is the server child's environment: its configuration, and this
 // process's environment but for the keys the server reads. adminAddr is
 // its ADMIN_ADDRESS (off, or a free loopback port).
-func childEnv(port int, betsPath string, agencies int, noSync bool, logLevel, pkiDir, adminAddr string) []string {
+func childEnv(port int, betsPath string, agencies int, noSync bool, logLevel, pkiDir string, audit bool, adminAddr string) []string {
 	env := []string{
 		"SERVER_IP=127.0.0.1",
 		"SERVER_PORT=" + strconv.Itoa(port),
@@ -191,9 +191,12 @@ func childEnv(port int, betsPath string, agencies int, noSync bool, logLevel, pk
 		env = append(env, "TLS_CERT="+filepath.Join(pkiDir, pki.CentralCertFile),
 			"TLS_KEY="+filepath.Join(pkiDir, pki.CentralKeyFile), "TLS_CLIENT_CA="+filepath.Join(pkiDir, pki.CAFile))
 	}
+	if audit {
+		env = append(env, "LOG_KEY="+filepath.Join(pkiDir, pki.LogKeyFile))
+	}
 	for _, kv := range os.Environ() { // keep PATH and the like, not our keys
 		if !strings.HasPrefix(kv, "SERVER_") && !strings.HasPrefix(kv, "STORAGE_") && !strings.HasPrefix(kv, "TLS") &&
-			!strings.HasPrefix(kv, "AGENCIES=") && !strings.HasPrefix(kv, "LOGGING_LEVEL=") && !strings.HasPrefix(kv, "ADMIN_") {
+			!strings.HasPrefix(kv, "AGENCIES=") && !strings.HasPrefix(kv, "LOGGING_LEVEL=") && !strings.HasPrefix(kv, "ADMIN_") && !strings.HasPrefix(kv, "LOG_KEY=") {
 			env = append(env, kv)
 		}
 	}

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"lottery"
+	"lottery/audit"
+	"lottery/internal/fsutil"
 	"lottery/logline"
 	"lottery/metrics"
 	"lottery/protocol"
@@ -61,6 +63,18 @@ type Config struct {
 	// MaxInFlightBytes caps the batch bytes read from all agencies but not
 	// answered yet (see budget). Zero: DefaultMaxInFlightBytes.
 	MaxInFlightBytes int64
+	// Log, when set, is the audit log's signer: acks carry receipts to the
+	// agencies that ask for them, and the draw is a signed statement
+	// (docs/audit.md), written to StatementFile if it is set. Nil: no
+	// receipts, no statement.
+	Log           *Log
+	StatementFile string
+	// Secret, when set, is the committed mode's secret (docs/audit.md):
+	// its commitment is leaf 1 of the ledger's audit log (the caller
+	// stores it before serving: Committer), and the draw's number is
+	// audit.DrawNumber(Secret, the final root) instead of the course's,
+	// revealed in the statement.
+	Secret []byte
 	// Metrics, if set, counts what the central does for the operator
 	// (the admin listener's /metrics and status page): connections,
 	// handshakes, agencies, batches by result, ack latency, the in-flight
@@ -148,8 +162,11 @@ type Central struct {
 	// quit is closed by Shutdown (or Close): no new work is taken, and
 	// every wait that is not bounded by itself (the draw, a takeover,
 	// accept back-off) watches it.
-	quit     chan struct{}
-	quitOnce sync.Once
+	quit chan struct{}
+	// recovered is closed once the agencies the ledger held as finished
+	// at start are counted: a Hello waits for it.
+	recovered chan struct{}
+	quitOnce  sync.Once
 	// kill is closed by Close, the hard stop: the waits that are bounded
 	// only by the disk (a commit) watch it, so a hung disk cannot hold a
 	// session.
@@ -184,11 +201,23 @@ func New(cfg Config, ledger lottery.Ledger, log *slog.Logger) (*Central, error) 
 	if cfg.Agencies < 1 {
 		return nil, fmt.Errorf("central: agencies must be at least 1, got %d", cfg.Agencies)
 	}
+	if s := cfg.Secret; s != nil {
+		_, commits := ledger.(Committer)
+		switch {
+		case cfg.Log == nil:
+			return nil, errors.New("central: the committed mode reveals its secret in the signed statement: it needs the audit log's key")
+		case !commits:
+			return nil, errors.New("central: the committed mode is not offered by a replicated central")
+		case len(s) < audit.MinSecretSize || len(s) > audit.MaxSecretSize:
+			return nil, fmt.Errorf("central: a secret of %d bytes (%d to %d)", len(s), audit.MinSecretSize, audit.MaxSecretSize)
+		}
+	}
 	c := &Central{
 		cfg: cfg.withDefaults(), ledger: ledger, log: log,
 		inFlight:    newBudget(cfg.withDefaults().MaxInFlightBytes),
 		draw:        NewDraw(cfg.Agencies),
 		quit:        make(chan struct{}),
+		recovered:   make(chan struct{}),
 		kill:        make(chan struct{}),
 		listeners:   make(map[net.Listener]struct{}),
 		sessions:    make(map[*session]struct{}),
@@ -218,7 +247,12 @@ func (c *Central) recoverFinished() {
 	for _, a := range c.ledger.Finished() {
 		c.draw.Arrive(a)
 	}
-	if c.draw.Complete() {
+	complete := c.draw.Complete()
+	// Only now may an agency say Hello: one that finished first would be
+	// counted among those the ledger held, and the first draw logged as a
+	// recovered one.
+	close(c.recovered)
+	if complete {
 		c.holdDraw(logline.RecoverDraw)
 	}
 }
@@ -236,22 +270,57 @@ func (c *Central) holdDraw(action string) {
 		case <-c.quit:
 			return
 		}
-		winners, err := FindWinners(c.ledger)
+		number, err := c.drawNumber()
+		var winners map[uint32][]string
+		if err == nil {
+			winners, err = FindWinnersOf(c.ledger, number)
+		}
 		if err != nil {
 			// The stored file cannot be read back: there is no honest answer,
 			// so queries get an error rather than a wrong list.
 			c.log.Error(action, logline.Failed, "error", err)
-			err = lottery.Errorf(lottery.EInternal, "the draw failed: %v", err)
-		} else {
-			total := 0
-			for _, w := range winners {
-				total += len(w)
-			}
-			c.log.Info(action, logline.OK, "ganadores", total)
-			c.cfg.Metrics.DrawCompleted(time.Now(), winnerCounts(winners))
+			c.draw.Publish(nil, nil, 0, lottery.Errorf(lottery.EInternal, "the draw failed: %v", err))
+			return
 		}
-		c.draw.Publish(winners, err)
+		total := 0
+		for _, w := range winners {
+			total += len(w)
+		}
+		size, root := c.ledger.Tree()
+		statement := c.signDraw(winners, number)
+		c.log.Info(action, logline.OK, "ganadores", total, "arbol", size, "raiz", root.String(), "numero", number)
+		c.cfg.Metrics.DrawCompleted(time.Now(), winnerCounts(winners))
+		c.draw.Publish(winners, statement, size, nil)
+		c.keepStatement(statement)
 	})
+}
+
+// signDraw signs the draw statement when the central has a log; nil
+// otherwise, or if it could not (said in a log line: agencies that check
+// the audit log will refuse the draw).
+func (c *Central) signDraw(winners map[uint32][]string, number int) []byte {
+	if c.cfg.Log == nil {
+		return nil
+	}
+	msg, _, err := c.drawStatement(winners, number)
+	if err != nil {
+		c.log.Error(logline.Draw, logline.Failed, "error", fmt.Errorf("the draw statement: %w", err))
+		return nil
+	}
+	return msg
+}
+
+// keepStatement writes the signed statement to Config.StatementFile, for
+// auditors, once the agencies can have it: the file is not what they
+// wait for, and a central that stops before it is written signs the same
+// statement again at its next start (recuperar_sorteo).
+func (c *Central) keepStatement(msg []byte) {
+	if msg == nil || c.cfg.StatementFile == "" {
+		return
+	}
+	if err := fsutil.WriteFileSynced(c.cfg.StatementFile, msg, 0o644); err != nil {
+		c.log.Error(logline.Draw, logline.Failed, "error", fmt.Errorf("the draw statement file: %w", err))
+	}
 }
 
 // grant is how many batches each uploading agency may have in flight: its

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"testing"
@@ -93,7 +94,7 @@ func TestCentral_EarlyWinnersQuery(t *testing.T) {
 	c := dialRaw(t, srv.addr)
 	c.hello(1)
 	c.sendBatch(1, 1, small)
-	if m := c.recv(); m != (protocol.BatchAck{Seq: 1, Count: uint16(len(small)), Window: central.DefaultWindow}) {
+	if m := c.recv(); !reflect.DeepEqual(m, protocol.BatchAck{Seq: 1, Count: uint16(len(small)), Window: central.DefaultWindow}) {
 		t.Fatalf("batch: got %#v, want an OK ack", m)
 	}
 	c.finish(1, 1)
@@ -212,7 +213,7 @@ func TestCentral_WrongAgencyBatch(t *testing.T) {
 	c.hello(1)
 	c.sendBatch(2, 1, d.bets[2])
 	want := protocol.BatchAck{Seq: 1, Code: lottery.EWrongAgency, Count: uint16(len(d.bets[2])), Window: central.DefaultWindow}
-	if m := c.recv(); m != want {
+	if m := c.recv(); !reflect.DeepEqual(m, want) {
 		t.Fatalf("got %#v, want %#v", m, want)
 	}
 	// The connection is still served.

@@ -15,10 +15,14 @@ import (
 type Draw struct {
 	agencies int
 
-	mu       sync.Mutex      // guards finished and winners
+	mu       sync.Mutex      // guards finished, winners and the statement
 	finished map[uint32]bool // agencies that said they are done
 	winners  map[uint32][]string
 	err      error // why the draw has no result, if it failed
+	// statement is the signed draw statement (nil without a log) and the
+	// size of the tree it names.
+	statement     []byte
+	statementSize uint64
 
 	ready chan struct{} // closed once, when winners is final
 
@@ -63,12 +67,22 @@ func (d *Draw) Pending() int {
 }
 
 // Publish makes the draw's outcome final and wakes every waiting query: the
-// winners, or the error that made the draw impossible.
-func (d *Draw) Publish(winners map[uint32][]string, err error) {
+// winners and the signed statement (nil: none), or the error that made the
+// draw impossible.
+func (d *Draw) Publish(winners map[uint32][]string, statement []byte, size uint64, err error) {
 	d.mu.Lock()
 	d.winners, d.err = winners, err
+	d.statement, d.statementSize = statement, size
 	d.mu.Unlock()
 	close(d.ready)
+}
+
+// Statement returns the signed draw statement and the size of the tree it
+// names, once Ready is closed; false when there is none.
+func (d *Draw) Statement() ([]byte, uint64, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.statement, d.statementSize, d.statement != nil
 }
 
 // Ready is closed once the draw has been published.
@@ -89,11 +103,19 @@ func (d *Draw) Winners(agency uint32) ([]string, error) {
 // FindWinners streams the stored bets once (load_bets + has_won) and groups the
 // winners' documents by agency. Memory grows with the winners, not with the
 // bets.
-func FindWinners(store interface {
+func FindWinners(store scanner) (map[uint32][]string, error) {
+	return FindWinnersOf(store, lottery.WinningNumber)
+}
+
+type scanner interface {
 	ScanWhere(keep func(agency, number int) bool, fn func(lottery.Row) error) error
-}) (map[uint32][]string, error) {
+}
+
+// FindWinnersOf is FindWinners for a number other than the course's: the
+// committed mode's, drawn from the secret and the final tree.
+func FindWinnersOf(store scanner, drawn int) (map[uint32][]string, error) {
 	winners := make(map[uint32][]string)
-	wins := func(_, number int) bool { return lottery.Wins(number) }
+	wins := func(_, number int) bool { return number == drawn }
 	err := store.ScanWhere(wins, func(r lottery.Row) error {
 		winners[uint32(r.Agency)] = append(winners[uint32(r.Agency)], string(r.Document))
 		return nil

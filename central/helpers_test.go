@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -65,7 +66,14 @@ func startServerAt(t testing.TB, cfg central.Config, path, addr string) *server 
 // ledger (nil: the store as it is), e.g. as a node of a group.
 func startNode(t testing.TB, cfg central.Config, path, addr string, ledger func(*storage.Store) lottery.Ledger) *server {
 	t.Helper()
-	store, _, err := storage.Open(path, storage.Options{NoSync: true})
+	return startNodeOpts(t, cfg, path, addr, storage.Options{NoSync: true}, ledger)
+}
+
+// startNodeOpts is startNode over a store opened with opts (a test that
+// holds the disk's fsyncs needs them done).
+func startNodeOpts(t testing.TB, cfg central.Config, path, addr string, opts storage.Options, ledger func(*storage.Store) lottery.Ledger) *server {
+	t.Helper()
+	store, _, err := storage.Open(path, opts)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -260,7 +268,7 @@ func (c *raw) readWinners() []string {
 func (c *raw) finish(agency uint32, lastSeq uint64) {
 	c.t.Helper()
 	c.send(protocol.Finished{Agency: agency, LastSeq: lastSeq})
-	if m := c.recv(); m != (protocol.FinishedAck{}) {
+	if m := c.recv(); !reflect.DeepEqual(m, protocol.FinishedAck{}) {
 		c.t.Fatalf("finished: got %#v, want FinishedAck", m)
 	}
 }

@@ -111,7 +111,11 @@ func (s *session) answer(r reply, buf []byte) []byte {
 			}
 		}
 		s.countBatch(r, code)
-		return appendFrame(buf, protocol.BatchAck{Seq: r.seq, Code: code, Count: uint16(r.count), Window: s.c.grant()})
+		ack := protocol.BatchAck{Seq: r.seq, Code: code, Count: uint16(r.count), Window: s.c.grant()}
+		if code == lottery.NoError {
+			ack.Receipt = s.receipt(r.commit, r.seq)
+		}
+		return appendFrame(buf, ack)
 	case replyFinish:
 		return s.finish(r, buf)
 	case replyWinners:
@@ -160,7 +164,7 @@ func (s *session) finish(r reply, buf []byte) []byte {
 	} else {
 		s.log.Info(logline.AgencyFinished, logline.OK, "agency", r.agency, "batches", r.seq, "pendientes", s.c.draw.Pending(), "repetido", commit.Duplicate)
 	}
-	return appendFrame(buf, protocol.FinishedAck{})
+	return appendFrame(buf, protocol.FinishedAck{Receipt: s.receipt(commit, r.seq)})
 }
 
 // winners waits for the draw, then answers the agency's own winners.
@@ -191,7 +195,7 @@ func (s *session) winners(r reply, buf []byte) []byte {
 	for _, w := range protocol.SplitWinners(docs) {
 		buf = appendFrame(buf, w)
 	}
-	return buf
+	return s.statementFrames(buf)
 }
 
 // closeAfterAnswer ends the session after its last answer (an error): with

@@ -73,6 +73,12 @@ type session struct {
 	finishedSent bool
 	uploading    bool // counted in Central.uploading: said Hello, not Finished yet
 
+	// The audit log: whether the agency asked for receipts (its Hello,
+	// read before the responder answers anything after it), and the size
+	// of the last tree shown to it (responder-owned from then on).
+	receipts bool
+	treeSize uint64
+
 	// readAt is when the reader read its latest frame, with Metrics
 	// (markRead); send stamps every reply with it.
 	readAt time.Time
@@ -351,7 +357,7 @@ func (s *session) handleHello(m protocol.Hello) bool {
 		}
 	}
 	select {
-	case <-s.c.ledger.Ready(): // a central just started learns what it holds
+	case <-s.c.recovered: // a central just started learns what it holds
 	case <-s.c.quit:
 		return false
 	}
@@ -359,6 +365,13 @@ func (s *session) handleHello(m protocol.Hello) bool {
 		return false
 	}
 	s.agency = m.Agency
+	s.receipts, s.treeSize = m.Receipts && s.c.cfg.Log != nil, m.TreeSize
+	if size, _ := s.c.ledger.Tree(); s.treeSize > size {
+		// The agency was shown a bigger tree than this central holds: it
+		// forgot records (its files were repaired). The agency finds out
+		// from last_seq; it starts again from no tree.
+		s.treeSize = 0
+	}
 	s.setUploading(true)
 	last := s.c.ledger.LastSeq(s.agency)
 	s.log.Info(logline.AgencyConnected, logline.OK, "agency", s.agency, "ip", s.ip, "last_batch", last)

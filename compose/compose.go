@@ -53,6 +53,11 @@ const (
 	hostClientConf = "./client/config.yaml"
 	hostDataDir    = "./.data"
 	hostPKIDir     = "./.pki" // bin/pki (pki.Issue) writes it next to the compose file
+	// Each agency keeps its receipts (docs/audit.md) in a directory of its
+	// own on the host, writable, beside the read-only ./.data: an auditor
+	// runs bin/audit on them after the draw.
+	hostReceiptsDir = "./.receipts"
+	ReceiptsDir     = "/receipts"
 )
 
 // MaxAgencies bounds N: agencies are numbered with a uint32 on the wire, but
@@ -207,7 +212,7 @@ func New(opt Options) (File, error) {
 			} else {
 				node.Environment = append(node.Environment,
 					env("TLS_CERT", PKIDir+"/"+pki.NodeCertFile(name)), env("TLS_KEY", PKIDir+"/"+pki.NodeKeyFile(name)))
-				node.Volumes = append(node.Volumes, pkiMounts(pki.NodeCertFile(name), pki.NodeKeyFile(name), pki.CAFile)...)
+				node.Volumes = append(node.Volumes, pkiMounts(pki.NodeCertFile(name), pki.NodeKeyFile(name), pki.CAFile, pki.LogKeyFile)...)
 			}
 			f.Services = append(f.Services, node)
 			f.Volumes[nodeVolume(name)] = Volume{Name: opt.NamePrefix + NodeVolumeName(name)}
@@ -219,7 +224,7 @@ func New(opt Options) (File, error) {
 		if opt.PlainText {
 			server.Environment = append(server.Environment, env("TLS", "off"))
 		} else {
-			server.Volumes = append(server.Volumes, pkiMounts(pki.CentralCertFile, pki.CentralKeyFile, pki.CAFile)...)
+			server.Volumes = append(server.Volumes, pkiMounts(pki.CentralCertFile, pki.CentralKeyFile, pki.CAFile, pki.LogKeyFile)...)
 		}
 		f.Services = append(f.Services, server)
 		f.Volumes[dataVolume] = Volume{Name: opt.NamePrefix + DataVolumeName}
@@ -238,7 +243,10 @@ func New(opt Options) (File, error) {
 		if opt.PlainText {
 			vars = append(vars, env("CLI_TLS", "off"))
 		} else {
-			volumes = append(volumes, pkiMounts(pki.AgencyCertFile(id), pki.AgencyKeyFile(id), pki.CAFile)...)
+			volumes = append(volumes, pkiMounts(pki.AgencyCertFile(id), pki.AgencyKeyFile(id), pki.CAFile, pki.LogPubFile)...)
+			dir := "agency-" + strconv.Itoa(id)
+			vars = append(vars, env("CLI_AUDIT_RECEIPTS", ReceiptsDir+"/"+dir+".receipts"))
+			volumes = append(volumes, hostReceiptsDir+"/"+dir+":"+ReceiptsDir)
 		}
 		f.Services = append(f.Services, Service{
 			Name:          name,

@@ -76,7 +76,8 @@ func TestWrite_Services(t *testing.T) {
 				t.Errorf("server environment %q, want %q", server.Environment, wantEnv)
 			}
 			wantVolumes := []string{"./server/config.ini:/config.ini:ro", "central_data:/data",
-				"./.pki/central.crt:/.pki/central.crt:ro", "./.pki/central.key:/.pki/central.key:ro", "./.pki/ca.crt:/.pki/ca.crt:ro"}
+				"./.pki/central.crt:/.pki/central.crt:ro", "./.pki/central.key:/.pki/central.key:ro", "./.pki/ca.crt:/.pki/ca.crt:ro",
+				"./.pki/log.key:/.pki/log.key:ro"}
 			if !slices.Equal(server.Volumes, wantVolumes) {
 				t.Errorf("server volumes %q, want %q", server.Volumes, wantVolumes)
 			}
@@ -90,14 +91,14 @@ func TestWrite_Services(t *testing.T) {
 					t.Errorf("%s: container %q image %q", name, c.ContainerName, c.Image)
 				}
 				want := []string{"CLI_ID=" + strconv.Itoa(id), "NOMBRE=Santiago Lionel", "APELLIDO=Lorca",
-					"DOCUMENTO=30904465", "NACIMIENTO=1999-03-17", "NUMERO=7574"}
+					"DOCUMENTO=30904465", "NACIMIENTO=1999-03-17", "NUMERO=7574", "CLI_AUDIT_RECEIPTS=/receipts/agency-" + strconv.Itoa(id) + ".receipts"}
 				if !slices.Equal(c.Environment, want) {
 					t.Errorf("%s environment %q, want %q", name, c.Environment, want)
 				}
 				key := "agency-" + strconv.Itoa(id)
 				wantVolumes := []string{"./client/config.yaml:/config.yaml:ro", "./.data:/.data:ro",
 					"./.pki/" + key + ".crt:/.pki/" + key + ".crt:ro", "./.pki/" + key + ".key:/.pki/" + key + ".key:ro",
-					"./.pki/ca.crt:/.pki/ca.crt:ro"}
+					"./.pki/ca.crt:/.pki/ca.crt:ro", "./.pki/log.pub:/.pki/log.pub:ro", "./.receipts/" + key + ":/receipts"}
 				if !slices.Equal(c.Volumes, wantVolumes) {
 					t.Errorf("%s volumes %q, want %q", name, c.Volumes, wantVolumes)
 				}
@@ -223,15 +224,16 @@ func TestDockerfile_CentralUser(t *testing.T) {
 	}
 }
 
-// TestWrite_PKIMounts checks who sees which key: the central only its own,
-// each agency only its own, nobody the CA's key, every mount read-only and
-// of one file (never the whole directory).
+// TestWrite_PKIMounts checks who sees which key: the central only its own
+// and the log's signing key, each agency only its own and the log's public
+// key, nobody the CA's key, every mount read-only and of one file (never
+// the whole directory).
 func TestWrite_PKIMounts(t *testing.T) {
 	const n = 12 // agency-1 is a prefix of agency-10, agency-11, agency-12
 	_, p := generate(t, Options{Agencies: n})
 	for name, svc := range p.Services {
 		var keys, certs []string
-		sawCA := false
+		sawCA, sawPub := false, false
 		for _, v := range svc.Volumes {
 			parts := strings.Split(v, ":") // host:container:mode
 			if !strings.Contains(v, ".pki") {
@@ -250,6 +252,8 @@ func TestWrite_PKIMounts(t *testing.T) {
 				t.Errorf("%s: the CA's key is mounted: %q", name, v)
 			case file == pki.CAFile:
 				sawCA = true
+			case file == pki.LogPubFile:
+				sawPub = true
 			case strings.HasSuffix(file, ".key"):
 				keys = append(keys, file)
 			case strings.HasSuffix(file, ".crt"):
@@ -258,17 +262,17 @@ func TestWrite_PKIMounts(t *testing.T) {
 				t.Errorf("%s: unexpected PKI file %q", name, v)
 			}
 		}
-		wantKey, wantCert := pki.CentralKeyFile, pki.CentralCertFile
+		wantKeys, wantCert, wantPub := []string{pki.CentralKeyFile, pki.LogKeyFile}, pki.CentralCertFile, false
 		if name != ServerService {
 			id, err := strconv.Atoi(strings.TrimPrefix(name, ClientPrefix))
 			if err != nil {
 				t.Fatalf("service %s", name)
 			}
-			wantKey, wantCert = pki.AgencyKeyFile(id), pki.AgencyCertFile(id)
+			wantKeys, wantCert, wantPub = []string{pki.AgencyKeyFile(id)}, pki.AgencyCertFile(id), true
 		}
-		if !slices.Equal(keys, []string{wantKey}) || !slices.Equal(certs, []string{wantCert}) || !sawCA {
-			t.Errorf("%s: keys %q, certificates %q, ca.crt %v; want only %s, %s and %s",
-				name, keys, certs, sawCA, wantKey, wantCert, pki.CAFile)
+		if !slices.Equal(keys, wantKeys) || !slices.Equal(certs, []string{wantCert}) || !sawCA || sawPub != wantPub {
+			t.Errorf("%s: keys %q, certificates %q, ca.crt %v, log.pub %v; want only %s, %s, %s and log.pub %v",
+				name, keys, certs, sawCA, sawPub, wantKeys, wantCert, pki.CAFile, wantPub)
 		}
 	}
 }
@@ -298,8 +302,8 @@ func TestWrite_PlainText(t *testing.T) {
 	if strings.Contains(string(out), "TLS=off") {
 		t.Errorf("the default file switches TLS off:\n%s", out)
 	}
-	if len(p.Services["client1"].Volumes) != 5 {
-		t.Errorf("client1 volumes %q: want the PKI mounted by default", p.Services["client1"].Volumes)
+	if len(p.Services["client1"].Volumes) != 7 {
+		t.Errorf("client1 volumes %q: want the PKI and the receipts mounted by default", p.Services["client1"].Volumes)
 	}
 }
 
@@ -435,7 +439,7 @@ func TestWrite_Cluster(t *testing.T) {
 				vols := []string{"./server/config.ini:/config.ini:ro", name + "_data:/data",
 					"./.pki/central-" + name + ".crt:/.pki/central-" + name + ".crt:ro",
 					"./.pki/central-" + name + ".key:/.pki/central-" + name + ".key:ro",
-					"./.pki/ca.crt:/.pki/ca.crt:ro"}
+					"./.pki/ca.crt:/.pki/ca.crt:ro", "./.pki/log.key:/.pki/log.key:ro"}
 				if !slices.Equal(svc.Volumes, vols) {
 					t.Errorf("%s volumes %q, want %q", name, svc.Volumes, vols)
 				}
@@ -459,7 +463,8 @@ func TestWrite_Cluster(t *testing.T) {
 				name := "client" + strconv.Itoa(id)
 				c := p.Services[name]
 				want := []string{"CLI_ID=" + strconv.Itoa(id), "CLI_SERVER_ADDRESS=" + strings.Join(addrs, ","),
-					"NOMBRE=Santiago Lionel", "APELLIDO=Lorca", "DOCUMENTO=30904465", "NACIMIENTO=1999-03-17", "NUMERO=7574"}
+					"NOMBRE=Santiago Lionel", "APELLIDO=Lorca", "DOCUMENTO=30904465", "NACIMIENTO=1999-03-17", "NUMERO=7574",
+					"CLI_AUDIT_RECEIPTS=/receipts/agency-" + strconv.Itoa(id) + ".receipts"}
 				if !slices.Equal(c.Environment, want) {
 					t.Errorf("%s environment %q, want %q", name, c.Environment, want)
 				}

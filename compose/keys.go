@@ -48,6 +48,13 @@ func ShareCentralKey(dir string) (Access, error) {
 	return ShareKey(filepath.Join(dir, pki.CentralKeyFile), CentralUID)
 }
 
+// ShareLogKey lets the central's user read the audit log's signing key
+// (pki.LogKeyFile) in the PKI directory dir: every node of a replicated
+// central signs with it. See ShareKey.
+func ShareLogKey(dir string) (Access, error) {
+	return ShareKey(filepath.Join(dir, pki.LogKeyFile), CentralUID)
+}
+
 // ShareNodeKey lets the central's user read node name's key
 // (pki.NodeKeyFile) in the PKI directory dir: a node of a replicated central
 // runs as CentralUID like the single central. See ShareKey.

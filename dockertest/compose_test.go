@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"lottery"
+	"lottery/audit"
 	"lottery/compose"
 	"lottery/csvrow"
 	"lottery/internal/testutil"
@@ -84,6 +85,12 @@ func TestCompose_FiveAgencies(t *testing.T) {
 		if l, ok := testutil.FindOne(lines, "consulta_ganadores", "success"); !ok || l.Get("client_id") != strconv.Itoa(a) {
 			t.Errorf("%s: winners line %q", name, l.Raw)
 		}
+		// The agency checked the signed draw statement against its
+		// receipts and kept them on the host (docs/audit.md).
+		if l, ok := testutil.FindOne(lines, "verificar_sorteo", "success"); !ok || l.Get("apuestas_agencia") != strconv.Itoa(rows[a]) {
+			t.Errorf("%s: verificar_sorteo line %q, want success with apuestas_agencia %d", name, l.Raw, rows[a])
+		}
+		checkReceipts(t, d.path(".receipts/agency-"+strconv.Itoa(a)+"/agency-"+strconv.Itoa(a)+".receipts"), a)
 	}
 	server, err := testutil.ParseAll(logs["server"])
 	if err != nil {
@@ -111,6 +118,26 @@ func TestCompose_FiveAgencies(t *testing.T) {
 	}
 	if len(stored) != sum(rows) {
 		t.Errorf("%d bets stored, want %d", len(stored), sum(rows))
+	}
+}
+
+// checkReceipts reads an agency's receipts file as an auditor would: its
+// agency, at least one checkpoint, and the signed draw statement at its end.
+func checkReceipts(t *testing.T, path string, agency int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Errorf("agency %d's receipts: %v", agency, err)
+		return
+	}
+	defer f.Close()
+	r, err := audit.ReadReceipts(f)
+	switch {
+	case err != nil:
+		t.Errorf("%s: %v", path, err)
+	case r.Agency != uint32(agency) || len(r.Checkpoints) == 0 || len(r.Records) == 0 || r.Statement == nil:
+		t.Errorf("%s: agency %d, %d checkpoints, %d records, statement %v; want agency %d's, with the statement", path,
+			r.Agency, len(r.Checkpoints), len(r.Records), r.Statement != nil, agency)
 	}
 }
 

@@ -161,6 +161,12 @@ func newDeployment(t *testing.T, agencies int) *deployment {
 	if _, err := compose.ShareCentralKey(d.path(".pki")); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := pki.IssueLogKey(d.path(".pki"), pki.DefaultLogOrigin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := compose.ShareLogKey(d.path(".pki")); err != nil {
+		t.Fatal(err)
+	}
 	f, err := compose.New(compose.Options{Agencies: agencies, NamePrefix: d.prefix, AdminHostPort: compose.EphemeralAdminPort})
 	if err != nil {
 		t.Fatal(err)

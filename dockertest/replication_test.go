@@ -92,6 +92,12 @@ func newReplCluster(t *testing.T) *replCluster {
 	if _, err := pki.Issue(pki.Options{Dir: d.path(".pki"), Agencies: replAgencies, Centrals: replNodes}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := pki.IssueLogKey(d.path(".pki"), pki.DefaultLogOrigin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := compose.ShareLogKey(d.path(".pki")); err != nil {
+		t.Fatal(err)
+	}
 	c := &replCluster{deployment: d, files: map[int][]lottery.Bet{}}
 	for i := 1; i <= replNodes; i++ {
 		name := pki.NodeName(i)

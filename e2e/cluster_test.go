@@ -135,14 +135,22 @@ func TestE2E_ClusterLeaderKilled(t *testing.T) {
 		}
 	}
 	var want []byte
-	testutil.WaitFor(t, 30*time.Second, "byte-identical bets files", func() bool {
-		var files [3][]byte
-		for i, dir := range c.dirs {
-			files[i], _ = os.ReadFile(filepath.Join(dir, "bets.csv"))
-		}
-		want = files[0]
-		return bytes.Equal(files[0], files[1]) && bytes.Equal(files[1], files[2])
-	})
+	// The bets, the audit log's tree and the signed draw statement: every
+	// node applies the same records and signs the same statement with the
+	// same key (Ed25519 is deterministic), so the three are byte-identical
+	// on every node (docs/audit.md, "A replicated central").
+	for _, name := range []string{"bets.csv", "bets.csv.tlog", "bets.csv.sorteo"} {
+		testutil.WaitFor(t, 30*time.Second, "byte-identical "+name+" files", func() bool {
+			var files [3][]byte
+			for i, dir := range c.dirs {
+				files[i], _ = os.ReadFile(filepath.Join(dir, name))
+			}
+			if name == "bets.csv" {
+				want = files[0]
+			}
+			return len(files[0]) > 0 && bytes.Equal(files[0], files[1]) && bytes.Equal(files[1], files[2])
+		})
+	}
 	if n := bytes.Count(want, []byte("\n")); n != d.bets {
 		t.Errorf("the bets files have %d rows, want %d", n, d.bets)
 	}
@@ -150,6 +158,7 @@ func TestE2E_ClusterLeaderKilled(t *testing.T) {
 	for _, w := range d.winners {
 		total += w
 	}
+	var roots []string
 	for i, p := range c.procs {
 		// The restarted node draws from its log replay, or recovers it.
 		var draws []testutil.Line
@@ -163,6 +172,10 @@ func TestE2E_ClusterLeaderKilled(t *testing.T) {
 		if n, _ := draws[0].Int("ganadores"); n != total {
 			t.Errorf("%s: %s, want ganadores: %d", c.names[i], draws[0].Raw, total)
 		}
+		if root := draws[0].Get("raiz"); root == "" || len(roots) > 0 && root != roots[0] {
+			t.Errorf("%s: %s, want the root the other nodes drew from (%q)", c.names[i], draws[0].Raw, roots)
+		}
+		roots = append(roots, draws[0].Get("raiz"))
 	}
 	c.checkAdmin(newLead)
 	for _, p := range c.procs {

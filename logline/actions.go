@@ -42,6 +42,8 @@ const (
 	BadMessage      = "recibir_mensaje"     // not the echo: a malformed, oversize, unexpected or idle connection
 	SendFailed      = "enviar_mensaje"      // an answer could not be written: the peer is gone
 	ConnectionEnded = "conexion_cerrada"    // DEBUG: a connection ended
+	Receipt         = "recibo"              // fail: an ack's receipt could not be built (the agency will not count the ack)
+	Commitment      = "compromiso"          // the committed mode's commitment to the draw's secret, stored or found at start
 
 	// The agency.
 

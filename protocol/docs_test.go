@@ -29,6 +29,7 @@ func TestDocs_ExampleBytes(t *testing.T) {
 		want  []byte
 	}{
 		{"`Hello{agency: 3}`:", testutil.Frame(t, protocol.Hello{Agency: 3})},
+		{"`Hello{agency: 3, receipts, tree_size: 5}`:", testutil.Frame(t, protocol.Hello{Agency: 3, Receipts: true, TreeSize: 5})},
 		{"`Echo{\"ping\"}`", testutil.Frame(t, protocol.Echo{Data: []byte("ping")})},
 		{"A batch of agency 1, sequence 7", batch.Frame()},
 	}

@@ -48,12 +48,13 @@ const (
 	TypeWinners      Type = 0x08 // central → agency: some of your winners
 	TypeEcho         Type = 0x09 // either way: health check, answered byte for byte
 	TypeError        Type = 0x0A // central → agency: your request failed
+	TypeStatement    Type = 0x0B // central → agency: the signed draw statement, in pieces
 )
 
 var typeNames = map[Type]string{
 	TypeHello: "hello", TypeWelcome: "welcome", TypeBatch: "batch", TypeBatchAck: "batch_ack",
 	TypeFinished: "finished", TypeFinishedAck: "finished_ack", TypeWinnersQuery: "winners_query",
-	TypeWinners: "winners", TypeEcho: "echo", TypeError: "error",
+	TypeWinners: "winners", TypeEcho: "echo", TypeError: "error", TypeStatement: "statement",
 }
 
 // String returns the type's name for log lines.

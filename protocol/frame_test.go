@@ -84,7 +84,7 @@ func TestReader_NextErr(t *testing.T) {
 		{"BadVersion2", "02 01 0004 00000003", protocol.ErrVersion, nil, false},
 		{"BadVersionFF", "ff ff ffff", protocol.ErrVersion, nil, false},
 		{"UnknownType0", "01 00 0000", protocol.ErrUnknownType, nil, true},
-		{"UnknownType0B", "01 0b 0000", protocol.ErrUnknownType, nil, false},
+		{"UnknownType0C", "01 0c 0000", protocol.ErrUnknownType, nil, false},
 		{"UnknownTypeFF", "01 ff 0004 00000001", protocol.ErrUnknownType, nil, false},
 		{"TooLarge8189", "01 03 1ffd", protocol.ErrTooLarge, nil, true},
 		{"TooLargeFFFF", "01 09 ffff", protocol.ErrTooLarge, nil, false},
@@ -285,7 +285,7 @@ func TestParseFrame(t *testing.T) {
 func TestType_String(t *testing.T) {
 	want := map[protocol.Type]string{
 		0x01: "hello", 0x02: "welcome", 0x03: "batch", 0x04: "batch_ack", 0x05: "finished",
-		0x06: "finished_ack", 0x07: "winners_query", 0x08: "winners", 0x09: "echo", 0x0a: "error",
+		0x06: "finished_ack", 0x07: "winners_query", 0x08: "winners", 0x09: "echo", 0x0a: "error", 0x0b: "statement",
 	}
 	for i := 0; i < 256; i++ {
 		typ := protocol.Type(i)

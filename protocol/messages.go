@@ -16,8 +16,16 @@ type Message interface {
 }
 
 // Hello identifies the agency of a connection. It is the first message an
-// agency sends on every connection.
-type Hello struct{ Agency uint32 }
+// agency sends on every connection. An agency that checks the audit log
+// sets Receipts and the size of the last tree it accepted (TreeSize, 0 for
+// none): its acks then carry receipts proven from that tree on, and its
+// winners the signed draw statement. Without Receipts the Hello is the
+// four bytes it always was, and so are the answers.
+type Hello struct {
+	Agency   uint32
+	Receipts bool
+	TreeSize uint64
+}
 
 // Welcome answers Hello with the last batch sequence number the central has
 // stored for that agency (0 for none), so an agency can tell a resumed
@@ -28,12 +36,20 @@ type Welcome struct{ LastSeq uint64 }
 // already been), an error code when the whole batch was rejected. Window
 // is how many batches the central grants the agency in flight from now
 // on (its share of the central's in-flight budget); 0 grants nothing new.
+// Receipt, to an agency that asked for receipts, is the audit log's proof
+// that the batch is in it (an encoded audit.Receipt, at most
+// MaxReceiptSize bytes); empty otherwise.
 type BatchAck struct {
-	Seq    uint64
-	Code   lottery.Code
-	Count  uint16
-	Window uint16
+	Seq     uint64
+	Code    lottery.Code
+	Count   uint16
+	Window  uint16
+	Receipt []byte
 }
+
+// MaxReceiptSize bounds a receipt on the wire: audit.MaxReceiptSize, with
+// room to spare in a frame.
+const MaxReceiptSize = 6 << 10
 
 // Finished says the agency sent every batch, LastSeq being the last one.
 type Finished struct {
@@ -41,8 +57,21 @@ type Finished struct {
 	LastSeq uint64
 }
 
-// FinishedAck answers Finished once the central has durably noted it.
-type FinishedAck struct{}
+// FinishedAck answers Finished once the central has durably noted it;
+// Receipt, as in BatchAck, proves the finished record is in the audit log.
+type FinishedAck struct{ Receipt []byte }
+
+// Statement carries a piece of the signed draw statement, after the
+// winners, to an agency that asked for receipts: the pieces' Data,
+// concatenated, are the statement's signed note (its length first, u32),
+// then the consistency proof from the agency's tree to the statement's
+// (a count u8 and 32-byte hashes). The last piece has Final set. A
+// central that has no statement to give (it could not sign or keep it)
+// sends one empty final piece: the agency refuses the draw.
+type Statement struct {
+	Final bool
+	Data  []byte
+}
 
 // WinnersQuery asks for the winners of the agency. The central answers
 // only after the draw.
@@ -74,20 +103,43 @@ func (WinnersQuery) Type() Type { return TypeWinnersQuery }
 func (Winners) Type() Type      { return TypeWinners }
 func (Echo) Type() Type         { return TypeEcho }
 func (Error) Type() Type        { return TypeError }
+func (Statement) Type() Type    { return TypeStatement }
 
-func (m Hello) appendPayload(b []byte) []byte   { return binary.BigEndian.AppendUint32(b, m.Agency) }
+func (m Hello) appendPayload(b []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, m.Agency)
+	if m.Receipts {
+		b = binary.BigEndian.AppendUint64(b, m.TreeSize)
+	}
+	return b
+}
 func (m Welcome) appendPayload(b []byte) []byte { return binary.BigEndian.AppendUint64(b, m.LastSeq) }
 func (m BatchAck) appendPayload(b []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, m.Seq)
 	b = append(b, byte(m.Code))
 	b = binary.BigEndian.AppendUint16(b, m.Count)
-	return binary.BigEndian.AppendUint16(b, m.Window)
+	b = binary.BigEndian.AppendUint16(b, m.Window)
+	return appendReceipt(b, m.Receipt)
+}
+
+// appendReceipt appends a receipt, if any: its length (u16) and bytes.
+func appendReceipt(b, receipt []byte) []byte {
+	if len(receipt) == 0 {
+		return b
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(receipt)))
+	return append(b, receipt...)
+}
+
+func (m Statement) appendPayload(b []byte) []byte {
+	b = append(b, boolByte(m.Final))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Data)))
+	return append(b, m.Data...)
 }
 func (m Finished) appendPayload(b []byte) []byte {
 	b = binary.BigEndian.AppendUint32(b, m.Agency)
 	return binary.BigEndian.AppendUint64(b, m.LastSeq)
 }
-func (FinishedAck) appendPayload(b []byte) []byte { return b }
+func (m FinishedAck) appendPayload(b []byte) []byte { return appendReceipt(b, m.Receipt) }
 func (m WinnersQuery) appendPayload(b []byte) []byte {
 	return binary.BigEndian.AppendUint32(b, m.Agency)
 }
@@ -124,15 +176,21 @@ func Decode(f Frame) (Message, error) {
 	var m Message
 	switch f.Type {
 	case TypeHello:
-		m = Hello{Agency: d.u32()}
+		h := Hello{Agency: d.u32()}
+		if len(d.b) > 0 {
+			h.Receipts, h.TreeSize = true, d.u64()
+		}
+		m = h
 	case TypeWelcome:
 		m = Welcome{LastSeq: d.u64()}
 	case TypeBatchAck:
-		m = BatchAck{Seq: d.u64(), Code: lottery.Code(d.u8()), Count: d.u16(), Window: d.u16()}
+		m = BatchAck{Seq: d.u64(), Code: lottery.Code(d.u8()), Count: d.u16(), Window: d.u16(), Receipt: d.receipt()}
 	case TypeFinished:
 		m = Finished{Agency: d.u32(), LastSeq: d.u64()}
 	case TypeFinishedAck:
-		m = FinishedAck{}
+		m = FinishedAck{Receipt: d.receipt()}
+	case TypeStatement:
+		m = Statement{Final: d.boolean(), Data: append([]byte(nil), d.str()...)}
 	case TypeWinnersQuery:
 		m = WinnersQuery{Agency: d.u32()}
 	case TypeWinners:
@@ -259,6 +317,20 @@ func (d *decoder) boolean() bool {
 
 // str reads a string: a 2-byte length and that many bytes.
 func (d *decoder) str() []byte { return d.take(int(d.u16())) }
+
+// receipt reads an optional receipt: nothing left, or a length (u16, at
+// least 1, at most MaxReceiptSize) and its bytes, copied.
+func (d *decoder) receipt() []byte {
+	if d.err != nil || len(d.b) == 0 {
+		return nil
+	}
+	n := int(d.u16())
+	if d.err == nil && (n == 0 || n > MaxReceiptSize) {
+		d.err = fmt.Errorf("%w: a receipt of %d bytes", ErrMalformed, n)
+		return nil
+	}
+	return append([]byte(nil), d.take(n)...)
+}
 
 func (d *decoder) rest() []byte {
 	v := d.b

@@ -56,12 +56,18 @@ var goldenMessages = []struct {
 }{
 	{"Hello", protocol.Hello{Agency: 3}, "01 01 0004  00000003"},
 	{"HelloMax", protocol.Hello{Agency: 0xfffffffe}, "01 01 0004  fffffffe"},
+	{"HelloReceipts", protocol.Hello{Agency: 3, Receipts: true, TreeSize: 0x1f4}, "01 01 000c  00000003 00000000000001f4"},
+	{"HelloReceiptsNone", protocol.Hello{Agency: 3, Receipts: true}, "01 01 000c  00000003 0000000000000000"},
 	{"Welcome", protocol.Welcome{LastSeq: 0x0102030405060708}, "01 02 0008  0102030405060708"},
 	{"WelcomeZero", protocol.Welcome{}, "01 02 0008  0000000000000000"},
 	{"BatchAck", protocol.BatchAck{Seq: 9, Code: lottery.NoError, Count: 300, Window: 16}, "01 04 000d  0000000000000009 00 012c 0010"},
 	{"BatchAckError", protocol.BatchAck{Seq: 1 << 40, Code: lottery.EStorage, Count: 0}, "01 04 000d  0000010000000000 08 0000 0000"},
+	{"BatchAckReceipt", protocol.BatchAck{Seq: 9, Count: 300, Window: 16, Receipt: []byte{1, 2, 3}}, "01 04 0012  0000000000000009 00 012c 0010 0003 010203"},
 	{"Finished", protocol.Finished{Agency: 5, LastSeq: 12}, "01 05 000c  00000005 000000000000000c"},
 	{"FinishedAck", protocol.FinishedAck{}, "01 06 0000"},
+	{"FinishedAckReceipt", protocol.FinishedAck{Receipt: []byte{0xaa}}, "01 06 0003  0001 aa"},
+	{"Statement", protocol.Statement{Final: true, Data: []byte("st")}, "01 0b 0005  01 0002 7374"},
+	{"StatementPiece", protocol.Statement{Data: []byte("x")}, "01 0b 0004  00 0001 78"},
 	{"WinnersQuery", protocol.WinnersQuery{Agency: 2}, "01 07 0004  00000002"},
 	{"Winners", protocol.Winners{Final: true, Documents: []string{"0012", "345"}},
 		"01 08 000e  01 0002  0004 30303132  0003 333435"},
@@ -202,7 +208,7 @@ func TestDecode_Err(t *testing.T) {
 		{"ErrorTrailing", protocol.TypeError, "03 0001 62 64", protocol.ErrMalformed},
 		{"ErrorNoLength", protocol.TypeError, "03", protocol.ErrMalformed},
 		{"Batch", protocol.TypeBatch, "00000001 0000000000000001 0000", protocol.ErrMalformed},
-		{"UnknownType", protocol.Type(0x0b), "", protocol.ErrUnknownType},
+		{"UnknownType", protocol.Type(0x0c), "", protocol.ErrUnknownType},
 		{"TypeZero", protocol.Type(0), "", protocol.ErrUnknownType},
 	}
 	for _, tt := range tests {

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"text/tabwriter"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"lottery/gendata"
 	"lottery/internal/testutil"
 )
@@ -122,21 +124,24 @@ func dmgSlot(gen uint64) int64 { return dmgBlock * (1 + int64(gen%2)) }
 type ackedState struct {
 	data          dataset // the agencies' files
 	bets, journal []byte
+	tree          []byte // the audit log's stored hashes (bets.csv.tlog)
 	recs          []dmgRecord
 	groups        []dmgGroup
 	groupOf       []int     // record index → group index
 	head          dmgHeader // the newest commit header: the last group's
 }
 
-// dmgFiles are the two files of one case, damaged in memory then written.
+// dmgFiles are the files of one case, damaged in memory then written:
+// the bets, the journal and the audit log's hashes.
 type dmgFiles struct {
-	bets, journal []byte
-	noJournal     bool
-	noBets        bool
+	bets, journal, tree []byte
+	noJournal           bool
+	noBets              bool
+	noTree              bool
 }
 
 func (a *ackedState) files() *dmgFiles {
-	return &dmgFiles{bets: slices.Clone(a.bets), journal: slices.Clone(a.journal)}
+	return &dmgFiles{bets: slices.Clone(a.bets), journal: slices.Clone(a.journal), tree: slices.Clone(a.tree)}
 }
 
 // rec returns record i, failing the test if the upload made fewer.
@@ -318,12 +323,7 @@ func (f *dmgFiles) withHeader(h dmgHeader) { copy(f.journal[dmgSlot(h.gen):], h.
 // newest commit header describes exactly the records and rows on disk.
 func uploadAcked(t *testing.T, dataDir string) *ackedState {
 	t.Helper()
-	d := dataset{dir: dataDir, agencies: dmgAgencies}
-	for a := 1; a <= dmgAgencies; a++ {
-		if _, err := gendata.WriteFile(d.dir, a, dmgPerAgency, dmgWinners[a-1], 2025, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := writeDataset(t, dataDir, dmgAgencies, dmgPerAgency)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "bets.csv")
 	srv := testutil.StartServer(t, dir, dmgServerEnv(path))
@@ -341,7 +341,7 @@ func uploadAcked(t *testing.T, dataDir string) *ackedState {
 		t.FailNow()
 	}
 	s := &ackedState{data: d}
-	s.bets, s.journal = dmgRead(t, path), dmgRead(t, path+".journal")
+	s.bets, s.journal, s.tree = dmgRead(t, path), dmgRead(t, path+".journal"), dmgRead(t, path+".tlog")
 	if rows := bytes.Count(s.bets, []byte("\n")); rows != dmgAgencies*dmgPerAgency {
 		t.Fatalf("the upload stored %d rows, want %d", rows, dmgAgencies*dmgPerAgency)
 	}
@@ -379,6 +379,18 @@ func uploadAcked(t *testing.T, dataDir string) *ackedState {
 	return s
 }
 
+// writeDataset writes the generated files of agencies 1..n, perAgency bets
+// each with dmgWinners[a-1] winners, into dir.
+func writeDataset(t *testing.T, dir string, n, perAgency int) dataset {
+	t.Helper()
+	for a := 1; a <= n; a++ {
+		if _, err := gendata.WriteFile(dir, a, perAgency, dmgWinners[a-1], 2025, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dataset{dir: dir, agencies: n}
+}
+
 func dmgServerEnv(path string) map[string]string {
 	return map[string]string{
 		"STORAGE_FILEPATH": path,
@@ -414,6 +426,11 @@ func (f *dmgFiles) write(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
+	if !f.noTree && f.tree != nil {
+		if err := os.WriteFile(path+".tlog", f.tree, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return path
 }
 
@@ -426,6 +443,9 @@ func dmgSnapshot(t *testing.T, dir string) map[string][]byte {
 	}
 	snap := make(map[string][]byte, len(entries))
 	for _, e := range entries {
+		if e.IsDir() {
+			continue // the agencies' .data (receipts), not the central's
+		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			t.Fatal(err)
@@ -471,6 +491,7 @@ func dmgDiff(before, after map[string][]byte) (string, int64) {
 // damage it names, and when it finds it.
 type refusal struct {
 	journal bool     // the journal is the file named, else the bets file
+	tree    bool     // the audit log's hashes are the file named
 	offset  int64    // the offset named
 	what    []string // parts of the error, each
 	// serving: found by the background index or verification, after the
@@ -555,8 +576,11 @@ func expectRefusal(t *testing.T, tb *dmgTable, name, damage, path string, want r
 	tb.add(name, damage, did, strconv.FormatInt(changed, 10))
 
 	wantFile := path
-	if want.journal {
+	switch {
+	case want.journal:
 		wantFile = path + ".journal"
+	case want.tree:
+		wantFile = path + ".tlog"
 	}
 	if code != 1 {
 		t.Errorf("exit %d, want 1 (refuse the files):\n%s", code, tail(p.Output(), 10))
@@ -754,6 +778,74 @@ func TestCentral_Damage(t *testing.T) {
 	t.Run("Check", func(t *testing.T) { dmgCheck(t, tb, a) })
 	t.Run("Repair", func(t *testing.T) { dmgRepair(t, tb, a) })
 	t.Run("Adopt", func(t *testing.T) { dmgAdopt(t, tb, a) })
+	t.Run("Tree", func(t *testing.T) { dmgTree(t, tb, a) })
+}
+
+// dmgTree damages the audit log's stored hashes (bets.csv.tlog), which
+// are derived from the journal and the rows the central proves on their
+// own. A file that is missing, cut, or does not give the root the newest
+// commit header names is rebuilt before the central takes a commit, the
+// same bytes as before; a stored hash no root computation reads (a leaf's)
+// is found by the background verification, the start refused as for any
+// damage, and -check names it; -repair moves the file aside and the next
+// start rebuilds it.
+func dmgTree(t *testing.T, tb *dmgTable, a *ackedState) {
+	size := int64(len(a.tree))
+	last := size - 1
+	leaf := tlog.StoredHashIndex(0, 5) // leaf 5's own hash: under a subtree hash the root reads
+	rebuilt := []struct {
+		name, damage string
+		apply        func(f *dmgFiles)
+	}{
+		{"Deleted", "bets.csv.tlog deleted", func(f *dmgFiles) { f.noTree = true }},
+		{"Cut", fmt.Sprintf("bets.csv.tlog cut at byte %d of %d", size/2, size), func(f *dmgFiles) { f.tree = f.tree[:size/2] }},
+		{"Zeroed", "bets.csv.tlog zero-filled", func(f *dmgFiles) { clear(f.tree) }},
+		{"NewestHash", fmt.Sprintf("bets.csv.tlog: a bit of byte %d (its last stored hash, read for the root)", last),
+			func(f *dmgFiles) { dmgFlip(f.tree, last, 0x01) }},
+	}
+	for _, c := range rebuilt {
+		t.Run(c.name, func(t *testing.T) {
+			f := a.files()
+			c.apply(f)
+			path := f.write(t)
+			expectRecovery(t, tb, "Tree/"+c.name, c.damage, path, a.all())
+			expectTree(t, path, a.tree)
+		})
+	}
+	t.Run("LeafHash", func(t *testing.T) {
+		f := a.files()
+		dmgFlip(f.tree, leaf*32+7, 0x01)
+		path := f.write(t)
+		damage := fmt.Sprintf("bets.csv.tlog: a bit of stored hash %d (leaf 5's)", leaf)
+		expectRefusal(t, tb, "Tree/LeafHash", damage, path, refusal{tree: true, offset: leaf * 32, what: []string{"stored hash", "audit log"}, serving: true})
+		code, lines, out := runServerFlag(t, path, "-check")
+		c, ok := testutil.FindOne(lines, "verificar", "fail")
+		tb.add("Tree/LeafHash -check", damage, fmt.Sprintf("-check: exit %d, verificar fail (file %s, offset %s)", code, filepath.Base(c.Get("file")), c.Get("offset")), "0")
+		if code != 1 || !ok || c.Get("file") != path+".tlog" || c.Get("offset") != strconv.FormatInt(leaf*32, 10) {
+			t.Fatalf("-check: exit %d; want 1 and verificar fail naming %s.tlog at offset %d:\n%s", code, path, leaf*32, out)
+		}
+		code, lines, out = runServerFlag(t, path, "-repair")
+		r, ok := testutil.FindOne(lines, "reparar", "success")
+		tb.add("Tree/LeafHash -repair", damage, fmt.Sprintf("-repair: exit %d, moved_bets_bytes %s, moved_journal_bytes %s, broken_tree %s",
+			code, r.Get("moved_bets_bytes"), r.Get("moved_journal_bytes"), filepath.Base(r.Get("broken_tree"))), "0 (renamed)")
+		if code != 0 || !ok || r.Get("moved_bets_bytes") != "0" || r.Get("broken_tree") == "" {
+			t.Fatalf("-repair: exit %d; want 0, nothing of the bets moved and the tree moved aside:\n%s", code, out)
+		}
+		if b := dmgRead(t, r.Get("broken_tree")); !bytes.Equal(b, f.tree) {
+			t.Errorf("%s is not the damaged file (%d bytes, want %d)", r.Get("broken_tree"), len(b), len(f.tree))
+		}
+		expectRecovery(t, tb, "Tree/LeafHash then start", "(the repaired files)", path, a.all())
+		expectTree(t, path, a.tree)
+	})
+}
+
+// expectTree checks that the audit log's hashes beside path are exactly
+// want.
+func expectTree(t *testing.T, path string, want []byte) {
+	t.Helper()
+	if got := dmgRead(t, path+".tlog"); !bytes.Equal(got, want) {
+		t.Errorf("bets.csv.tlog: %d bytes, want exactly the %d bytes the upload wrote (first difference at %d)", len(got), len(want), dmgFirstDiff(got, want))
+	}
 }
 
 // all is the recovery of the acked files themselves: nothing cut, every

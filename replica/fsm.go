@@ -118,6 +118,7 @@ func (f fsm) ApplyBatch(logs []*raft.Log) []any {
 		// On the node that proposed it, the session waiting for this
 		// entry gets the store's answer: stored, duplicate or refused.
 		if waiting := f.r.settle(entries[i].proposal); waiting != nil {
+			waiting.Leaf, waiting.TreeSize = c.Leaf, c.TreeSize
 			waiting.Settle(c.Err, c.Duplicate)
 		}
 	}

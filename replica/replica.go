@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"lottery"
 	"lottery/logline"
@@ -462,6 +463,17 @@ func (r *Replica) finishedCount() int {
 	}
 	return n
 }
+
+// ReadHashes reads the node's own audit log: the same on every node.
+func (r *Replica) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	return r.Store().ReadHashes(indexes)
+}
+
+// Tree is the node's audit log's size and root.
+func (r *Replica) Tree() (uint64, tlog.Hash) { return r.Store().Tree() }
+
+// Agency is what the node's store holds of an agency.
+func (r *Replica) Agency(agency uint32) (int64, [][32]byte) { return r.Store().Agency(agency) }
 
 // ScanWhere reads the node's own bets file.
 func (r *Replica) ScanWhere(keep func(agency, number int) bool, fn func(lottery.Row) error) error {

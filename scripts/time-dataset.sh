@@ -4,7 +4,9 @@
 # exiting (every agency has its winners by then). Prints each run and the
 # median of three modes, alternating in one session so all see the same
 # machine: durable with mutual TLS (the default), durable without TLS
-# (TLS=off), and with TLS but STORAGE_NOSYNC=true.
+# (TLS=off), and with TLS but STORAGE_NOSYNC=true. With TLS the audit log is
+# on too, as the programs run by default: signed receipts, kept by each
+# agency, and the signed draw statement.
 #
 #   scripts/time-dataset.sh [dataset-dir] [runs]     (default ../shared/dataset, 5)
 set -euo pipefail
@@ -25,7 +27,7 @@ one_run() { # $1: true to skip fsync, $2: on/off for TLS; prints milliseconds, r
   mkdir -p "$w/server"
   cp "$root/server/config.ini" "$w/server/"
   (cd "$w/server" && AGENCIES=$agencies SERVER_PORT=$port STORAGE_NOSYNC=$1 TLS=$2 \
-    TLS_CERT="$pki/central.crt" TLS_KEY="$pki/central.key" TLS_CLIENT_CA="$pki/ca.crt" exec "$root/bin/server" >log) &
+    TLS_CERT="$pki/central.crt" TLS_KEY="$pki/central.key" TLS_CLIENT_CA="$pki/ca.crt" LOG_KEY="$pki/log.key" exec "$root/bin/server" >log) &
   sp=$!
   until grep -q 'action: escuchar | result: success' "$w/server/log" 2>/dev/null; do sleep 0.01; done
   start=$(date +%s%N)
@@ -34,7 +36,8 @@ one_run() { # $1: true to skip fsync, $2: on/off for TLS; prints milliseconds, r
     cp "$root/client/config.yaml" "$w/client$i/"
     ln -s "$(cd "$data" && pwd)/agency-$i.csv" "$w/client$i/.data/"
     (cd "$w/client$i" && CLI_ID=$i CLI_SERVER_ADDRESS=127.0.0.1:$port CLI_TLS=$2 \
-      CLI_TLS_CERT="$pki/agency-$i.crt" CLI_TLS_KEY="$pki/agency-$i.key" CLI_TLS_CA="$pki/ca.crt" exec "$root/bin/client" >log) &
+      CLI_TLS_CERT="$pki/agency-$i.crt" CLI_TLS_KEY="$pki/agency-$i.key" CLI_TLS_CA="$pki/ca.crt" \
+      CLI_AUDIT_KEY="$pki/log.pub" CLI_AUDIT_RECEIPTS="$w/client$i/agency-$i.receipts" exec "$root/bin/client" >log) &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done

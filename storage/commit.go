@@ -2,6 +2,9 @@ package storage
 
 import (
 	"fmt"
+	"sync"
+
+	"golang.org/x/mod/sumdb/tlog"
 
 	"lottery"
 )
@@ -9,14 +12,18 @@ import (
 // groupWriter is the writer goroutine's state: buffers reused from group
 // to group, so committing allocates nothing in the steady state.
 type groupWriter struct {
-	s       *Store
-	group   []*request
-	rows    []byte
-	journal []byte
-	records []record          // the group's journal records, encoded once the group is known
-	pending map[uint32]uint64 // last sequence per agency accepted in this group
-	fin     map[uint32]bool   // agencies finishing in this group
-	outcome []outcome
+	s          *Store
+	group      []*request
+	rows       []byte
+	journal    []byte
+	records    []record          // the group's journal records, encoded once the group is known
+	pending    map[uint32]uint64 // last sequence per agency accepted in this group
+	fin        map[uint32]int64  // agencies finishing in this group, with their record's leaf
+	outcome    []outcome
+	commitment *[32]byte   // the commitment stored by this group, if any
+	leaves     []tlog.Hash // the group's leaf hashes
+	hashes     []tlog.Hash // the stored hashes they add to the tree
+	tlogBuf    []byte
 }
 
 // outcome is what happens to one commit of the group once it is durable.
@@ -44,17 +51,19 @@ func (w *groupWriter) commit() {
 			w.publish(h)
 		}
 	}
-	w.complete(err)
+	w.complete(err, uint64(w.s.committed.records()))
 }
 
 // reset empties the writer's buffers for a new group.
 func (w *groupWriter) reset() {
 	if w.pending == nil {
-		w.pending, w.fin = make(map[uint32]uint64), make(map[uint32]bool)
+		w.pending, w.fin = make(map[uint32]uint64), make(map[uint32]int64)
 	}
 	clear(w.pending)
 	clear(w.fin)
 	w.rows, w.journal, w.records, w.outcome = w.rows[:0], w.journal[:0], w.records[:0], w.outcome[:0]
+	w.leaves, w.hashes = w.leaves[:0], w.hashes[:0]
+	w.commitment = nil
 }
 
 // decide settles one commit of the group against the committed state and
@@ -68,10 +77,15 @@ func (w *groupWriter) decide(c *request, end *int64) outcome {
 	if !inGroup {
 		last = s.lastSeq[c.agency]
 	}
-	finishedAfter, done := s.finished[c.agency]
+	fin, done := s.finished[c.agency]
+	finishedAfter := fin.seq
+	nextLeaf := s.committed.records() + int64(len(w.records))
 	refuse := func(code lottery.Code, format string, args ...any) outcome {
 		c.err = lottery.Errorf(code, format, args...)
 		return refused
+	}
+	if c.kind == kindCommit {
+		return w.decideCommitment(c, *end, nextLeaf)
 	}
 	if c.kind == kindBatch {
 		switch {
@@ -80,45 +94,90 @@ func (w *groupWriter) decide(c *request, end *int64) outcome {
 		case c.seq <= last && !s.sameDigest(c):
 			return refuse(lottery.EConflict, "batch %d is already stored with other bets", c.seq)
 		case c.seq <= last && inGroup && c.seq > s.lastSeq[c.agency]:
+			c.leaf = s.batches[c.agency][c.seq-1].leaf
 			return dupInGroup
 		case c.seq <= last:
+			c.leaf = s.batches[c.agency][c.seq-1].leaf
 			return dupDurable
-		case done || w.fin[c.agency]:
+		case done || w.finishing(c.agency):
 			return refuse(lottery.ESequence, "batch %d after the agency finished", c.seq)
 		case c.seq != last+1:
 			return refuse(lottery.ESequence, "batch %d after batch %d", c.seq, last)
 		}
 		w.rows = append(w.rows, c.rows...)
 		*end += int64(len(c.rows))
-		w.records = append(w.records, record{kind: kindBatch, agency: c.agency, seq: c.seq, end: *end, count: uint32(c.count), digest: c.digest})
+		w.records = append(w.records, record{kind: kindBatch, agency: c.agency, seq: c.seq, end: *end, count: uint32(c.count),
+			digest: truncate(c.full), full: c.full})
 		w.pending[c.agency] = c.seq
-		s.digests[c.agency] = append(s.digests[c.agency], c.digest.prefix())
+		c.leaf = nextLeaf
+		s.batches[c.agency] = append(s.batches[c.agency], batch{prefix: truncate(c.full).prefix(), leaf: nextLeaf})
 		return stored
 	}
 	switch {
 	case done && finishedAfter != c.seq:
 		return refuse(lottery.EConflict, "finished after batch %d, but it had finished after batch %d", c.seq, finishedAfter)
 	case done:
+		c.leaf = fin.leaf
 		return dupDurable
-	case w.fin[c.agency] && c.seq != last:
-		return refuse(lottery.EConflict, "finished after batch %d, but it finishes after batch %d", c.seq, last)
-	case w.fin[c.agency]:
+	}
+	if leaf, finishing := w.fin[c.agency]; finishing {
+		if c.seq != last {
+			return refuse(lottery.EConflict, "finished after batch %d, but it finishes after batch %d", c.seq, last)
+		}
+		c.leaf = leaf
 		return dupInGroup
-	case c.seq != last:
+	}
+	if c.seq != last {
 		return refuse(lottery.ESequence, "finished after batch %d, but the last stored is %d", c.seq, last)
 	}
 	w.records = append(w.records, record{kind: kindFinished, agency: c.agency, seq: c.seq, end: *end})
-	w.fin[c.agency] = true
+	w.fin[c.agency] = nextLeaf
+	c.leaf = nextLeaf
 	return stored
 }
 
-// write encodes the group's records and its commit header, and makes rows,
-// records and header durable; it returns the header (the group commits
-// the bets file up to end). On failure it forgets the digests of the
-// batches not stored.
+// decideCommitment settles the committed mode's commitment: record 1, so
+// only a journal that holds its base record and nothing else takes it; the
+// same commitment again is a duplicate, another one a conflict.
+func (w *groupWriter) decideCommitment(c *request, end, nextLeaf int64) outcome {
+	s := w.s
+	switch {
+	case s.commitment != nil && *s.commitment == c.full:
+		c.leaf = 1
+		return dupDurable
+	case s.commitment != nil:
+		c.err = lottery.Errorf(lottery.EConflict, "the journal already holds another commitment")
+		return refused
+	case nextLeaf != 1:
+		c.err = lottery.Errorf(lottery.ESequence, "a commitment is record 1, before any batch; the journal has %d records", nextLeaf)
+		return refused
+	}
+	w.records = append(w.records, commitRecord(c.full, end))
+	c.leaf = nextLeaf
+	w.commitment = &c.full
+	return stored
+}
+
+// finishing reports whether the agency finishes in this group.
+func (w *groupWriter) finishing(agency uint32) bool {
+	_, ok := w.fin[agency]
+	return ok
+}
+
+// write encodes the group's records, grows the audit log's tree by their
+// leaves and encodes its commit header, and makes rows, records, hashes and
+// header durable; it returns the header (the group commits the bets file
+// up to end). On failure it forgets the batches not stored.
 func (w *groupWriter) write(end int64) (header, error) {
 	s := w.s
 	chain := w.encode()
+	root, err := w.grow()
+	if err != nil {
+		for a := range w.pending {
+			s.batches[a] = s.batches[a][:s.lastSeq[a]]
+		}
+		return header{}, w.stop(fmt.Errorf("grow the audit log: %w", err))
+	}
 	next := s.committed
 	next.journal += int64(len(w.journal))
 	next.bets = end
@@ -128,18 +187,33 @@ func (w *groupWriter) write(end int64) (header, error) {
 		case c.kind == kindBatch:
 			next.betCount += int64(c.count)
 			next.batches++
-		default:
+		case c.kind == kindFinished:
 			next.finished++
 		}
 	}
-	h := header{gen: s.gen + 1, after: next, before: s.committed, chain: chain}
+	h := header{gen: s.gen + 1, after: next, before: s.committed, chain: chain, root: root}
 	if err := w.persist(h); err != nil {
 		for a := range w.pending {
-			s.digests[a] = s.digests[a][:s.lastSeq[a]]
+			s.batches[a] = s.batches[a][:s.lastSeq[a]]
 		}
 		return header{}, err
 	}
 	return h, nil
+}
+
+// grow computes the leaf hashes of the group's records and the stored
+// hashes they add to the tree, and returns the tree's root after them.
+func (w *groupWriter) grow() (tlog.Hash, error) {
+	s := w.s
+	for _, r := range w.records {
+		w.leaves = append(w.leaves, leafHash(r, r.full))
+	}
+	first := s.committed.records()
+	var err error
+	if w.hashes, err = s.tree.grow(w.hashes[:0], first, w.leaves); err != nil {
+		return tlog.Hash{}, err
+	}
+	return s.tree.rootWith(w.hashes, first+int64(len(w.leaves)))
 }
 
 // publish makes the durable group's state visible to the other goroutines.
@@ -150,19 +224,32 @@ func (w *groupWriter) publish(h header) {
 	for a, seq := range w.pending {
 		s.lastSeq[a] = seq
 	}
-	for a := range w.fin {
-		s.finished[a] = s.lastSeq[a]
+	for a, leaf := range w.fin {
+		s.finished[a] = finish{seq: s.lastSeq[a], leaf: leaf}
 	}
-	s.committed, s.gen, s.chain = h.after, h.gen, h.chain
+	for i, c := range w.group {
+		if w.outcome[i] == stored && c.kind == kindBatch {
+			s.agencyBets[c.agency] += int64(c.count)
+			s.digests[c.agency] = append(s.digests[c.agency], c.full)
+		}
+	}
+	if w.commitment != nil {
+		s.commitment = w.commitment
+	}
+	s.committed, s.gen, s.chain, s.root = h.after, h.gen, h.chain, h.root
+	s.tree.publish(w.hashes)
 }
 
 // complete answers every commit of the group: only now may a session ack.
-func (w *groupWriter) complete(err error) {
+// A commit stored (or already stored) learns its leaf and the size of the
+// tree that holds it now.
+func (w *groupWriter) complete(err error, size uint64) {
 	for i, c := range w.group {
 		switch o := w.outcome[i]; {
 		case o == refused:
 			c.complete(c.err)
 		case o == dupDurable || err == nil:
+			c.Leaf, c.TreeSize = uint64(c.leaf), size
 			c.complete(nil)
 		default:
 			c.complete(err)
@@ -204,29 +291,34 @@ func (w *groupWriter) persist(h header) error {
 	if _, err := s.journal.WriteAt(h.encode(), slotOffset(h.gen)); err != nil {
 		return w.undo(fmt.Errorf("write journal header: %w", err))
 	}
-	// Both files are synced at once, and the header with the records: a
+	w.tlogBuf = encodeHashes(w.tlogBuf[:0], w.hashes)
+	if _, err := s.tlog.WriteAt(w.tlogBuf, s.tree.hashes()*hashSize); err != nil {
+		return w.undo(fmt.Errorf("write the audit log: %w", err))
+	}
+	// The three files are synced at once, the header with the records: a
 	// crash in between can leave any of them durable without the others,
 	// but only for this group, the last one, which is not acknowledged
-	// yet; recovery checks the newest group's records and rows against
-	// its header and rolls it back whole (docs/durability.md).
-	var rowsErr error
+	// yet; recovery checks the newest group's records, rows and hashes
+	// against its header and rolls it back whole (docs/durability.md).
+	var rowsErr, treeErr error
 	began := s.syncStart()
-	synced := make(chan struct{})
+	var synced sync.WaitGroup
 	if len(w.rows) > 0 {
-		go func() { defer close(synced); rowsErr = s.sync(s.bets) }()
-	} else {
-		close(synced)
+		synced.Go(func() { rowsErr = s.sync(s.bets) })
 	}
+	synced.Go(func() { treeErr = s.sync(s.tlog) })
 	journalErr := s.sync(s.journal)
-	<-synced
+	synced.Wait()
 	s.synced(began)
 	// After a failed fsync the kernel may have dropped the dirty pages and
 	// a retry could wrongly succeed: never write again.
-	if rowsErr != nil {
+	switch {
+	case rowsErr != nil:
 		return w.stop(fmt.Errorf("fsync bets file: %w", rowsErr))
-	}
-	if journalErr != nil {
+	case journalErr != nil:
 		return w.stop(fmt.Errorf("fsync journal: %w", journalErr))
+	case treeErr != nil:
+		return w.stop(fmt.Errorf("fsync the audit log: %w", treeErr))
 	}
 	return nil
 }
@@ -241,6 +333,9 @@ func (w *groupWriter) undo(cause error) error {
 	if err := s.journal.Truncate(s.committed.journal); err != nil {
 		return w.stop(fmt.Errorf("%v; then undo journal: %w", cause, err))
 	}
+	if err := s.tlog.Truncate(s.tree.hashes() * hashSize); err != nil {
+		return w.stop(fmt.Errorf("%v; then undo the audit log: %w", cause, err))
+	}
 	return lottery.Errorf(lottery.EStorage, "%v (batch not stored)", cause)
 }
 
@@ -253,6 +348,6 @@ func (w *groupWriter) stop(cause error) error {
 // sameDigest reports whether c's rows are those of the batch already stored
 // (or accepted in this group) under its sequence number.
 func (s *Store) sameDigest(c *request) bool {
-	d := s.digests[c.agency]
-	return c.seq <= uint64(len(d)) && d[c.seq-1] == c.digest.prefix()
+	b := s.batches[c.agency]
+	return c.seq <= uint64(len(b)) && b[c.seq-1].prefix == truncate(c.full).prefix()
 }

@@ -3,6 +3,8 @@ package storage
 import (
 	"encoding/binary"
 	"hash/crc32"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // A version 3 journal starts with three 4 KiB blocks, then the records:
@@ -67,8 +69,8 @@ type header struct {
 	gen    uint64
 	after  fileState
 	before fileState
-	chain  digest   // chain of the group's last record
-	root   [32]byte // reserved for the audit log's tree root after the group; zero
+	chain  digest    // chain of the group's last record
+	root   tlog.Hash // the audit log's root after the group (storage/tree.go)
 }
 
 // encodeHeader lays a header out in headerSize bytes, big-endian:

@@ -3,6 +3,7 @@ package storage
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"hash"
 	"hash/crc32"
 	"io"
@@ -63,7 +64,49 @@ const (
 	kindBatch    recordKind = 1
 	kindFinished recordKind = 2
 	kindBase     recordKind = 3
+	// kindCommit is the committed mode's commitment to the draw's secret
+	// (docs/audit.md): record 1, right after the base, before any batch.
+	// It covers no rows and has no agency, sequence or count, so those
+	// fields and its digest carry the commitment's 32 bytes (commitRecord).
+	kindCommit recordKind = 4
 )
+
+// commitRecord is the record of a commitment c, at end of the bets file:
+// its bytes 0-15 in the digest, 16-19 the agency, 20-27 the sequence and
+// 28-31 the count.
+func commitRecord(c [sha256.Size]byte, end int64) record {
+	r := record{kind: kindCommit, end: end, agency: binary.BigEndian.Uint32(c[16:20]),
+		seq: binary.BigEndian.Uint64(c[20:28]), count: binary.BigEndian.Uint32(c[28:32])}
+	copy(r.digest[:], c[:digestSize])
+	return r
+}
+
+// commitment is the commitment a kindCommit record carries.
+func (r record) commitment() [sha256.Size]byte {
+	var c [sha256.Size]byte
+	copy(c[:digestSize], r.digest[:])
+	binary.BigEndian.PutUint32(c[16:20], r.agency)
+	binary.BigEndian.PutUint64(c[20:28], r.seq)
+	binary.BigEndian.PutUint32(c[28:32], r.count)
+	return c
+}
+
+func (k recordKind) String() string {
+	switch k {
+	case kindBatch:
+		return "batch"
+	case kindFinished:
+		return "finished"
+	case kindBase:
+		return "base"
+	case kindCommit:
+		return "commitment"
+	}
+	return fmt.Sprintf("kind %d", uint8(k))
+}
+
+// coversRows reports whether the record covers bytes of the bets file.
+func (r record) coversRows() bool { return r.kind == kindBatch || r.kind == kindBase }
 
 // flagGroupEnd marks the last record of a group commit.
 const flagGroupEnd = 1
@@ -77,6 +120,10 @@ func digestOf(rows []byte) digest {
 	return digest(sum[:digestSize])
 }
 
+// truncate is the digest a record keeps of a full SHA-256 (the audit
+// log's leaf has the whole).
+func truncate(full [sha256.Size]byte) digest { return digest(full[:digestSize]) }
+
 // rowHasher digests the rows records cover, read from the bets file as a
 // stream: recovery, the journal upgrade and adoption all hash with it.
 type rowHasher struct {
@@ -88,9 +135,16 @@ func newRowHasher() *rowHasher { return &rowHasher{h: sha256.New()} }
 
 // next digests the next n bytes of r and returns how many it could read.
 func (rh *rowHasher) next(r io.Reader, n int64) (digest, int64, error) {
+	full, got, err := rh.nextFull(r, n)
+	return truncate(full), got, err
+}
+
+// nextFull is next with the whole SHA-256.
+func (rh *rowHasher) nextFull(r io.Reader, n int64) ([sha256.Size]byte, int64, error) {
 	rh.h.Reset()
 	got, err := io.CopyN(rh.h, r, n)
-	return digest(rh.h.Sum(rh.sum[:0])[:digestSize]), got, err
+	rh.h.Sum(rh.sum[:0])
+	return rh.sum, got, err
 }
 
 // prefix is what the store keeps in memory of a batch's digest.
@@ -106,6 +160,10 @@ type record struct {
 	count  uint32
 	digest digest
 	chain  digest // set by append and parseRecord
+	// full is the whole SHA-256 of the rows, for the audit log's leaf:
+	// known to the writer and to a scan that reads the rows, never stored
+	// in the journal.
+	full [sha256.Size]byte
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -181,7 +239,7 @@ func parseFields(b []byte) (record, bool) {
 		count:  binary.BigEndian.Uint32(b[24:28]),
 	}
 	switch r.kind {
-	case kindBatch, kindFinished, kindBase:
+	case kindBatch, kindFinished, kindBase, kindCommit:
 		return r, r.end >= 0
 	}
 	return record{}, false

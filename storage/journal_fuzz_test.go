@@ -13,6 +13,7 @@ var sampleRecords = []record{
 	{kind: kindBatch, agency: 1, seq: 1, end: 312, count: 6, group: 1, digest: digestOf([]byte("rows"))},
 	{kind: kindBatch, agency: 1<<32 - 1, seq: 1<<64 - 1, end: 1<<63 - 1, count: 1<<32 - 1, flags: flagGroupEnd, group: 1<<16 - 1},
 	{kind: kindFinished, agency: 3, seq: 17, end: 4096},
+	commitRecord([32]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32}, 4096),
 }
 
 // FuzzParseRecord decodes arbitrary bytes as a journal record: it never
@@ -34,7 +35,7 @@ func FuzzParseRecord(f *testing.F) {
 			if !ok {
 				return
 			}
-			if r.end < 0 || r.kind != kindBatch && r.kind != kindFinished && r.kind != kindBase || r.flags&^flagGroupEnd != 0 {
+			if r.end < 0 || r.kind != kindBatch && r.kind != kindFinished && r.kind != kindBase && r.kind != kindCommit || r.flags&^flagGroupEnd != 0 {
 				t.Fatalf("parsed an impossible record %+v", r)
 			}
 			// Re-encoding needs the previous chain, which the record does
@@ -83,7 +84,7 @@ func TestRecord_RoundTrip(t *testing.T) {
 		}
 		prev = chain
 	}
-	for _, bad := range []record{{kind: 0, end: 1}, {kind: 4, end: 1}, {kind: kindBatch, end: -1}, {kind: kindBatch, flags: 2}} {
+	for _, bad := range []record{{kind: 0, end: 1}, {kind: 5, end: 1}, {kind: kindBatch, end: -1}, {kind: kindBatch, flags: 2}} {
 		b, _ := bad.append(nil, digest{})
 		if _, ok := parseRecord(b); ok {
 			t.Errorf("record %+v with a valid CRC parses", bad)

@@ -35,6 +35,12 @@ type Report struct {
 	BrokenBets, BrokenJournal string
 	MovedBets, MovedJournal   int64
 	Repaired                  bool
+
+	// TreeDamage: the one damage is in the audit log's hashes (.tlog),
+	// which are derived from the journal and the rows: Repair moves the
+	// file whole to BrokenTree and the next start rebuilds it.
+	TreeDamage bool
+	BrokenTree string
 }
 
 // Check verifies the bets file at path against its journal without
@@ -138,6 +144,10 @@ func (in *inspection) judge(path string) error {
 	in.check = checkFiles(journal, jpath, rep.JournalSize, bets, path, rep.BetsSize)
 	fc := &in.check
 	rep.Damage = fc.damage
+	if rep.Damage == nil {
+		rep.Damage = fc.checkTree(path+tlogSuffix, jpath)
+		rep.TreeDamage = rep.Damage != nil && rep.Damage.File == path+tlogSuffix
+	}
 	keep := fc.tail.committed
 	if fc.damage != nil {
 		keep = fc.kept
@@ -176,6 +186,8 @@ func Repair(path string, now time.Time) (Report, error) {
 		return repairV2(path, in, stamp)
 	case rep.Damage != nil && in.check.state == nil:
 		return rep, rep.Damage // a journal that is not ours: nothing safe to do
+	case rep.TreeDamage:
+		return moveTree(path, rep, stamp)
 	case in.check.state == nil || rep.KeepBets == rep.BetsSize && rep.KeepJournal == rep.JournalSize:
 		return rep, nil // nothing to remove
 	}
@@ -202,6 +214,11 @@ func Repair(path string, now time.Time) (Report, error) {
 		}
 		rep.KeepJournal, rep.MovedJournal = int64(len(b)), rep.JournalSize // none of its bytes kept
 	} else if err := rewriteJournal(jpath, keep, gen, chain); err != nil {
+		return rep, err
+	}
+	// The rewritten headers name no audit log root: the next start
+	// rebuilds the tree of the records kept, and the old hashes go aside.
+	if rep, err = moveTree(path, rep, stamp); err != nil {
 		return rep, err
 	}
 	if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
@@ -267,6 +284,22 @@ func rewriteJournal(jpath string, keep fileState, gen uint64, chain digest) erro
 	return errors.Join(err, f.Close())
 }
 
+// moveTree renames the audit log's hashes, if there are any, to
+// <path>.tlog.broken-<stamp>: the next start writes them again from the
+// journal and the rows.
+func moveTree(path string, rep Report, stamp string) (Report, error) {
+	tpath := path + tlogSuffix
+	broken := tpath + ".broken-" + stamp
+	switch err := os.Rename(tpath, broken); {
+	case errors.Is(err, os.ErrNotExist):
+		return rep, nil
+	case err != nil:
+		return rep, err
+	}
+	rep.BrokenTree, rep.Repaired = broken, true
+	return rep, fsutil.SyncDir(filepath.Dir(path))
+}
+
 // copyWhole copies the file at path to <path>.broken-<stamp> and syncs the
 // copy.
 func copyWhole(path, stamp string) (string, error) {
@@ -329,7 +362,7 @@ func adopt(path string, rep Report, stamp string) (Report, error) {
 		return rep, err
 	}
 	defer f.Close()
-	sum, _, err := newRowHasher().next(f, end)
+	sum, _, err := newRowHasher().nextFull(f, end)
 	if err != nil {
 		return rep, err
 	}
@@ -339,7 +372,7 @@ func adopt(path string, rep Report, stamp string) (Report, error) {
 			return rep, err
 		}
 	}
-	journal, _ := newJournalWithDigest(end, uint32(min(rows, 1<<32-1)), sum)
+	journal, _, _ := newJournalWithDigest(end, uint32(min(rows, 1<<32-1)), sum)
 	tmp := jpath + ".adopt"
 	if err := fsutil.WriteFileSynced(tmp, journal, 0o644); err != nil {
 		return rep, err

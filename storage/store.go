@@ -8,15 +8,19 @@
 package storage
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 
 	"lottery"
 )
@@ -75,11 +79,12 @@ type request struct {
 	seq    uint64
 	count  int
 	rows   []byte
-	digest digest
+	full   [32]byte // SHA-256 of rows: the audit leaf's, truncated in the journal
 	// Set by the writer: refused on the request's own merits, or a
-	// resend of a batch (or finish) already stored.
+	// resend of a batch (or finish) already stored; and its leaf.
 	err       error
 	duplicate bool
+	leaf      int64
 }
 
 // complete settles the caller's future; the rows are no longer needed.
@@ -120,17 +125,29 @@ type Store struct {
 
 	// mu guards the committed state below, written only by the writer
 	// (which reads it without mu).
-	mu        sync.Mutex
-	committed fileState         // both files after the last durable group
-	gen       uint64            // generation of that group
-	chain     digest            // chain of its last record
-	lastSeq   map[uint32]uint64 // last committed batch per agency
-	finished  map[uint32]uint64 // agencies finished, with their last batch
+	mu         sync.Mutex
+	committed  fileState         // both files after the last durable group
+	gen        uint64            // generation of that group
+	chain      digest            // chain of its last record
+	lastSeq    map[uint32]uint64 // last committed batch per agency
+	finished   map[uint32]finish // agencies finished, with their last batch
+	agencyBets map[uint32]int64  // bets committed per agency
+	// digests holds, per agency, the full SHA-256 of every batch's rows
+	// (index seq-1), for the draw statement's salts: those of the batches
+	// stored at Open are filled in by the verification (which reads them
+	// whole), before the others stored since.
+	digests map[uint32][][32]byte
+	root    tlog.Hash // the audit log's root after the last group
+	// commitment is the committed mode's record 1, nil without one.
+	commitment *[32]byte
 
-	// digests holds, per agency, the first 8 bytes of every batch's digest
-	// (index seq-1), to tell a resend from a conflict. Writer-owned; 8
-	// bytes a batch (0.8 MB for 10 M bets in batches of 100).
-	digests map[uint32][]uint64
+	// batches holds, per agency, what tells a resend from a conflict and
+	// its leaf (index seq-1). Writer-owned.
+	batches map[uint32][]batch
+
+	// tree is the audit log's Merkle tree (bets.csv.tlog).
+	tree *tree
+	tlog File
 
 	fsyncs    atomic.Int64
 	failed    chan struct{} // closed on a failure that stops all writing
@@ -154,8 +171,8 @@ func Open(path string, opt Options) (*Store, Recovery, error) {
 		fs: fsys, path: path, noSync: opt.NoSync, onSync: opt.OnSync,
 		queue: make(chan *request, queueSize), exited: make(chan struct{}), failed: make(chan struct{}),
 		ready: make(chan struct{}), verified: make(chan struct{}), stop: make(chan struct{}), verifyDone: make(chan struct{}),
-		lastSeq: make(map[uint32]uint64), finished: make(map[uint32]uint64),
-		digests: make(map[uint32][]uint64),
+		lastSeq: make(map[uint32]uint64), finished: make(map[uint32]finish), agencyBets: make(map[uint32]int64),
+		digests: make(map[uint32][][32]byte), batches: make(map[uint32][]batch),
 	}
 	rec, err := s.open()
 	if err != nil {
@@ -197,6 +214,9 @@ func (s *Store) open() (Recovery, error) {
 			return rec, err
 		}
 		rec.CutJournal = jsize
+	}
+	if err := s.openTree(fresh); err != nil {
+		return rec, err
 	}
 	if (created || fresh) && !s.noSync {
 		if err := s.fs.SyncDir(filepath.Dir(s.path)); err != nil {
@@ -344,18 +364,25 @@ func (s *Store) startJournal() error {
 // newJournal encodes a whole new journal whose base record covers the
 // first end bytes of the bets file (count bets): the magic block, the
 // header of group 0 and the record. It returns the base record's chain.
+// The audit log of a new journal is its base record's leaf alone: the
+// leaf's hash is the tree's root and its one stored hash.
 func newJournal(end int64, count uint32) ([]byte, digest) {
-	return newJournalWithDigest(end, count, digestOf(nil))
+	b, chain, _ := newJournalWithDigest(end, count, sha256.Sum256(nil))
+	return b, chain
 }
 
-func newJournalWithDigest(end int64, count uint32, d digest) ([]byte, digest) {
+// newJournalWithDigest is newJournal for a base record over rows whose
+// SHA-256 is full; it also returns the base record's leaf hash.
+func newJournalWithDigest(end int64, count uint32, full [32]byte) ([]byte, digest, tlog.Hash) {
 	b := make([]byte, recordsStart, recordsStart+journalRecordSize)
 	copy(b, journalMagic)
-	b, chain := record{kind: kindBase, flags: flagGroupEnd, end: end, count: count, digest: d}.append(b, digest{})
+	base := record{kind: kindBase, flags: flagGroupEnd, end: end, count: count, digest: truncate(full)}
+	b, chain := base.append(b, digest{})
+	leaf := leafHash(base, full)
 	h := header{gen: 0, before: fileState{journal: recordsStart},
-		after: fileState{journal: int64(len(b)), bets: end, betCount: int64(count)}, chain: chain}
+		after: fileState{journal: int64(len(b)), bets: end, betCount: int64(count)}, chain: chain, root: leaf}
 	copy(b[slotOffset(0):], h.encode())
-	return b, chain
+	return b, chain, leaf
 }
 
 func fileSize(f File) (int64, error) {
@@ -383,8 +410,32 @@ func (s *Store) Append(agency uint32, seq uint64, rows *lottery.Rows) *lottery.C
 	}
 	// Hashed here, in the caller's goroutine: sessions hash in parallel
 	// and the single writer only compares.
-	r.digest = digestOf(r.rows)
+	r.full = sha256.Sum256(r.rows)
 	return s.submit(r)
+}
+
+// Commit durably stores the committed mode's commitment to the draw's
+// secret (audit.Commitment) as record 1, the audit log's leaf 1: only on a
+// journal that holds nothing but its base record, and before any batch
+// (lottery.ErrSequence otherwise). The same commitment again succeeds as
+// a duplicate.
+func (s *Store) Commit(commitment [32]byte) *lottery.Commit {
+	return s.submit(&request{kind: kindCommit, full: commitment})
+}
+
+// Commitment returns the commitment record 1 holds, once the store is
+// Ready; ok is false when there is none (or the store failed or closed
+// first).
+func (s *Store) Commitment() (c [32]byte, ok bool) {
+	if !s.await(s.ready) {
+		return c, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.commitment == nil {
+		return c, false
+	}
+	return *s.commitment, true
 }
 
 // MarkFinished durably marks the agency finished after its batch lastSeq
@@ -462,6 +513,32 @@ func (s *Store) Finished() []uint32 {
 	return out
 }
 
+// ReadHashes reads the audit log's stored hashes (lottery.Ledger): those
+// of the tree of every durable record.
+func (s *Store) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	if !s.await(s.ready) {
+		return nil, ErrClosed
+	}
+	return s.tree.ReadHashes(indexes)
+}
+
+// Tree returns the audit log's size (its records) and root after the last
+// durable group.
+func (s *Store) Tree() (uint64, tlog.Hash) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uint64(s.committed.records()), s.root
+}
+
+// Agency returns the bets stored for the agency and the SHA-256 of each of
+// its batches' rows, in sequence order. Call it once Verified is closed:
+// before, the digests of the batches stored before Open are not known.
+func (s *Store) Agency(agency uint32) (int64, [][32]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.agencyBets[agency], slices.Clone(s.digests[agency])
+}
+
 // Stats are counters for logs and benchmarks.
 type Stats struct {
 	Bets   int64 // committed bets
@@ -517,7 +594,7 @@ func (s *Store) Close() error {
 
 func (s *Store) closeFiles() error {
 	var errs []error
-	for _, f := range []File{s.bets, s.journal} {
+	for _, f := range []File{s.bets, s.journal, s.tlog} {
 		if f != nil {
 			errs = append(errs, f.Close())
 		}

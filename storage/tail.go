@@ -3,6 +3,8 @@ package storage
 import (
 	"fmt"
 	"io"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // tailVerdict is what Open learns before it serves, in constant time: the
@@ -15,6 +17,17 @@ type tailVerdict struct {
 	rolledBack bool   // the newest header's group was torn: not kept
 	cutJournal int64  // bytes of the journal past the committed state
 	cutBets    int64  // bytes of the bets file past it
+	// The audit log's tree: its root in the committed state (nil when no
+	// header says it), and the leaf hashes of the newest group when it is
+	// kept (their stored hashes may not all have reached the disk).
+	root       *tlog.Hash
+	newest     []tlog.Hash
+	newestFrom int64 // the first of them
+	// Set by openTree: the stored hashes to write after the durable ones,
+	// and the bytes of the .tlog file past those (rewritten by cutTail).
+	treePending []tlog.Hash
+	cutTree     int64
+	rebuildTree bool
 }
 
 // checkTail finds the committed state of a version 3 journal (jsize bytes,
@@ -25,7 +38,7 @@ type tailVerdict struct {
 // Everything before that group is verified later, in the background.
 func checkTail(journal io.ReaderAt, jpath string, jsize int64, bets io.ReaderAt, bpath string, bsize int64) (tailVerdict, *DamageError) {
 	var tv tailVerdict
-	h, err := newestHeader(journal, jpath)
+	h, older, err := newestHeader(journal, jpath)
 	if err != nil {
 		return tv, err
 	}
@@ -39,11 +52,19 @@ func checkTail(journal io.ReaderAt, jpath string, jsize int64, bets io.ReaderAt,
 	if err != nil {
 		return tv, err
 	}
-	tv.committed, tv.gen, tv.chain = h.after, h.gen, h.chain
-	if h.before != h.after && !lastGroupWhole(journal, jpath, jsize, bets, bpath, bsize, h, prevChain) {
-		// The header reached the disk, the group's records or rows did not
-		// all: a crash before its fsync returned, so it was never acked.
-		tv.committed, tv.gen, tv.chain, tv.rolledBack = h.before, h.gen-1, prevChain, true
+	tv.committed, tv.gen, tv.chain, tv.root = h.after, h.gen, h.chain, &h.root
+	tv.newestFrom = h.after.records()
+	if h.before != h.after {
+		tv.newestFrom = h.before.records()
+		if tv.newest = lastGroupWhole(journal, jpath, jsize, bets, bpath, bsize, h, prevChain); tv.newest == nil {
+			// The header reached the disk, the group's records or rows did
+			// not all: a crash before its fsync returned, so it was never
+			// acked. The header before it, if whole, gives the root.
+			tv.committed, tv.gen, tv.chain, tv.rolledBack, tv.root = h.before, h.gen-1, prevChain, true, nil
+			if older != nil {
+				tv.root = &older.root
+			}
+		}
 	}
 	if err := checkLastRows(journal, jpath, bets, bpath, bsize, tv.committed); err != nil {
 		return tv, err
@@ -62,8 +83,9 @@ func checkTail(journal io.ReaderAt, jpath string, jsize int64, bets io.ReaderAt,
 }
 
 // newestHeader reads both header slots and returns the newest that checks
-// out. Two valid headers must be of consecutive groups.
-func newestHeader(journal io.ReaderAt, jpath string) (header, *DamageError) {
+// out, and the one before it if it checks out too. Two valid headers must
+// be of consecutive groups.
+func newestHeader(journal io.ReaderAt, jpath string) (header, *header, *DamageError) {
 	var hs [2]header
 	var ok [2]bool
 	buf := make([]byte, headerSize)
@@ -80,15 +102,15 @@ func newestHeader(journal io.ReaderAt, jpath string) (header, *DamageError) {
 			newer, older = older, newer
 		}
 		if newer.gen != older.gen+1 || older.after != newer.before {
-			return header{}, damagef(jpath, slotOffset(newer.gen), "the commit headers of groups %d and %d do not follow each other", older.gen, newer.gen)
+			return header{}, nil, damagef(jpath, slotOffset(newer.gen), "the commit headers of groups %d and %d do not follow each other", older.gen, newer.gen)
 		}
-		return newer, nil
+		return newer, &older, nil
 	case ok[0]:
-		return hs[0], nil
+		return hs[0], nil, nil
 	case ok[1]:
-		return hs[1], nil
+		return hs[1], nil, nil
 	}
-	return header{}, damagef(jpath, slotOffset(0), "neither commit header checks out (both torn or overwritten)")
+	return header{}, nil, damagef(jpath, slotOffset(0), "neither commit header checks out (both torn or overwritten)")
 }
 
 // chainBefore reads the record just before the newest group: the last of
@@ -119,22 +141,29 @@ func chainBefore(journal io.ReaderAt, jpath string, h header) (digest, *DamageEr
 	return r.chain, nil
 }
 
-// lastGroupWhole reports whether the newest group's records and rows are
-// all on disk and prove each other, and add up to what its header says.
-func lastGroupWhole(journal io.ReaderAt, jpath string, jsize int64, bets io.ReaderAt, bpath string, bsize int64, h header, prevChain digest) bool {
+// lastGroupWhole returns the leaf hashes of the newest group's records if
+// its records and rows are all on disk and prove each other, and add up to
+// what its header says; nil if not.
+func lastGroupWhole(journal io.ReaderAt, jpath string, jsize int64, bets io.ReaderAt, bpath string, bsize int64, h header, prevChain digest) []tlog.Hash {
 	if jsize < h.after.journal || bsize < h.after.bets {
-		return false
+		return nil
 	}
 	from := scanFrom{off: h.before.journal, index: h.before.records(), prevEnd: h.before.bets, prev: prevChain, expect: uint16(h.gen)}
 	sc := newScanner(io.NewSectionReader(journal, h.before.journal, h.after.journal-h.before.journal), jpath, from,
 		io.NewSectionReader(bets, h.before.bets, h.after.bets-h.before.bets), bpath, h.after.bets, true, nil)
+	leaves := []tlog.Hash{}
+	sc.leaves = &leaves
 	if sc.scan(h.after.journal) != nil {
-		return false
+		return nil
 	}
-	return sc.kept.chain == h.chain && sc.kept.bets == h.after.bets &&
+	whole := sc.kept.chain == h.chain && sc.kept.bets == h.after.bets &&
 		sc.count.bets == h.after.betCount-h.before.betCount &&
 		sc.count.batches == h.after.batches-h.before.batches &&
 		sc.count.finished == h.after.finished-h.before.finished
+	if !whole {
+		return nil
+	}
+	return leaves
 }
 
 // maxLastRowsWalk bounds how far back checkLastRows looks for the last

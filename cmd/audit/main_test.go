@@ -199,7 +199,7 @@ func TestRun_ErrUsage(t *testing.T) {
 		{"NoPub", f.open, []string{"-pub", filepath.Join(f.dir, "none")}, "none"},
 		{"NotAPub", f.open, []string{"-pub", filepath.Join(f.dir, pki.LogKeyFile)}, "not a note verifier key"},
 		{"NoSource", noSource, []string{"-pub", f.pub}, "no journal here"},
-		{"NotWired", openSource, []string{"-pub", f.pub}, "not wired in"},
+		{"NoBets", openSource, []string{"-pub", f.pub, "-bets", filepath.Join(f.dir, "none.csv")}, "none.csv"},
 		{"NoReceipts", f.open, []string{"-pub", f.pub, filepath.Join(f.dir, "none.receipts")}, "none.receipts"},
 		{"NoStatement", f.open, []string{"-pub", f.pub, "-statement", filepath.Join(f.dir, "none")}, "none"},
 	}

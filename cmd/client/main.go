@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"lottery"
 	"lottery/agency"
 	"lottery/config"
@@ -75,9 +77,37 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 		Key:     v.String("tls.key", "./.pki/"+pki.AgencyKeyFile(c.ID)),
 		CA:      v.String("tls.ca", "./.pki/"+pki.CAFile),
 	}
+	ac := AuditConfig{
+		Key:      v.String("audit.key", "./.pki/"+pki.LogPubFile),
+		Receipts: v.String("audit.receipts", fmt.Sprintf("./.data/agency-%d.receipts", c.ID)),
+	}
+	_, ac.explicit = v.Raw("audit.key")
+	c.Receipts = ac.Receipts
 	bet, err := singleBet(c.ID, lookup)
 	c.Bet = bet
-	return Config{Agency: c, Level: level, TLS: tc, Warnings: v.Warnings()}, errors.Join(v.Err(), addrErr, fileErr, err)
+	return Config{Agency: c, Level: level, TLS: tc, Audit: ac, Warnings: v.Warnings()}, errors.Join(v.Err(), addrErr, fileErr, err)
+}
+
+// AuditConfig says where the audit log's public key is, and where the
+// agency keeps its receipts (docs/audit.md).
+type AuditConfig struct {
+	Key      string // audit.key (CLI_AUDIT_KEY): the log's public key, .pki/log.pub
+	Receipts string // audit.receipts (CLI_AUDIT_RECEIPTS)
+	explicit bool   // audit.key was set: it must be there
+}
+
+// load reads the log's public key. The default one may be absent (the
+// receipts are then not checked, and a warning says so); a key named
+// explicitly must be there.
+func (c AuditConfig) load() (note.Verifier, bool, error) {
+	if _, err := os.Stat(c.Key); err != nil && !c.explicit {
+		return nil, false, nil
+	}
+	v, err := pki.ReadLogVerifier(c.Key)
+	if err != nil {
+		return nil, false, fmt.Errorf("audit.key (CLI_AUDIT_KEY): %w (issue it with `bin/pki -out .pki`)", err)
+	}
+	return v, true, nil
 }
 
 // checkServerAddress checks server.address: the central's host:port, or
@@ -116,6 +146,7 @@ type Config struct {
 	Agency agency.Config
 	Level  slog.Level
 	TLS    TLSConfig
+	Audit  AuditConfig
 	// Warnings are settings that did not stop the agency but may not do
 	// what their author meant: blank values, unknown keys.
 	Warnings []config.Warning
@@ -197,6 +228,12 @@ gracefully on SIGTERM or SIGINT.
   tls.cert            CLI_TLS_CERT            ./.pki/agency-<ID>.crt
   tls.key             CLI_TLS_KEY             ./.pki/agency-<ID>.key
   tls.ca              CLI_TLS_CA              ./.pki/ca.crt
+  audit.key           CLI_AUDIT_KEY           ./.pki/log.pub (the audit log's
+                                              public key; absent by default:
+                                              receipts are not checked)
+  audit.receipts      CLI_AUDIT_RECEIPTS      ./.data/agency-<ID>.receipts
+                                              (an earlier one is kept as
+                                              <file>.prev-<time>)
 
 Without an agency file, NOMBRE, APELLIDO, DOCUMENTO, NACIMIENTO and NUMERO
 give a single bet. Exit codes: 0 done (or stopped by a signal), 1 the
@@ -244,16 +281,26 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 			return exitConfig
 		}
 	}
+	audited := false
+	if cfg.LogKey, audited, err = all.Audit.load(); err != nil {
+		log.Error(logline.Config, logline.Failed, "error", err)
+		return exitConfig
+	}
 	log.Info(logline.Config, logline.OK, "client_id", cfg.ID, "server_address", cfg.ServerAddress, "loop_amount", cfg.LoopAmount,
 		"loop_period", cfg.LoopPeriod, "log_level", logline.LevelName(lvl), "batch_max_amount", cfg.MaxAmount,
 		"batch_window", cfg.Window, "data_file", cfg.DataFile,
 		"reconnect_initial", cfg.BackoffInitial, "reconnect_max", cfg.BackoffMax, "timeout_reply", cfg.ReplyTimeout, "timeout_write", cfg.WriteTimeout,
-		"tls", config.OnOff(all.TLS.Enabled), "tls_cert", all.TLS.Cert, "tls_key", all.TLS.Key, "tls_ca", all.TLS.CA)
+		"tls", config.OnOff(all.TLS.Enabled), "tls_cert", all.TLS.Cert, "tls_key", all.TLS.Key, "tls_ca", all.TLS.CA,
+		"audit", config.OnOff(audited), "audit_key", all.Audit.Key, "audit_receipts", all.Audit.Receipts)
 	if !all.TLS.Enabled {
 		log.Warn(logline.TLS, logline.Progress, "tls", "off", "client_id", cfg.ID, "warning",
 			"CLI_TLS=off: the lottery is open to anyone: this agency cannot tell the real central from an impostor, and its bets and winners travel in clear text")
 	}
 	config.LogWarnings(log, all.Warnings, "client_id", cfg.ID)
+	if !audited && all.TLS.Enabled {
+		log.Warn(logline.Config, logline.Progress, "key", "audit.key", "env", "CLI_AUDIT_KEY", "client_id", cfg.ID, "warning",
+			"no audit log key at "+all.Audit.Key+": the central's receipts and its draw are not checked")
+	}
 	if bar != nil {
 		cfg.Progress = bar
 	}

@@ -206,9 +206,16 @@ func preparePKI(dir string, n, k int, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("the PKI in %s: %w", p, err)
 	}
-	keys := []string{pki.CentralKeyFile}
+	logKey, err := pki.IssueLogKey(p, pki.DefaultLogOrigin)
+	if len(logKey) > 0 {
+		fmt.Fprintf(stderr, "gencompose: issued the audit log's key in %s\n", p)
+	}
+	if err != nil {
+		return fmt.Errorf("the log key in %s: %w", p, err)
+	}
+	keys := []string{pki.CentralKeyFile, pki.LogKeyFile}
 	if k > 1 {
-		keys = nil
+		keys = []string{pki.LogKeyFile}
 		for i := 1; i <= k; i++ {
 			keys = append(keys, pki.NodeKeyFile(pki.NodeName(i)))
 		}

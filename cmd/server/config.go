@@ -30,6 +30,12 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	TLS             TLSConfig
 	Central         central.Config
+	// LogKey is the audit log's signing key (LOG_KEY, .pki/log.key):
+	// absent by default, set explicitly it must be there.
+	LogKey string
+	// DrawNumber is DRAW_NUMBER: "course" (7574) or "committed".
+	DrawNumber     string
+	logKeyExplicit bool
 	// Node and Cluster make this central one node of a replicated group:
 	// NODE_NAME and CLUSTER_NODES (empty: the single central).
 	Node     string
@@ -93,6 +99,8 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 			ClientCA: v.String("TLS_CLIENT_CA", "./.pki/"+pki.CAFile),
 			CRL:      v.String("TLS_CRL", ""),
 		},
+		LogKey:     v.String("LOG_KEY", "./.pki/"+pki.LogKeyFile),
+		DrawNumber: v.String("DRAW_NUMBER", drawCourse),
 		Central: central.Config{
 			Agencies:           v.Int("AGENCIES", 5, 1, math.MaxInt32),
 			MaxConnections:     v.Int("MAX_CONNECTIONS", central.DefaultMaxConnections, 1, 1<<20),
@@ -104,6 +112,8 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 		},
 	}
 	c.Warnings = v.Warnings()
+	_, c.logKeyExplicit = v.Raw("LOG_KEY")
+	c.Central.StatementFile = c.Storage + ".sorteo"
 	if err := v.Err(); err != nil {
 		return c, err
 	}
@@ -115,6 +125,12 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 	}
 	if err := c.checkAdmin(); err != nil {
 		return c, err
+	}
+	switch {
+	case c.DrawNumber != drawCourse && c.DrawNumber != drawCommitted:
+		return c, fmt.Errorf("DRAW_NUMBER: %q, want %s (the course's 7574) or %s (drawn from a secret committed to before any bet)", c.DrawNumber, drawCourse, drawCommitted)
+	case c.DrawNumber == drawCommitted && c.Cluster != nil:
+		return c, errors.New("DRAW_NUMBER=committed: not offered by a replicated central (CLUSTER_NODES) yet")
 	}
 	switch {
 	case c.Central.IdleTimeout < minIdleTimeout:
@@ -207,4 +223,20 @@ func (c *Config) checkAdmin() error {
 	}
 	c.Admin = addr
 	return nil
+}
+
+// loadLog reads the audit log's signing key. The default one may be absent
+// (no receipts and no signed draw then, and a warning says so); a key
+// named explicitly must be there. Every node of a replicated central signs
+// with the same key, so that its checkpoints and its statement are the
+// same bytes on every node.
+func (c Config) loadLog() (*central.Log, error) {
+	if _, err := os.Stat(c.LogKey); err != nil && !c.logKeyExplicit {
+		return nil, nil
+	}
+	signer, err := pki.ReadLogSigner(c.LogKey)
+	if err != nil {
+		return nil, fmt.Errorf("LOG_KEY: %w (issue it with `bin/pki -out .pki`)", err)
+	}
+	return central.NewLog(signer), nil
 }

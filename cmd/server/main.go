@@ -124,7 +124,7 @@ func checkStore(out io.Writer, lookup func(string) (string, bool), repair bool) 
 	switch {
 	case repair && rep.Repaired:
 		log.Info(action, line(logline.OK, "adoptadas", rep.Adopted, "moved_bets_bytes", rep.MovedBets, "broken_bets", rep.BrokenBets,
-			"moved_journal_bytes", rep.MovedJournal, "broken_journal", rep.BrokenJournal)...)
+			"moved_journal_bytes", rep.MovedJournal, "broken_journal", rep.BrokenJournal, "broken_tree", rep.BrokenTree)...)
 	case rep.NoJournal:
 		log.Error(action, line(logline.Failed, "error", "no journal: run -repair to adopt the file's complete rows")...)
 		return exitFailed
@@ -158,6 +158,10 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 			return exitConfig
 		}
 	}
+	if cfg.Central.Log, err = cfg.loadLog(); err != nil {
+		log.Error(logline.Config, logline.Failed, "error", err)
+		return exitConfig
+	}
 	log.Info(logline.Config, logline.OK, "port", cfg.Port, "listen_backlog", cfg.Backlog, "logging_level", logline.LevelName(cfg.Level),
 		"ip", cfg.IP, "agencies", cfg.Central.Agencies, "storage_filepath", cfg.Storage, "storage_nosync", cfg.NoSync,
 		"max_connections", cfg.Central.MaxConnections, "max_unauthenticated", cfg.Central.MaxUnauthenticated,
@@ -165,12 +169,21 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 		"handshake_timeout", cfg.Central.HandshakeTimeout, "max_inflight_bytes", cfg.Central.MaxInFlightBytes, "shutdown_timeout", cfg.ShutdownTimeout,
 		"tls", config.OnOff(cfg.TLS.Enabled), "tls_cert", cfg.TLS.Cert, "tls_key", cfg.TLS.Key, "tls_client_ca", cfg.TLS.ClientCA,
 		"tls_crl", cfg.TLS.CRL, "revocados", revoked.Current().Len(), "node_name", cfg.Node, "cluster_nodes", clusterLine(cfg.Cluster),
-		"admin_address", adminLine(cfg))
+		"audit", config.OnOff(cfg.Central.Log != nil), "log_key", cfg.LogKey, "log_origin", logOrigin(cfg.Central.Log),
+		"draw_number", cfg.DrawNumber, "admin_address", adminLine(cfg))
 	if !cfg.TLS.Enabled {
 		log.Warn(logline.TLS, logline.Progress, "tls", "off", "warning",
 			"TLS=off: the lottery is open to anyone: whoever reaches the port can act as any agency, store bets in its name and read its winners")
 	}
 	config.LogWarnings(log, cfg.Warnings)
+	if cfg.DrawNumber == drawCommitted && cfg.Central.Log == nil {
+		log.Error(logline.Config, logline.Failed, "error", "DRAW_NUMBER=committed reveals its secret in the signed statement: it needs LOG_KEY")
+		return exitConfig
+	}
+	if cfg.Central.Log == nil && cfg.TLS.Enabled {
+		log.Warn(logline.Config, logline.Progress, "key", "LOG_KEY", "env", "LOG_KEY", "warning",
+			"no audit log key at "+cfg.LogKey+": acks carry no receipts and the draw is not signed, so no agency can check them")
+	}
 	o := newOps(&cfg, log)
 
 	store, rec, err := storage.Open(cfg.Storage, storageOptions(cfg))
@@ -184,6 +197,13 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	log.Info(logline.Recover, logline.OK, "apuestas", rec.Bets, "batches", rec.Batches, "agencias_finalizadas", rec.Finished,
 		"bytes_descartados", rec.CutBetsBytes, "journal_bytes_descartados", rec.CutJournal, "grupo_deshecho", rec.RolledBack,
 		"bytes_leidos", rec.ReadBytes)
+	if cfg.DrawNumber == drawCommitted {
+		if cfg.Central.Secret, err = commitDraw(cfg.Storage, store, log); err != nil {
+			log.Error(logline.Commitment, logline.Failed, "storage_filepath", cfg.Storage, "error", err)
+			store.Close()
+			return exitFailed
+		}
+	}
 	code, store := serve(cfg, store, log, signals, revoked, o)
 	if err := store.Close(); err != nil {
 		log.Error(logline.Shutdown, logline.Failed, "resource", "bets_file", "error", err)
@@ -350,6 +370,14 @@ func watchVerified(store *storage.Store, log *slog.Logger) (stop func()) {
 		}
 	}()
 	return func() { close(done); <-exited }
+}
+
+// logOrigin names the audit log in the config line ("" without one).
+func logOrigin(l *central.Log) string {
+	if l == nil {
+		return ""
+	}
+	return l.Origin()
 }
 
 // logDamage logs err as the refusal of damaged files, if it is one, and

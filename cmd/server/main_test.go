@@ -32,6 +32,11 @@ func TestLoadConfig(t *testing.T) {
 		{"ErrTLSValue", map[string]string{"TLS": "maybe"}, "TLS", nil},
 		{"ErrUnauthenticatedAboveTotal", map[string]string{"MAX_CONNECTIONS": "10", "MAX_UNAUTHENTICATED": "11"}, "MAX_UNAUTHENTICATED", nil},
 		{"ErrHandshakeTimeout", map[string]string{"HANDSHAKE_TIMEOUT": "0s"}, "HANDSHAKE_TIMEOUT", nil},
+		{"OK/DrawNumberCourse", nil, "", func(c Config) bool { return c.DrawNumber == "course" }},
+		{"OK/DrawNumberCommitted", map[string]string{"DRAW_NUMBER": "committed"}, "", func(c Config) bool { return c.DrawNumber == "committed" }},
+		{"ErrDrawNumber", map[string]string{"DRAW_NUMBER": "7575"}, "DRAW_NUMBER", nil},
+		{"ErrDrawNumberCluster", map[string]string{"DRAW_NUMBER": "committed", "NODE_NAME": "server1",
+			"CLUSTER_NODES": "server1=127.0.0.1:12345,server2=127.0.0.1:2,server3=127.0.0.1:3"}, "replicated", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

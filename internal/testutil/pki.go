@@ -37,6 +37,9 @@ func PKI(t testing.TB, agencies int) string {
 		if _, err := pki.Issue(pki.Options{Dir: pkiDir, Agencies: max(agencies, pkiAgencies, 1)}); err != nil {
 			t.Fatalf("testutil: PKI: %v", err)
 		}
+		if _, err := pki.IssueLogKey(pkiDir, pki.DefaultLogOrigin); err != nil {
+			t.Fatalf("testutil: PKI: %v", err)
+		}
 		pkiAgencies = max(agencies, pkiAgencies, 1)
 	}
 	return pkiDir
@@ -49,6 +52,7 @@ func ServerTLSEnv(t testing.TB) map[string]string {
 		"TLS_CERT":      filepath.Join(dir, pki.CentralCertFile),
 		"TLS_KEY":       filepath.Join(dir, pki.CentralKeyFile),
 		"TLS_CLIENT_CA": filepath.Join(dir, pki.CAFile),
+		"LOG_KEY":       filepath.Join(dir, pki.LogKeyFile),
 	}
 }
 
@@ -70,6 +74,7 @@ func NodeTLSEnv(t testing.TB, name string) map[string]string {
 		"TLS_CERT":      filepath.Join(dir, pki.NodeCertFile(name)),
 		"TLS_KEY":       filepath.Join(dir, pki.NodeKeyFile(name)),
 		"TLS_CLIENT_CA": filepath.Join(dir, pki.CAFile),
+		"LOG_KEY":       filepath.Join(dir, pki.LogKeyFile),
 	}
 }
 
@@ -77,9 +82,10 @@ func NodeTLSEnv(t testing.TB, name string) map[string]string {
 func ClientTLSEnv(t testing.TB, id int) map[string]string {
 	dir := PKI(t, id)
 	return map[string]string{
-		"CLI_TLS_CERT": filepath.Join(dir, pki.AgencyCertFile(id)),
-		"CLI_TLS_KEY":  filepath.Join(dir, pki.AgencyKeyFile(id)),
-		"CLI_TLS_CA":   filepath.Join(dir, pki.CAFile),
+		"CLI_TLS_CERT":  filepath.Join(dir, pki.AgencyCertFile(id)),
+		"CLI_TLS_KEY":   filepath.Join(dir, pki.AgencyKeyFile(id)),
+		"CLI_TLS_CA":    filepath.Join(dir, pki.CAFile),
+		"CLI_AUDIT_KEY": filepath.Join(dir, pki.LogPubFile),
 	}
 }
 

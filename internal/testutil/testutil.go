@@ -26,6 +26,7 @@ const (
 	ServerBin  = "server"
 	ClientBin  = "client"
 	GendataBin = "gendata"
+	AuditBin   = "audit"
 )
 
 var (
@@ -76,10 +77,10 @@ func ModuleRoot(t testing.TB) string {
 	return rootDir
 }
 
-// Binaries builds ./cmd/server, ./cmd/client and ./cmd/gendata (static,
-// CGO_ENABLED=0) once per test binary and returns the directory that holds
-// them. The directory lives under os.TempDir; RemoveBinaries deletes it
-// (call it from TestMain after m.Run).
+// Binaries builds ./cmd/server, ./cmd/client, ./cmd/gendata and ./cmd/audit
+// (static, CGO_ENABLED=0) once per test binary and returns the directory
+// that holds them. The directory lives under os.TempDir; RemoveBinaries
+// deletes it (call it from TestMain after m.Run).
 func Binaries(t testing.TB) string {
 	t.Helper()
 	root := ModuleRoot(t)
@@ -92,7 +93,7 @@ func Binaries(t testing.TB) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, goTool(), "build", "-o", dir+string(filepath.Separator),
-			"./cmd/"+ServerBin, "./cmd/"+ClientBin, "./cmd/"+GendataBin)
+			"./cmd/"+ServerBin, "./cmd/"+ClientBin, "./cmd/"+GendataBin, "./cmd/"+AuditBin)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

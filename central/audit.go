@@ -12,6 +12,7 @@ import (
 	"lottery"
 	"lottery/audit"
 	"lottery/logline"
+	"lottery/metrics"
 	"lottery/protocol"
 )
 
@@ -26,6 +27,7 @@ type Log struct {
 	mu     sync.Mutex
 	signed map[uint64]audit.SignedCheckpoint // the recent checkpoints, by size
 	order  []uint64                          // their sizes, oldest first
+	newest uint64                            // the largest size signed
 }
 
 // signedKept is how many recent checkpoints a Log keeps: the acks of the
@@ -42,8 +44,9 @@ func NewLog(signer note.Signer) *Log {
 func (l *Log) Origin() string { return l.signer.Name() }
 
 // checkpoint returns the signed checkpoint of the ledger's tree of size
-// leaves, signing it the first time.
-func (l *Log) checkpoint(ledger lottery.Ledger, size uint64) (audit.SignedCheckpoint, error) {
+// leaves, signing it the first time; the newest signed is shown to the
+// operator (metrics: the status page's checkpoint).
+func (l *Log) checkpoint(ledger lottery.Ledger, size uint64, m *metrics.Lottery) (audit.SignedCheckpoint, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if cp, ok := l.signed[size]; ok {
@@ -52,6 +55,10 @@ func (l *Log) checkpoint(ledger lottery.Ledger, size uint64) (audit.SignedCheckp
 	cp, err := audit.NewSignedCheckpoint(ledger, l.Origin(), size, l.signer)
 	if err != nil {
 		return cp, err
+	}
+	if size > l.newest {
+		l.newest = size
+		m.SetCheckpoint(size, cp.Root[:])
 	}
 	if len(l.order) == signedKept {
 		delete(l.signed, l.order[0])
@@ -70,7 +77,7 @@ func (s *session) receipt(c *lottery.Commit, seq uint64) []byte {
 	if !s.receipts || s.c.cfg.Log == nil {
 		return nil
 	}
-	cp, err := s.c.cfg.Log.checkpoint(s.c.ledger, c.TreeSize)
+	cp, err := s.c.cfg.Log.checkpoint(s.c.ledger, c.TreeSize, s.c.cfg.Metrics)
 	var r audit.Receipt
 	if err == nil {
 		r, err = audit.NewReceipt(s.c.ledger, seq, c.Leaf, cp, s.treeSize)
@@ -96,7 +103,7 @@ func (s *session) receipt(c *lottery.Commit, seq uint64) []byte {
 // docs/audit.md).
 func (c *Central) drawStatement(winners map[uint32][]string, number int) (msg []byte, size uint64, err error) {
 	size, _ = c.ledger.Tree()
-	cp, err := c.cfg.Log.checkpoint(c.ledger, size)
+	cp, err := c.cfg.Log.checkpoint(c.ledger, size, c.cfg.Metrics)
 	if err != nil {
 		return nil, 0, err
 	}

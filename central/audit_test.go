@@ -24,6 +24,7 @@ import (
 	"lottery/central"
 	"lottery/gendata"
 	"lottery/internal/testutil"
+	"lottery/metrics"
 	"lottery/pki"
 	"lottery/protocol"
 	"lottery/storage"
@@ -576,7 +577,8 @@ func TestCentral_AuditedAgencies(t *testing.T) {
 	const agencies, bets = 3, 600
 	dir := t.TempDir()
 	path := filepath.Join(dir, "bets.csv")
-	srv := startServer(t, central.Config{Agencies: agencies, Log: central.NewLog(signer), StatementFile: path + ".sorteo"}, path)
+	m := metrics.New(agencies)
+	srv := startServer(t, central.Config{Agencies: agencies, Log: central.NewLog(signer), StatementFile: path + ".sorteo", Metrics: m}, path)
 	d := genData(t, agencies, bets, realWinners)
 	receipts := func(id int) string { return filepath.Join(dir, "agency-"+strconv.Itoa(id)+".receipts") }
 	audited := func(cfg *agency.Config) { cfg.LogKey, cfg.Receipts = key, receipts(cfg.ID) }
@@ -590,6 +592,10 @@ func TestCentral_AuditedAgencies(t *testing.T) {
 	draw, ok := testutil.FindOne(srv.log.Lines(t), "sorteo", "success")
 	if !ok {
 		t.Fatal("no sorteo line")
+	}
+	// The operator's status page shows the newest checkpoint: the draw's.
+	if cp := m.Snapshot(0, 0).Checkpoint; cp == nil || strconv.FormatUint(cp.Size, 10) != draw.Get("arbol") || cp.Root != draw.Get("raiz") {
+		t.Errorf("the status's checkpoint is %+v, want the draw's tree %s, root %s", cp, draw.Get("arbol"), draw.Get("raiz"))
 	}
 	// check checks an agency's verificar_sorteo line and its receipts file
 	// at path.

@@ -86,7 +86,8 @@ func startRealCentral(t *testing.T) *realCentral {
 		rc.metrics.StoreSize(st.Size, st.Bets)
 	})
 	rc.metrics.Start(sampleInterval)
-	rc.c, err = central.New(central.Config{Agencies: realHostile, TLS: serverTLS, Metrics: rc.metrics}, rc.store, logline.Discard())
+	signer, _ := testutil.LogKeys(t, pki.DefaultLogOrigin, 17) // the draw is signed: the page shows its checkpoint
+	rc.c, err = central.New(central.Config{Agencies: realHostile, TLS: serverTLS, Metrics: rc.metrics, Log: central.NewLog(signer)}, rc.store, logline.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,8 +272,13 @@ func TestStatusPage_BrowserRealCentral(t *testing.T) {
 			t.Errorf("row of agency %d after the draw: %+v, want %d bets, %d refused, %d winners, finished", id, r, wantBets, wantRefused, wantWinners)
 		}
 	}
-	if got := eval[bool](t, browser, `document.getElementById('cluster').hidden && document.getElementById('audit').hidden`); !got {
-		t.Error("a single central without an audit log shows the nodes or the checkpoint")
+	// The audit log's checkpoint: the signed draw's, the whole tree.
+	size, root := rc.store.Tree()
+	waitFor(t, browser, "the draw's checkpoint", `!document.getElementById('audit').hidden &&
+		 document.getElementById('checkpoint-size').textContent === '`+groupDigits(int(size))+`' &&
+		 document.getElementById('checkpoint-root').textContent === '`+root.String()+`'`)
+	if got := eval[bool](t, browser, `document.getElementById('cluster').hidden`); !got {
+		t.Error("a single central shows the nodes of a group")
 	}
 	// The store's figures are sampled: the picture waits for the sample
 	// that has the last batch.

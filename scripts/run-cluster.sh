@@ -65,7 +65,7 @@ for i in $(seq "$nodes"); do
   cp "$root/server/config.ini" "$cluster/$name/"
   (cd "$cluster/$name" && AGENCIES=$agencies SERVER_PORT=${ports[i - 1]} ADMIN_ADDRESS=127.0.0.1:$((9090 + i - 1)) \
     NODE_NAME=$name CLUSTER_NODES=$cluster_nodes STORAGE_FILEPATH="$cluster/$name/bets.csv" \
-    TLS_CERT="$pki/central-$name.crt" TLS_KEY="$pki/central-$name.key" TLS_CLIENT_CA="$pki/ca.crt" \
+    TLS_CERT="$pki/central-$name.crt" TLS_KEY="$pki/central-$name.key" TLS_CLIENT_CA="$pki/ca.crt" LOG_KEY="$pki/log.key" \
     exec "$root/bin/server") > >(tee "$work/$name.log" | sed -u "s/^/$name  | /") 2>&1 &
   server_pids+=($!)
 done
@@ -78,7 +78,7 @@ for i in $(seq "$agencies"); do
   cp "$root/client/config.yaml" "$work/client$i/"
   if [ -f "$data/agency-$i.csv" ]; then ln -s "$data/agency-$i.csv" "$work/client$i/.data/agency-$i.csv"; fi
   (cd "$work/client$i" && CLI_ID=$i CLI_SERVER_ADDRESS=$server_address \
-    CLI_TLS_CERT="$pki/agency-$i.crt" CLI_TLS_KEY="$pki/agency-$i.key" CLI_TLS_CA="$pki/ca.crt" \
+    CLI_TLS_CERT="$pki/agency-$i.crt" CLI_TLS_KEY="$pki/agency-$i.key" CLI_TLS_CA="$pki/ca.crt" CLI_AUDIT_KEY="$pki/log.pub" \
     exec "$root/bin/client") > >(sed -u "s/^/client$i  | /") 2>&1 &
   client_pids+=($!)
 done

@@ -35,7 +35,7 @@ fi
 mkdir -p "$work/server"
 cp "$root/server/config.ini" "$work/server/"
 (cd "$work/server" && AGENCIES=$agencies SERVER_PORT=$port \
-  TLS_CERT="$pki/central.crt" TLS_KEY="$pki/central.key" TLS_CLIENT_CA="$pki/ca.crt" \
+  TLS_CERT="$pki/central.crt" TLS_KEY="$pki/central.key" TLS_CLIENT_CA="$pki/ca.crt" LOG_KEY="$pki/log.key" \
   exec "$root/bin/server") > >(sed -u 's/^/server   | /') 2>&1 &
 server_pid=$!
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
@@ -45,7 +45,7 @@ for i in $(seq "$agencies"); do
   cp "$root/client/config.yaml" "$work/client$i/"
   if [ -f "$data/agency-$i.csv" ]; then ln -s "$data/agency-$i.csv" "$work/client$i/.data/agency-$i.csv"; fi
   (cd "$work/client$i" && CLI_ID=$i CLI_SERVER_ADDRESS=127.0.0.1:$port \
-    CLI_TLS_CERT="$pki/agency-$i.crt" CLI_TLS_KEY="$pki/agency-$i.key" CLI_TLS_CA="$pki/ca.crt" \
+    CLI_TLS_CERT="$pki/agency-$i.crt" CLI_TLS_KEY="$pki/agency-$i.key" CLI_TLS_CA="$pki/ca.crt" CLI_AUDIT_KEY="$pki/log.pub" \
     exec "$root/bin/client") > >(sed -u "s/^/client$i  | /") 2>&1 &
   client_pids+=($!)
 done
@@ -57,4 +57,5 @@ wait "$server_pid" || status=1
 server_pid=
 sleep 0.1 # let the prefixers print the last lines
 echo "bets stored in $work/server/bets.csv ($(wc -l < "$work/server/bets.csv") rows); exit status $status"
+echo "audit the draw: bin/audit -pub .pki/log.pub -bets $work/server/bets.csv -statement $work/server/bets.csv.sorteo $work/client*/.data/agency-*.receipts"
 exit $status

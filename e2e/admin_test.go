@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -15,18 +14,6 @@ import (
 
 	"lottery/internal/testutil"
 )
-
-// httpGet fetches url's status and body.
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
 
 // TestE2E_Admin runs the built central with its admin listener: it listens
 // before the agencies' port and logs it; /livez, /readyz and the
@@ -50,14 +37,14 @@ func TestE2E_Admin(t *testing.T) {
 	base := "http://" + lines[adminAt].Get("addr")
 
 	testutil.WaitFor(t, runTimeout, "/readyz 200", func() bool {
-		code, _ := httpGet(t, base+"/readyz")
+		code, _ := testutil.HTTPGet(t, base+"/readyz")
 		return code == http.StatusOK
 	})
-	if code, body := httpGet(t, base+"/readyz?verbose"); code != http.StatusOK ||
+	if code, body := testutil.HTTPGet(t, base+"/readyz?verbose"); code != http.StatusOK ||
 		body != "[+]recovery ok\n[+]store ok\nreadyz check passed\n" {
 		t.Errorf("/readyz?verbose of a single central: %d\n%s", code, body)
 	}
-	if code, body := httpGet(t, base+"/livez"); code != http.StatusOK || body != "ok\n" {
+	if code, body := testutil.HTTPGet(t, base+"/livez"); code != http.StatusOK || body != "ok\n" {
 		t.Errorf("/livez: %d %q", code, body)
 	}
 	if code, out := runHealth(t, base+"/readyz"); code != 0 {
@@ -74,7 +61,7 @@ func TestE2E_Admin(t *testing.T) {
 			t.Fatalf("%s exited %d", c.Name, code)
 		}
 	}
-	_, metrics := httpGet(t, base+"/metrics")
+	_, metrics := testutil.HTTPGet(t, base+"/metrics")
 	for _, want := range []string{
 		`lottery_bets_stored_total{agency="1"} 600`,
 		`lottery_bets_stored_total{agency="2"} 600`,
@@ -92,7 +79,7 @@ func TestE2E_Admin(t *testing.T) {
 	if strings.Contains(metrics, "lottery_fsync_seconds_count 0\n") || !strings.Contains(metrics, "lottery_fsync_seconds_count ") {
 		t.Error("/metrics counts no fsync of a durable central that stored bets")
 	}
-	_, status := httpGet(t, base+"/status.json")
+	_, status := testutil.HTTPGet(t, base+"/status.json")
 	var st struct {
 		Phase  string `json:"phase"`
 		Totals struct {
@@ -166,21 +153,21 @@ func (c *cluster) checkAdmin(lead int) {
 		}
 		base := "http://" + l.Get("addr")
 		testutil.WaitFor(t, runTimeout, c.names[i]+" ready", func() bool {
-			code, _ := httpGet(t, base+"/readyz")
+			code, _ := testutil.HTTPGet(t, base+"/readyz")
 			return code == http.StatusOK
 		})
-		if _, body := httpGet(t, base+"/readyz?verbose"); body != "[+]recovery ok\n[+]store ok\n[+]leader ok\n[+]applied ok\nreadyz check passed\n" {
+		if _, body := testutil.HTTPGet(t, base+"/readyz?verbose"); body != "[+]recovery ok\n[+]store ok\n[+]leader ok\n[+]applied ok\nreadyz check passed\n" {
 			t.Errorf("%s /readyz?verbose:\n%s", c.names[i], body)
 		}
 		want := "lottery_raft_is_leader 0\n"
 		if i == lead {
 			want = "lottery_raft_is_leader 1\n"
 		}
-		if _, metrics := httpGet(t, base+"/metrics"); !strings.Contains(metrics, want) || !strings.Contains(metrics, "lottery_raft_applied_index ") {
+		if _, metrics := testutil.HTTPGet(t, base+"/metrics"); !strings.Contains(metrics, want) || !strings.Contains(metrics, "lottery_raft_applied_index ") {
 			t.Errorf("%s /metrics without %q or the applied index", c.names[i], want)
 		}
 		testutil.WaitFor(t, runTimeout, c.names[i]+"'s view of the group", func() bool {
-			_, status := httpGet(t, base+"/status.json")
+			_, status := testutil.HTTPGet(t, base+"/status.json")
 			var st struct {
 				Nodes []nodeView `json:"nodes"`
 			}

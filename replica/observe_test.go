@@ -2,7 +2,6 @@ package replica_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -79,18 +78,6 @@ func TestGroup_Metrics(t *testing.T) {
 	}
 }
 
-// get fetches an admin endpoint's status and body.
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // TestGroup_Readiness: a node's /readyz, with the checks cmd/server gives
 // a node, is 200 while the group has a leader, 503 naming "leader" once
 // the node is alone (its two peers stopped: no election can succeed), and
@@ -116,11 +103,11 @@ func TestGroup_Readiness(t *testing.T) {
 	ready := func(want int, what string) {
 		t.Helper()
 		testutil.WaitFor(t, waitGroup, what, func() bool {
-			code, body := get(t, base+"/readyz?verbose")
+			code, body := testutil.HTTPGet(t, base+"/readyz?verbose")
 			if code == http.StatusServiceUnavailable && !strings.Contains(body, "[-]leader failed: no leader known") {
 				t.Fatalf("503 without the leader check named:\n%s", body)
 			}
-			if live, _ := get(t, base+"/livez"); live != http.StatusOK {
+			if live, _ := testutil.HTTPGet(t, base+"/livez"); live != http.StatusOK {
 				t.Fatalf("/livez answered %d", live)
 			}
 			return code == want
@@ -136,10 +123,10 @@ func TestGroup_Readiness(t *testing.T) {
 		}
 	}
 	ready(http.StatusServiceUnavailable, "not ready once alone")
-	if code, body := get(t, base+"/readyz/leader"); code != http.StatusServiceUnavailable || !strings.Contains(body, "leader failed") {
+	if code, body := testutil.HTTPGet(t, base+"/readyz/leader"); code != http.StatusServiceUnavailable || !strings.Contains(body, "leader failed") {
 		t.Errorf("/readyz/leader alone: %d %q", code, body)
 	}
-	if code, _ := get(t, base+"/readyz/applied"); code != http.StatusOK {
+	if code, _ := testutil.HTTPGet(t, base+"/readyz/applied"); code != http.StatusOK {
 		t.Errorf("/readyz/applied alone: %d, want 200 (it applied all it knows committed)", code)
 	}
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -178,17 +177,17 @@ func TestOps_ReadyThroughRecovery(t *testing.T) {
 	defer o.shutdown()
 	base := "http://" + o.server.Addr().String()
 
-	if code, _ := get(t, base+"/livez"); code != http.StatusOK {
+	if code, _ := testutil.HTTPGet(t, base+"/livez"); code != http.StatusOK {
 		t.Errorf("/livez during recovery: %d, want 200", code)
 	}
-	code, body := get(t, base+"/readyz")
+	code, body := testutil.HTTPGet(t, base+"/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "[-]recovery failed: recovering the store") ||
 		!strings.Contains(body, "[+]store ok") {
 		t.Errorf("/readyz during recovery: %d\n%s", code, body)
 	}
 	release.Do(func() { close(gate) })
 	testutil.WaitFor(t, 10*time.Second, "ready once indexed", func() bool {
-		code, _ := get(t, base+"/readyz")
+		code, _ := testutil.HTTPGet(t, base+"/readyz")
 		return code == http.StatusOK
 	})
 	if _, ok := testutil.FindOne(testutil.Lines(logs.String()), "admin", "success"); !ok {
@@ -201,21 +200,9 @@ func TestOps_ReadyThroughRecovery(t *testing.T) {
 	if err := store.Append(1, 4, &rows).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if _, metrics := get(t, base+"/metrics"); !strings.Contains(metrics, "lottery_fsync_seconds_count 1\n") {
+	if _, metrics := testutil.HTTPGet(t, base+"/metrics"); !strings.Contains(metrics, "lottery_fsync_seconds_count 1\n") {
 		t.Errorf("/metrics does not count the fsync:\n%s", grepLines(metrics, "lottery_fsync"))
 	}
-}
-
-// get fetches url's status and body.
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 // grepLines returns the lines of s that contain what.

@@ -1,6 +1,8 @@
 package testutil
 
 import (
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -95,4 +97,17 @@ func hasLabels(s *dto.Metric, labels []string) bool {
 		}
 	}
 	return true
+}
+
+// HTTPGet fetches url (an admin endpoint) and returns its status and body,
+// failing the test if the request fails.
+func HTTPGet(t testing.TB, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

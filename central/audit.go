@@ -149,7 +149,7 @@ func (c *Central) drawNumber() (int, error) {
 // statement to an agency that asked for receipts: the signed note, then
 // the consistency proof from the last tree it was shown to the
 // statement's, cut into pieces that fit a frame. A central whose statement
-// could not be signed or kept sends one empty final piece instead: the
+// could not be signed sends one empty final piece instead: the
 // agency refuses the draw at once (verificar_sorteo), rather than wait
 // for a statement that will never come and ask again.
 func (s *session) statementFrames(buf []byte) []byte {

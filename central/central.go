@@ -304,7 +304,7 @@ func (c *Central) signDraw(winners map[uint32][]string, number int) []byte {
 	}
 	msg, _, err := c.drawStatement(winners, number)
 	if err != nil {
-		c.log.Error(logline.Draw, logline.Failed, "error", fmt.Errorf("the draw statement: %w", err))
+		c.log.Error(logline.DrawStatement, logline.Failed, "error", fmt.Errorf("the draw statement: %w", err))
 		return nil
 	}
 	return msg
@@ -319,7 +319,7 @@ func (c *Central) keepStatement(msg []byte) {
 		return
 	}
 	if err := fsutil.WriteFileSynced(c.cfg.StatementFile, msg, 0o644); err != nil {
-		c.log.Error(logline.Draw, logline.Failed, "error", fmt.Errorf("the draw statement file: %w", err))
+		c.log.Error(logline.DrawStatement, logline.Failed, "archivo", c.cfg.StatementFile, "error", fmt.Errorf("the draw statement file: %w", err))
 	}
 }
 

@@ -101,11 +101,21 @@ func TestE2E_CommittedNumber(t *testing.T) {
 		t.Errorf("after a restart: %q, want numero %s", r.Raw, draw.Get("numero"))
 	}
 
+	// The default mode on a journal that commits to a secret: refused
+	// before listening.
+	p := testutil.Start(t, "server", filepath.Join(testutil.Binaries(t), testutil.ServerBin), dir, testutil.ServerTLSEnv(t))
+	if code := p.Wait(t, runTimeout); code != 1 {
+		t.Errorf("a central without DRAW_NUMBER=committed on a committed journal exited %d, want 1", code)
+	}
+	if l, ok := testutil.FindOne(p.Lines(), "compromiso", "fail"); !ok || !strings.Contains(l.Get("error"), "DRAW_NUMBER=committed") || lineAt(p.Lines(), "escuchar") >= 0 {
+		t.Errorf("want one compromiso fail line naming DRAW_NUMBER=committed, before listening:\n%s", p.Output())
+	}
+
 	// Another secret: refused before listening.
 	if err := os.WriteFile(secret, []byte("another secret of thirty-two b.."), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := testutil.Start(t, "server", filepath.Join(testutil.Binaries(t), testutil.ServerBin), dir, withEnv(testutil.ServerTLSEnv(t), env))
+	p = testutil.Start(t, "server", filepath.Join(testutil.Binaries(t), testutil.ServerBin), dir, withEnv(testutil.ServerTLSEnv(t), env))
 	if code := p.Wait(t, runTimeout); code != 1 {
 		t.Errorf("a central with another secret exited %d, want 1", code)
 	}

@@ -44,6 +44,7 @@ const (
 	ConnectionEnded = "conexion_cerrada"    // DEBUG: a connection ended
 	Receipt         = "recibo"              // fail: an ack's receipt could not be built (the agency will not count the ack)
 	Commitment      = "compromiso"          // the committed mode's commitment to the draw's secret, stored or found at start
+	DrawStatement   = "firmar_sorteo"       // fail: the draw's statement could not be signed, or its file written
 
 	// The agency.
 

@@ -66,8 +66,8 @@ type FinishedAck struct{ Receipt []byte }
 // concatenated, are the statement's signed note (its length first, u32),
 // then the consistency proof from the agency's tree to the statement's
 // (a count u8 and 32-byte hashes). The last piece has Final set. A
-// central that has no statement to give (it could not sign or keep it)
-// sends one empty final piece: the agency refuses the draw.
+// central that has no statement to give (it could not sign it) sends one
+// empty final piece: the agency refuses the draw.
 type Statement struct {
 	Final bool
 	Data  []byte

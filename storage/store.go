@@ -225,6 +225,7 @@ func (s *Store) open() (Recovery, error) {
 	}
 	c := s.tail.committed
 	s.committed, s.gen, s.chain = c, s.tail.gen, s.tail.chain
+	s.commitment = s.peekCommitment()
 	rec.Bets, rec.Batches, rec.Finished = c.betCount, int(c.batches), int(c.finished)
 	rec.RolledBack = s.tail.rolledBack
 	rec.CutBetsBytes, rec.CutJournal = s.tail.cutBets, max(rec.CutJournal, s.tail.cutJournal)
@@ -423,19 +424,35 @@ func (s *Store) Commit(commitment [32]byte) *lottery.Commit {
 	return s.submit(&request{kind: kindCommit, full: commitment})
 }
 
-// Commitment returns the commitment record 1 holds, once the store is
-// Ready; ok is false when there is none (or the store failed or closed
-// first).
+// Commitment returns the commitment record 1 holds, at once (Open read
+// it); ok is false when there is none.
 func (s *Store) Commitment() (c [32]byte, ok bool) {
-	if !s.await(s.ready) {
-		return c, false
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.commitment == nil {
 		return c, false
 	}
 	return *s.commitment, true
+}
+
+// peekCommitment reads the committed record 1, where a commitment can
+// only be, so that Commitment answers before the journal is indexed: a
+// central started in the other mode is refused before it listens. The
+// index checks the record again, in its place among the others.
+func (s *Store) peekCommitment() *[32]byte {
+	if s.committed.records() < 2 {
+		return nil
+	}
+	b := make([]byte, journalRecordSize)
+	if _, err := s.journal.ReadAt(b, recordsStart+journalRecordSize); err != nil {
+		return nil
+	}
+	r, ok := parseRecord(b)
+	if !ok || r.kind != kindCommit {
+		return nil
+	}
+	c := r.commitment()
+	return &c
 }
 
 // MarkFinished durably marks the agency finished after its batch lastSeq

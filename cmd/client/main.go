@@ -81,7 +81,9 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 		Key:      v.String("audit.key", "./.pki/"+pki.LogPubFile),
 		Receipts: v.String("audit.receipts", fmt.Sprintf("./.data/agency-%d.receipts", c.ID)),
 	}
-	_, ac.explicit = v.Raw("audit.key")
+	if raw, ok := v.Raw("audit.key"); ok && raw != "" { // a blank one falls back to the default
+		ac.explicit = true
+	}
 	c.Receipts = ac.Receipts
 	bet, err := singleBet(c.ID, lookup)
 	c.Bet = bet

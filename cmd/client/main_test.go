@@ -356,3 +356,30 @@ func TestDispatch_Help(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadConfig_AuditKey: the default log key may be absent (nothing is
+// checked), and so may a blank one, which falls back to the default; a key
+// named explicitly must be there.
+func TestLoadConfig_AuditKey(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, tt := range []struct {
+		name   string
+		env    map[string]string
+		failed bool
+	}{
+		{"DefaultAbsent", map[string]string{"CLI_ID": "1"}, false},
+		{"BlankIsTheDefault", map[string]string{"CLI_ID": "1", "CLI_AUDIT_KEY": ""}, false},
+		{"ExplicitMissing", map[string]string{"CLI_ID": "1", "CLI_AUDIT_KEY": "/nowhere/log.pub"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadConfig("config.yaml", testutil.EnvLookup(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, on, err := c.Audit.load()
+			if (err != nil) != tt.failed || on || key != nil {
+				t.Fatalf("load: %v, %v, %v; want an error: %v", key, on, err, tt.failed)
+			}
+		})
+	}
+}

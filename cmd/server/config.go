@@ -112,7 +112,9 @@ func loadConfig(path string, lookup func(string) (string, bool)) (Config, error)
 		},
 	}
 	c.Warnings = v.Warnings()
-	_, c.logKeyExplicit = v.Raw("LOG_KEY")
+	if raw, ok := v.Raw("LOG_KEY"); ok && raw != "" { // a blank one falls back to the default
+		c.logKeyExplicit = true
+	}
 	c.Central.StatementFile = c.Storage + ".sorteo"
 	if err := v.Err(); err != nil {
 		return c, err

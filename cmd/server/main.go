@@ -197,6 +197,12 @@ func run(out io.Writer, lookup func(string) (string, bool)) int {
 	log.Info(logline.Recover, logline.OK, "apuestas", rec.Bets, "batches", rec.Batches, "agencias_finalizadas", rec.Finished,
 		"bytes_descartados", rec.CutBetsBytes, "journal_bytes_descartados", rec.CutJournal, "grupo_deshecho", rec.RolledBack,
 		"bytes_leidos", rec.ReadBytes)
+	if _, committed := store.Commitment(); committed && cfg.DrawNumber != drawCommitted {
+		log.Error(logline.Commitment, logline.Failed, "storage_filepath", cfg.Storage,
+			"error", "the journal commits to a draw's secret: start the central with DRAW_NUMBER=committed")
+		store.Close()
+		return exitFailed
+	}
 	if cfg.DrawNumber == drawCommitted {
 		if cfg.Central.Secret, err = commitDraw(cfg.Storage, store, log); err != nil {
 			log.Error(logline.Commitment, logline.Failed, "storage_filepath", cfg.Storage, "error", err)

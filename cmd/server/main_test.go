@@ -35,6 +35,14 @@ func TestLoadConfig(t *testing.T) {
 		{"OK/DrawNumberCourse", nil, "", func(c Config) bool { return c.DrawNumber == "course" }},
 		{"OK/DrawNumberCommitted", map[string]string{"DRAW_NUMBER": "committed"}, "", func(c Config) bool { return c.DrawNumber == "committed" }},
 		{"ErrDrawNumber", map[string]string{"DRAW_NUMBER": "7575"}, "DRAW_NUMBER", nil},
+		{"OK/BlankLogKeyIsTheDefault", map[string]string{"LOG_KEY": ""}, "", func(c Config) bool {
+			l, err := c.loadLog() // ./.pki/log.key is not there: no audit log, no error
+			return c.LogKey == "./.pki/log.key" && l == nil && err == nil
+		}},
+		{"OK/ExplicitLogKeyMustExist", map[string]string{"LOG_KEY": "/nowhere/log.key"}, "", func(c Config) bool {
+			_, err := c.loadLog()
+			return err != nil
+		}},
 		{"ErrDrawNumberCluster", map[string]string{"DRAW_NUMBER": "committed", "NODE_NAME": "server1",
 			"CLUSTER_NODES": "server1=127.0.0.1:12345,server2=127.0.0.1:2,server3=127.0.0.1:3"}, "replicated", nil},
 	}

@@ -661,22 +661,25 @@ func TestAgency_Backoff(t *testing.T) {
 	}
 }
 
+// forgetfulCentrals are the ways a fake central forgets acked batches:
+// during the upload, after the agency finished, or all of them.
+var forgetfulCentrals = []struct {
+	name string
+	fake func(f *fakeCentral)
+	ack  uint64 // the highest batch acked when the central forgets
+}{
+	{"DuringUpload", func(f *fakeCentral) { f.forgetAt, f.forgetTo = 40, 12 }, 40},
+	{"AfterFinish", func(f *fakeCentral) { f.forgetAfterFinish, f.forgetTo = true, 5 }, 60},
+	{"Everything", func(f *fakeCentral) { f.forgetAt, f.forgetTo = 30, 0 }, 30},
+}
+
 // TestAgency_CentralForgot: a central that welcomes the agency with fewer
 // batches than it acknowledged (its files were cut back and repaired) is
 // told so (central_olvido at ERROR) and gets the missing batches again from
 // the file, during the upload or after the agency finished; every bet ends
 // up stored once, in order.
 func TestAgency_CentralForgot(t *testing.T) {
-	tests := []struct {
-		name string
-		fake func(f *fakeCentral)
-		ack  uint64 // the highest batch acked when the central forgets
-	}{
-		{"DuringUpload", func(f *fakeCentral) { f.forgetAt, f.forgetTo = 40, 12 }, 40},
-		{"AfterFinish", func(f *fakeCentral) { f.forgetAfterFinish, f.forgetTo = true, 5 }, 60},
-		{"Everything", func(f *fakeCentral) { f.forgetAt, f.forgetTo = 30, 0 }, 30},
-	}
-	for _, tt := range tests {
+	for _, tt := range forgetfulCentrals {
 		t.Run(tt.name, func(t *testing.T) {
 			bets := gendata.Bets(1, 600, 2, seed)
 			f := newFake(t, func(f *fakeCentral) { tt.fake(f); f.winners = []string{"x"} })

@@ -243,17 +243,8 @@ func TestAgency_Receipts(t *testing.T) {
 // verifies with the rows of the batches the central kept.
 func TestAgency_ReceiptsCentralForgot(t *testing.T) {
 	signer, key := logKeys(t, 4)
-	tests := []struct {
-		name string
-		fake func(f *fakeCentral)
-		ack  uint64 // the highest batch acked when the central forgets
-	}{
-		{"DuringUpload", func(f *fakeCentral) { f.forgetAt, f.forgetTo = 40, 12 }, 40},
-		{"AfterFinish", func(f *fakeCentral) { f.forgetAfterFinish, f.forgetTo = true, 5 }, 60},
-		{"Everything", func(f *fakeCentral) { f.forgetAt, f.forgetTo = 30, 0 }, 30},
-	}
 	data := writeBets(t, gendata.Bets(1, 600, 2, seed))
-	for _, tt := range tests {
+	for _, tt := range forgetfulCentrals {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "agency-1.receipts")
 			f := newFake(t, func(f *fakeCentral) {

@@ -451,7 +451,6 @@ func (r *Result) measureFiles(runDir string) {
 	}
 	bets := filepath.Join(runDir, "bets.csv")
 	r.BetsBytes, r.JournalBytes, r.TreeBytes = size(bets), size(bets+".journal"), size(bets+".tlog")
-	r.ReceiptsBytes = 0
 	if entries, err := os.ReadDir(filepath.Join(runDir, "receipts")); err == nil {
 		for _, e := range entries {
 			r.ReceiptsBytes += size(filepath.Join(runDir, "receipts", e.Name()))

@@ -512,22 +512,25 @@ type recovery struct {
 	apuestas, finished  int64
 }
 
-// dmgTable collects one row per case for the closing note.
-type dmgTable struct{ rows [][4]string }
-
-func (tb *dmgTable) add(name, damage, did string, changed string) {
-	tb.rows = append(tb.rows, [4]string{name, damage, did, changed})
+// caseTable collects one row per case of a suite, four columns, and logs
+// them as a table at the end: what the closing note quotes.
+type caseTable struct {
+	title, header string // the header: four tab-separated column names
+	rows          [][4]string
 }
 
-func (tb *dmgTable) log(t *testing.T) {
+func (tb *caseTable) add(a, b, c, d string) { tb.rows = append(tb.rows, [4]string{a, b, c, d}) }
+
+func (tb *caseTable) log(t *testing.T) {
+	t.Helper()
 	var sb strings.Builder
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "case\tdamage\twhat the central did\tbytes changed")
+	fmt.Fprintln(w, tb.header)
 	for _, r := range tb.rows {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r[0], r[1], r[2], r[3])
 	}
 	w.Flush()
-	t.Logf("damage table (%d cases):\n%s", len(tb.rows), sb.String())
+	t.Logf("%s (%d cases):\n%s", tb.title, len(tb.rows), sb.String())
 }
 
 // lineIndex returns the index in lines of the first line with the action
@@ -544,7 +547,7 @@ func lineIndex(lines []testutil.Line, action, result string) int {
 // it listens (no `escuchar` line), or, when want.serving, after its
 // `escuchar` line and followed by `shutdown | result: fail | cause:
 // damage`.
-func expectRefusal(t *testing.T, tb *dmgTable, name, damage, path string, want refusal) {
+func expectRefusal(t *testing.T, tb *caseTable, name, damage, path string, want refusal) {
 	t.Helper()
 	dir := filepath.Dir(path)
 	before := dmgSnapshot(t, dir)
@@ -630,7 +633,7 @@ func expectRefusal(t *testing.T, tb *dmgTable, name, damage, path string, want r
 // and checks what recovery cut and counted and the files it left; then
 // `server -check` must verify those files whole (the central stopped may
 // not have finished its background verification).
-func expectRecovery(t *testing.T, tb *dmgTable, name, damage, path string, want recovery) {
+func expectRecovery(t *testing.T, tb *caseTable, name, damage, path string, want recovery) {
 	t.Helper()
 	dir := filepath.Dir(path)
 	before := dmgSnapshot(t, dir)
@@ -741,7 +744,7 @@ func TestCentral_Damage(t *testing.T) {
 	if !t.Run("Upload", func(t *testing.T) { a = uploadAcked(t, dataDir) }) {
 		t.FailNow()
 	}
-	tb := &dmgTable{}
+	tb := &caseTable{title: "damage table", header: "case\tdamage\twhat the central did\tbytes changed"}
 	defer tb.log(t)
 
 	t.Run("Control", func(t *testing.T) {
@@ -789,7 +792,7 @@ func TestCentral_Damage(t *testing.T) {
 // is found by the background verification, the start refused as for any
 // damage, and -check names it; -repair moves the file aside and the next
 // start rebuilds it.
-func dmgTree(t *testing.T, tb *dmgTable, a *ackedState) {
+func dmgTree(t *testing.T, tb *caseTable, a *ackedState) {
 	size := int64(len(a.tree))
 	last := size - 1
 	leaf := tlog.StoredHashIndex(0, 5) // leaf 5's own hash: under a subtree hash the root reads
@@ -1309,7 +1312,7 @@ func dmgLimits(t *testing.T, a *ackedState) []dmgCase {
 
 // dmgSecondCentral starts a second central on hard-linked names of a
 // running central's files: it must refuse, and the first go on serving.
-func dmgSecondCentral(t *testing.T, tb *dmgTable, a *ackedState) {
+func dmgSecondCentral(t *testing.T, tb *caseTable, a *ackedState) {
 	path1 := a.files().write(t)
 	first := testutil.StartServer(t, filepath.Dir(path1), dmgServerEnv(path1))
 	dir2 := t.TempDir()
@@ -1363,7 +1366,7 @@ func dmgSecondCentral(t *testing.T, tb *dmgTable, a *ackedState) {
 // dmgCheck runs `server -check` on clean and damaged copies: exit 0 and
 // `verificar | result: success` on clean files, exit 1 and a `verificar |
 // result: fail` line naming the damage otherwise, nothing changed.
-func dmgCheck(t *testing.T, tb *dmgTable, a *ackedState) {
+func dmgCheck(t *testing.T, tb *caseTable, a *ackedState) {
 	size := int64(len(a.bets))
 	mid := a.covering(t, size/2)
 	r400 := a.rec(t, 400)
@@ -1435,7 +1438,7 @@ func dmgCheck(t *testing.T, tb *dmgTable, a *ackedState) {
 // records up to the prefix under rewritten headers (the kept generation's
 // slot quiescent, the other zeros). Then the central starts on the
 // repaired files, and -check verifies them whole.
-func dmgRepair(t *testing.T, tb *dmgTable, a *ackedState) {
+func dmgRepair(t *testing.T, tb *caseTable, a *ackedState) {
 	size := int64(len(a.bets))
 	mid := a.covering(t, size/2)
 	midRec := a.rec(t, len(a.recs)/2)
@@ -1528,7 +1531,7 @@ const dmgStrayQuote = "1,Conan,O\"Brien,123,1990-01-01,7574\r\n"
 // row holds a stray quote: it refuses it, -check says why, and -repair
 // adopts every complete row under a new journal (its blocks and one base
 // record whose header covers them).
-func dmgAdopt(t *testing.T, tb *dmgTable, a *ackedState) {
+func dmgAdopt(t *testing.T, tb *caseTable, a *ackedState) {
 	f := &dmgFiles{bets: slices.Concat(a.bets, []byte(dmgStrayQuote)), noJournal: true}
 	path := f.write(t)
 	rows := int64(bytes.Count(f.bets, []byte("\n")))

@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"text/tabwriter"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -398,24 +397,6 @@ type tamperCase struct {
 	want         [][]string
 }
 
-// tamperTable collects one row per case for the closing note.
-type tamperTable struct{ rows [][4]string }
-
-func (tb *tamperTable) add(name, tamper, verdict string, code int) {
-	tb.rows = append(tb.rows, [4]string{name, tamper, verdict, strconv.Itoa(code)})
-}
-
-func (tb *tamperTable) log(t *testing.T) {
-	var sb strings.Builder
-	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "case\ttamper\tbin/audit's verdict\texit")
-	for _, r := range tb.rows {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r[0], r[1], r[2], r[3])
-	}
-	w.Flush()
-	t.Logf("tamper table (%d cases):\n%s", len(tb.rows), sb.String())
-}
-
 // TestAudit_Tamper runs a real draw over TLS with receipts (a central and
 // three agencies, each verifying the signed statement), checks that
 // bin/audit passes it, then tampers with copies of its files the way an
@@ -434,14 +415,14 @@ func TestAudit_Tamper(t *testing.T) {
 	if !t.Run("Upload", func(t *testing.T) { run = uploadWithReceipts(t) }) {
 		t.FailNow()
 	}
-	tb := &tamperTable{}
+	tb := &caseTable{title: "tamper table", header: "case\ttamper\tbin/audit's verdict\texit"}
 	defer tb.log(t)
 
 	t.Run("Clean", func(t *testing.T) {
 		code, fails, out := tmpAudit(t, run.files().write(t), run.pub)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		verdict := lines[len(lines)-1]
-		tb.add("Clean", "none (the files and receipts as the run left them)", verdict, code)
+		tb.add("Clean", "none (the files and receipts as the run left them)", verdict, strconv.Itoa(code))
 		want := fmt.Sprintf("audit: OK: a log of %d leaves, root %s, %d bets, number %04d, %d receipts files",
 			run.size, run.root, tmpAgencies*tmpPerAgency, tmpWinning, tmpAgencies)
 		if code != 0 || len(fails) != 0 || verdict != want {
@@ -470,7 +451,7 @@ func TestAudit_Tamper(t *testing.T) {
 			if len(fails) > 1 {
 				verdict += fmt.Sprintf(" (+%d more FAIL lines)", len(fails)-1)
 			}
-			tb.add(c.name, c.tamper, verdict, code)
+			tb.add(c.name, c.tamper, verdict, strconv.Itoa(code))
 			lines := strings.Split(strings.TrimSpace(out), "\n")
 			if last := lines[len(lines)-1]; code != 1 || !strings.HasPrefix(last, fmt.Sprintf("audit: FAILED: %d of ", len(fails))) {
 				t.Errorf("exit %d, last line %q; want exit 1 and the count of its %d FAIL lines", code, last, len(fails))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -284,8 +285,19 @@ func (s *Store) openTree(fresh bool) error {
 		return nil
 	}
 	s.tree, s.root = t, root
+	if tsize == (durable+int64(len(pending)))*hashSize && newestWritten(s.tlog, durable, pending) {
+		t.publish(pending) // the usual case, a clean stop: nothing to rewrite
+		return nil
+	}
 	tv.treePending, tv.cutTree = pending, tsize-durable*hashSize
 	return nil
+}
+
+// newestWritten reports whether the file already holds the newest group's
+// stored hashes after the durable ones.
+func newestWritten(f io.ReaderAt, durable int64, pending []tlog.Hash) bool {
+	got, err := readHashesAt(f, durable, int64(len(pending)))
+	return err == nil && slices.Equal(got, pending)
 }
 
 // startTree writes the audit log of a new journal: its base record's leaf,
